@@ -1,0 +1,1 @@
+fn main() { println!("{}", pith_core::version()); }
