@@ -1,1 +1,14 @@
-pub fn version() -> &'static str { env!("CARGO_PKG_VERSION") }
+//! pith-core: the on-device RAG engine. Ingest documents into SQLite, search them,
+//! and answer questions with a small local model that cites its sources.
+
+pub mod chunk;
+pub mod error;
+pub mod model;
+pub mod store;
+
+pub use error::{Error, Result};
+
+/// The version of pith.
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}

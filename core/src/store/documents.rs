@@ -1,0 +1,149 @@
+//! Writing, listing and deleting documents with their passages and vectors.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Passage, Store, vectors};
+use crate::error::{Error, Result};
+
+/// A document ready to be stored: its passages already chunked and embedded.
+pub struct NewDocument<'a> {
+    pub source: &'a str,
+    pub content_hash: &'a str,
+    /// A JSON object.
+    pub metadata: &'a str,
+    pub chars: usize,
+    pub passages: &'a [NewPassage],
+}
+
+pub struct NewPassage {
+    pub start_char: usize,
+    pub end_char: usize,
+    pub text: String,
+    pub embedding: Vec<f32>,
+}
+
+/// A stored document as listed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DocumentInfo {
+    pub id: i64,
+    pub source: String,
+    pub metadata: serde_json::Value,
+    pub chars: usize,
+    pub passages: usize,
+    pub created_at: i64,
+}
+
+impl Store {
+    /// The id of a stored document with this content hash, if any.
+    pub fn find_by_hash(&self, content_hash: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM documents WHERE content_hash = ?1",
+                [content_hash],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Stores a document and all its rows in one transaction; returns its id.
+    pub fn insert_document(&self, doc: &NewDocument) -> Result<i64> {
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(doc.metadata)
+            .map_err(|e| Error::InvalidArgument(format!("metadata must be a JSON object: {e}")))?;
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "INSERT INTO documents(source, content_hash, metadata, chars, passages)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                doc.source,
+                doc.content_hash,
+                doc.metadata,
+                doc.chars as i64,
+                doc.passages.len() as i64
+            ],
+        )?;
+        let doc_id = tx.last_insert_rowid();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO passages(document_id, ordinal, start_char, end_char, text)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (ordinal, p) in doc.passages.iter().enumerate() {
+                insert.execute(params![
+                    doc_id,
+                    ordinal as i64,
+                    p.start_char as i64,
+                    p.end_char as i64,
+                    p.text
+                ])?;
+                vectors::insert(&tx, tx.last_insert_rowid(), &p.embedding, self.embedder.dim)?;
+            }
+        }
+        tx.commit()?;
+        Ok(doc_id)
+    }
+
+    /// Deletes a document and, through the schema's cascade and triggers, its
+    /// passages, vectors and full text. Returns false when no such document exists.
+    pub fn delete_document(&self, id: i64) -> Result<bool> {
+        let tx = self.conn.unchecked_transaction()?;
+        let n = tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    pub fn documents(&self) -> Result<Vec<DocumentInfo>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, source, metadata, chars, passages, created_at FROM documents ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let metadata: String = r.get(2)?;
+            Ok(DocumentInfo {
+                id: r.get(0)?,
+                source: r.get(1)?,
+                metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+                chars: r.get::<_, i64>(3)? as usize,
+                passages: r.get::<_, i64>(4)? as usize,
+                created_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Passages by id, in the order asked; unknown ids are skipped.
+    pub fn passages(&self, ids: &[i64]) -> Result<Vec<Passage>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.id, p.document_id, d.source, p.ordinal, p.start_char, p.end_char, p.text
+             FROM passages p JOIN documents d ON d.id = p.document_id WHERE p.id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let row = stmt
+                .query_row([id], |r| {
+                    Ok(Passage {
+                        id: r.get(0)?,
+                        document_id: r.get(1)?,
+                        source: r.get(2)?,
+                        ordinal: r.get::<_, i64>(3)? as usize,
+                        start_char: r.get::<_, i64>(4)? as usize,
+                        end_char: r.get::<_, i64>(5)? as usize,
+                        text: r.get(6)?,
+                    })
+                })
+                .optional()?;
+            out.extend(row);
+        }
+        Ok(out)
+    }
+
+    /// Counts of (documents, passages, vectors, full-text rows), for consistency checks.
+    pub fn counts(&self) -> Result<(i64, i64, i64, i64)> {
+        let count = |sql: &str| -> Result<i64> { Ok(self.conn.query_row(sql, [], |r| r.get(0))?) };
+        Ok((
+            count("SELECT count(*) FROM documents")?,
+            count("SELECT count(*) FROM passages")?,
+            count("SELECT count(*) FROM passage_vectors")?,
+            count("SELECT count(*) FROM passage_text_docsize")?,
+        ))
+    }
+}

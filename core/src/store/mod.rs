@@ -1,0 +1,121 @@
+//! SQLite storage: documents, passages, their vectors (sqlite-vec) and full text (FTS5).
+//!
+//! This module is the one place a database is opened. Every document is written in
+//! one transaction, so a killed process leaves each document wholly present or absent.
+
+mod documents;
+mod fulltext;
+mod schema;
+mod search;
+mod vectors;
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use documents::{DocumentInfo, NewDocument, NewPassage};
+pub use search::{Filter, Hit, Method};
+
+use crate::error::{Error, Result};
+
+/// Which embedder built a database; a database is only ever searched with the same one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbedderId {
+    pub name: String,
+    pub dim: usize,
+}
+
+/// A passage as stored, with its place in the source document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Passage {
+    pub id: i64,
+    pub document_id: i64,
+    pub source: String,
+    pub ordinal: usize,
+    /// Character (Unicode scalar) offsets into the source document.
+    pub start_char: usize,
+    pub end_char: usize,
+    pub text: String,
+}
+
+/// An open pith database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    embedder: EmbedderId,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("embedder", &self.embedder)
+            .finish()
+    }
+}
+
+fn register_sqlite_vec() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sqlite3_vec_init has the signature SQLite expects of an extension
+        // entry point; registering it as an auto extension loads it into every connection.
+        unsafe {
+            type Init = unsafe extern "C" fn(
+                *mut rusqlite::ffi::sqlite3,
+                *mut *mut std::os::raw::c_char,
+                *const rusqlite::ffi::sqlite3_api_routines,
+            ) -> std::os::raw::c_int;
+            let init: Init = std::mem::transmute(sqlite_vec::sqlite3_vec_init as *const ());
+            rusqlite::ffi::sqlite3_auto_extension(Some(init));
+        }
+    });
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` for `embedder`. A database
+    /// made by another embedder or by a newer pith is refused.
+    pub fn open(path: &Path, embedder: &EmbedderId) -> Result<Self> {
+        register_sqlite_vec();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // WAL cannot be turned on for a read-only file; such a database is still readable.
+        let _ = conn.pragma_update(None, "journal_mode", "WAL");
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        schema::migrate(&conn, embedder)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            embedder: embedder.clone(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn embedder(&self) -> &EmbedderId {
+        &self.embedder
+    }
+
+    /// Runs `PRAGMA integrity_check`; `Ok(())` when SQLite answers "ok".
+    pub fn integrity_check(&self) -> Result<()> {
+        let answer: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if answer == "ok" {
+            Ok(())
+        } else {
+            Err(Error::IncompatibleDatabase(format!("integrity check failed: {answer}")))
+        }
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}

@@ -1,0 +1,31 @@
+//! Shared helpers for the integration tests: model paths and fixtures.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The models directory; `scripts/fetch-models` fills it.
+pub fn models() -> PathBuf {
+    std::env::var_os("PITH_MODELS").map_or_else(|| root().join("models"), PathBuf::from)
+}
+
+pub fn gguf_path() -> PathBuf {
+    models().join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+pub fn embedder_dir() -> PathBuf {
+    models().join("minilm")
+}
+
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+pub fn eval_dir() -> PathBuf {
+    root().join("../shared/eval/squad-superbowl")
+}
