@@ -2,6 +2,7 @@
 //! and answer questions with a small local model that cites its sources.
 
 pub mod chunk;
+pub mod device;
 pub mod error;
 pub mod model;
 pub mod store;

@@ -1,0 +1,87 @@
+//! Choosing where models run: the wgpu device by default, the flex CPU device as fallback.
+
+use burn::tensor::{Device, DeviceKind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// The device a user asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// wgpu (Vulkan, Metal, DX12, GL), falling back to the CPU when no adapter exists.
+    #[default]
+    Gpu,
+    /// Burn's pure-Rust flex CPU device.
+    Cpu,
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "gpu" | "wgpu" => Ok(Self::Gpu),
+            "cpu" | "flex" => Ok(Self::Cpu),
+            _ => Err(Error::InvalidArgument(format!("device {s:?} (use gpu or cpu)"))),
+        }
+    }
+}
+
+/// A device that has been opened, and what it turned out to be.
+#[derive(Debug, Clone)]
+pub struct OpenDevice {
+    pub device: Device,
+    /// What ran: `Gpu` only when a wgpu adapter answered.
+    pub kind: DeviceChoice,
+    /// Set when the GPU was asked for but the CPU is used.
+    pub warning: Option<String>,
+}
+
+/// Opens the device asked for. A GPU request with no usable adapter falls back to the
+/// CPU with a warning instead of failing.
+pub fn open(choice: DeviceChoice) -> OpenDevice {
+    match choice {
+        DeviceChoice::Cpu => OpenDevice {
+            device: Device::flex(),
+            kind: DeviceChoice::Cpu,
+            warning: None,
+        },
+        DeviceChoice::Gpu => match probe_wgpu() {
+            Ok(device) => OpenDevice {
+                device,
+                kind: DeviceChoice::Gpu,
+                warning: None,
+            },
+            Err(reason) => OpenDevice {
+                device: Device::flex(),
+                kind: DeviceChoice::Cpu,
+                warning: Some(format!("no usable GPU adapter ({reason}); running on the CPU")),
+            },
+        },
+    }
+}
+
+/// wgpu initialises lazily and panics when it finds no adapter, so the first tensor
+/// operation runs behind a panic boundary, once per process.
+fn probe_wgpu() -> std::result::Result<Device, String> {
+    static PROBE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    let device = Device::wgpu(DeviceKind::DefaultDevice);
+    let outcome = PROBE.get_or_init(|| {
+        let d = device.clone();
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let result = std::panic::catch_unwind(move || {
+            Tensor::<1>::from_floats([1.0, 2.0], &d).sum().into_scalar::<f32>()
+        });
+        std::panic::set_hook(hook);
+        match result {
+            Ok(v) if v == 3.0 => Ok(()),
+            Ok(v) => Err(format!("a test sum gave {v}")),
+            Err(panic) => Err(panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "wgpu initialisation failed".into())),
+        }
+    });
+    outcome.clone().map(|()| device)
+}

@@ -1,0 +1,277 @@
+//! The sentence embedder: a BERT encoder (all-MiniLM-L6-v2) with mean pooling and
+//! L2 normalisation, as sentence-transformers computes it.
+
+use std::path::Path;
+
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use super::safetensors::SafetensorsFile;
+use super::tokenizer;
+use crate::error::{Error, Result};
+
+/// sentence-transformers' `max_seq_length` for all-MiniLM-L6-v2.
+pub const MAX_TOKENS: usize = 256;
+const BATCH: usize = 32;
+
+struct Linear {
+    /// Stored transposed, `[in, out]`, so the forward pass is one matmul.
+    weight_t: Tensor<2>,
+    bias: Tensor<1>,
+}
+
+impl Linear {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, t, _] = x.dims();
+        let out = self.bias.dims()[0];
+        x.matmul(self.weight_t.clone().unsqueeze::<3>().expand([b, self.weight_t.dims()[0], out]))
+            + self.bias.clone().reshape([1, 1, out]).expand([b, t, out])
+    }
+}
+
+struct LayerNorm {
+    weight: Tensor<1>,
+    bias: Tensor<1>,
+    eps: f64,
+}
+
+impl LayerNorm {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, t, h] = x.dims();
+        let mean = x.clone().mean_dim(2);
+        let centered = x - mean;
+        let var = centered.clone().powf_scalar(2.0).mean_dim(2);
+        let normed = centered / (var + self.eps).sqrt();
+        normed * self.weight.clone().reshape([1, 1, h]).expand([b, t, h])
+            + self.bias.clone().reshape([1, 1, h]).expand([b, t, h])
+    }
+}
+
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    up: Linear,
+    down: Linear,
+    out_norm: LayerNorm,
+}
+
+/// The MiniLM sentence embedder.
+pub struct Embedder {
+    tokenizer: Tokenizer,
+    /// The same tokenizer without truncation or padding, for sizing passages.
+    counter: Tokenizer,
+    device: Device,
+    word: Tensor<2>,
+    position: Tensor<2>,
+    token_type: Tensor<1>,
+    embed_norm: LayerNorm,
+    layers: Vec<Layer>,
+    heads: usize,
+    dim: usize,
+    name: String,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder").field("name", &self.name).field("dim", &self.dim).finish()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Config {
+    hidden_size: usize,
+    num_attention_heads: usize,
+    num_hidden_layers: usize,
+    layer_norm_eps: f64,
+    #[serde(default)]
+    model_type: String,
+}
+
+impl Embedder {
+    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+        let config: Config = serde_json::from_str(&text)
+            .map_err(|e| Error::model(&config_path, format!("bad config.json: {e}")))?;
+        if config.model_type != "bert" {
+            return Err(Error::Unsupported(format!(
+                "embedder architecture {:?} (only BERT is supported)",
+                config.model_type
+            )));
+        }
+        let mut counter = tokenizer::from_json_file(&dir.join("tokenizer.json"))?;
+        counter.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        counter.with_padding(None);
+        let mut tokenizer = counter.clone();
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..Default::default()
+        }));
+
+        let file = SafetensorsFile::open(&dir.join("model.safetensors"))?;
+        let load = |name: &str| -> Result<(Vec<f32>, Vec<usize>)> { file.f32(name) };
+        let t1 = |name: &str| -> Result<Tensor<1>> {
+            let (v, shape) = load(name)?;
+            Ok(Tensor::from_data(TensorData::new(v, [shape.iter().product::<usize>()]), device))
+        };
+        let t2 = |name: &str| -> Result<Tensor<2>> {
+            let (v, shape) = load(name)?;
+            if shape.len() != 2 {
+                return Err(Error::model(dir, format!("tensor {name} has shape {shape:?}, not 2-d")));
+            }
+            Ok(Tensor::from_data(TensorData::new(v, [shape[0], shape[1]]), device))
+        };
+        let linear = |prefix: &str| -> Result<Linear> {
+            Ok(Linear {
+                weight_t: t2(&format!("{prefix}.weight"))?.transpose(),
+                bias: t1(&format!("{prefix}.bias"))?,
+            })
+        };
+        let norm = |prefix: &str| -> Result<LayerNorm> {
+            Ok(LayerNorm {
+                weight: t1(&format!("{prefix}.weight"))?,
+                bias: t1(&format!("{prefix}.bias"))?,
+                eps: config.layer_norm_eps,
+            })
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let p = format!("encoder.layer.{i}");
+                Ok(Layer {
+                    query: linear(&format!("{p}.attention.self.query"))?,
+                    key: linear(&format!("{p}.attention.self.key"))?,
+                    value: linear(&format!("{p}.attention.self.value"))?,
+                    attn_out: linear(&format!("{p}.attention.output.dense"))?,
+                    attn_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
+                    up: linear(&format!("{p}.intermediate.dense"))?,
+                    down: linear(&format!("{p}.output.dense"))?,
+                    out_norm: norm(&format!("{p}.output.LayerNorm"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let token_type = t2("embeddings.token_type_embeddings.weight")?
+            .slice([0..1])
+            .reshape([config.hidden_size]);
+        Ok(Self {
+            tokenizer,
+            counter,
+            device: device.clone(),
+            word: t2("embeddings.word_embeddings.weight")?,
+            position: t2("embeddings.position_embeddings.weight")?,
+            token_type,
+            embed_norm: norm("embeddings.LayerNorm")?,
+            layers,
+            heads: config.num_attention_heads,
+            dim: config.hidden_size,
+            name: format!(
+                "{}#bert-{}x{}",
+                dir.file_name().and_then(|n| n.to_str()).unwrap_or("embedder"),
+                config.num_hidden_layers,
+                config.hidden_size
+            ),
+        })
+    }
+
+    /// The name recorded in databases built with this embedder.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Byte end offsets of every token of `text` (no special tokens, no truncation),
+    /// for sizing passages.
+    pub fn token_ends(&self, text: &str) -> Vec<usize> {
+        match self.counter.encode_fast(text, false) {
+            Ok(enc) => enc.get_offsets().iter().map(|&(_, e)| e).filter(|&e| e > 0).collect(),
+            Err(_) => vec![text.len()],
+        }
+    }
+
+    /// Embeds texts: unit-length vectors of `dim()` floats, in input order.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        // Batches of similar length waste less on padding.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for batch in order.chunks(BATCH) {
+            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
+            for (&i, v) in batch.iter().zip(self.embed_batch(&inputs)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let b = encodings.len();
+        let t = encodings[0].get_ids().len();
+        let ids: Vec<i32> = encodings.iter().flat_map(|e| e.get_ids().iter().map(|&i| i as i32)).collect();
+        let mask: Vec<f32> = encodings
+            .iter()
+            .flat_map(|e| e.get_attention_mask().iter().map(|&m| m as f32))
+            .collect();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [b * t]), &self.device);
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, t]), &self.device);
+        let pooled = self.forward(ids, mask, b, t);
+        let values: Vec<f32> = pooled
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::Device(format!("{e:?}")))?;
+        Ok(values.chunks_exact(self.dim).map(<[f32]>::to_vec).collect())
+    }
+
+    fn forward(&self, ids: Tensor<1, Int>, mask: Tensor<2>, b: usize, t: usize) -> Tensor<2> {
+        let h = self.dim;
+        let x = self.word.clone().select(0, ids).reshape([b, t, h])
+            + self.position.clone().slice([0..t]).unsqueeze::<3>().expand([b, t, h])
+            + self.token_type.clone().reshape([1, 1, h]).expand([b, t, h]);
+        let mut x = self.embed_norm.forward(x);
+        // Padding gets a large negative bias so softmax gives it no weight.
+        let bias = (mask.clone() - 1.0).mul_scalar(1e9).reshape([b, 1, 1, t]);
+        for layer in &self.layers {
+            x = self.layer(layer, x, bias.clone());
+        }
+        let m = mask.reshape([b, t, 1]);
+        let summed = (x * m.clone().expand([b, t, h])).sum_dim(1).reshape([b, h]);
+        let counts = m.sum_dim(1).reshape([b, 1]).clamp_min(1e-9);
+        let mean = summed / counts.expand([b, h]);
+        let norm = mean.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-12);
+        mean / norm.expand([b, h])
+    }
+
+    fn layer(&self, l: &Layer, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+        let [b, t, h] = x.dims();
+        let (n, d) = (self.heads, h / self.heads);
+        let split = |y: Tensor<3>| y.reshape([b, t, n, d]).swap_dims(1, 2);
+        let q = split(l.query.forward(x.clone()));
+        let k = split(l.key.forward(x.clone()));
+        let v = split(l.value.forward(x.clone()));
+        let scores = q.matmul(k.transpose()).div_scalar((d as f64).sqrt()) + bias.expand([b, n, t, t]);
+        let ctx = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, t, h]);
+        let x = l.attn_norm.forward(l.attn_out.forward(ctx) + x);
+        let ff = l.down.forward(gelu(l.up.forward(x.clone())));
+        l.out_norm.forward(ff + x)
+    }
+}
