@@ -1,1 +1,99 @@
-fn main() { println!("{}", pith_core::version()); }
+//! `pith`: the offline command-line assistant.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pith_core::DeviceChoice;
+
+#[derive(Parser)]
+#[command(name = "pith", version, about = "Ask questions about your own documents, offline.")]
+struct Cli {
+    /// The database (default: pith.db in the user's data directory).
+    #[arg(long, global = true, env = "PITH_DB")]
+    db: Option<PathBuf>,
+    /// The model directory laid out by scripts/fetch-models (default: ./models, then the data directory).
+    #[arg(long, global = true, env = "PITH_MODELS")]
+    models: Option<PathBuf>,
+    /// Where models run: gpu (wgpu, falling back to the CPU when no adapter exists) or cpu.
+    #[arg(long, global = true, default_value = "gpu")]
+    device: DeviceChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Add text and markdown files (or directories of them) to the database.
+    Ingest {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// JSON object stored with every document ingested by this command.
+        #[arg(long, default_value = "{}")]
+        metadata: String,
+    },
+    /// Search the database.
+    Search {
+        query: String,
+        #[arg(short, long, default_value_t = 5)]
+        k: usize,
+        /// vector, bm25 or hybrid.
+        #[arg(long, default_value = "hybrid")]
+        method: pith_core::Method,
+        /// Only search this document (repeatable).
+        #[arg(long = "document")]
+        documents: Vec<i64>,
+        /// Only documents whose metadata has KEY=VALUE (repeatable).
+        #[arg(long = "where")]
+        wheres: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the documents in the database.
+    Docs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete documents by id.
+    Delete {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+    /// Measure pith on an evaluation set.
+    Eval {
+        #[command(subcommand)]
+        what: commands::EvalCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = commands::Context {
+        db: cli.db,
+        models: cli.models,
+        device: cli.device,
+    };
+    let result = match cli.command {
+        Command::Ingest { paths, metadata } => commands::ingest(&ctx, &paths, &metadata),
+        Command::Search {
+            query,
+            k,
+            method,
+            documents,
+            wheres,
+            json,
+        } => commands::search(&ctx, &query, k, method, documents, &wheres, json),
+        Command::Docs { json } => commands::docs(&ctx, json),
+        Command::Delete { ids } => commands::delete(&ctx, &ids),
+        Command::Eval { what } => commands::eval(&ctx, what),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pith: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

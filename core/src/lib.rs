@@ -4,10 +4,15 @@
 pub mod chunk;
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod model;
+pub mod rag;
 pub mod store;
 
+pub use device::DeviceChoice;
 pub use error::{Error, Result};
+pub use rag::{Engine, EngineOptions, IngestReport, SearchOptions};
+pub use store::{DocumentInfo, Filter, Hit, Method, Passage};
 
 /// The version of pith.
 pub fn version() -> &'static str {

@@ -1,0 +1,127 @@
+//! Evaluation on a SQuAD-style set (`corpus.jsonl`, `questions.jsonl`), as
+//! `../shared/eval/README.md` describes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::rag::{Engine, SearchOptions};
+use crate::store::{Filter, Method};
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CorpusPassage {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Question {
+    pub id: String,
+    pub question: String,
+    pub answers: Vec<String>,
+    pub gold: String,
+    pub answer_spans: Vec<(usize, usize)>,
+    pub context: Vec<String>,
+}
+
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                Error::InvalidArgument(format!("{} line {}: {e}", path.display(), i + 1))
+            })
+        })
+        .collect()
+}
+
+/// An evaluation set read from a directory.
+pub struct EvalSet {
+    pub corpus: Vec<CorpusPassage>,
+    pub questions: Vec<Question>,
+}
+
+impl EvalSet {
+    pub fn load(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            corpus: read_jsonl(&dir.join("corpus.jsonl"))?,
+            questions: read_jsonl(&dir.join("questions.jsonl"))?,
+        })
+    }
+}
+
+/// Recall@1, recall@5 and mean reciprocal rank (over the top 10) of the gold passage.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RetrievalMetrics {
+    #[serde(rename = "recall@1")]
+    pub recall_at_1: f64,
+    #[serde(rename = "recall@5")]
+    pub recall_at_5: f64,
+    pub mrr: f64,
+}
+
+const MRR_DEPTH: usize = 10;
+
+/// Ingests the corpus (each passage a document with metadata `{"id": ...}`) and scores
+/// every question with vector, BM25 and hybrid search.
+pub fn retrieval(
+    engine: &Engine,
+    set: &EvalSet,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<BTreeMap<&'static str, RetrievalMetrics>> {
+    for p in &set.corpus {
+        let metadata = serde_json::json!({ "id": p.id, "title": p.title }).to_string();
+        engine.ingest_text(&p.id, &p.text, &metadata, &mut |_, _| {})?;
+    }
+    let doc_to_passage: BTreeMap<i64, String> = engine
+        .documents()?
+        .into_iter()
+        .filter_map(|d| Some((d.id, d.metadata.get("id")?.as_str()?.to_string())))
+        .collect();
+
+    let methods = [("vector", Method::Vector), ("bm25", Method::Bm25), ("hybrid", Method::Hybrid)];
+    let mut sums = [[0f64; 3]; 3];
+    for (n, q) in set.questions.iter().enumerate() {
+        for (m, &(_, method)) in methods.iter().enumerate() {
+            let options = SearchOptions {
+                k: MRR_DEPTH * 3,
+                method,
+                filter: Filter::default(),
+            };
+            let hits = engine.search(&q.question, &options)?;
+            // Several passages of one document count once, at their best rank.
+            let mut ranked: Vec<&str> = vec![];
+            for h in &hits {
+                if let Some(id) = doc_to_passage.get(&h.passage.document_id)
+                    && !ranked.contains(&id.as_str())
+                {
+                    ranked.push(id);
+                }
+            }
+            let rank = ranked.iter().take(MRR_DEPTH).position(|&id| id == q.gold);
+            sums[m][0] += f64::from(u8::from(rank == Some(0)));
+            sums[m][1] += f64::from(u8::from(rank.is_some_and(|r| r < 5)));
+            sums[m][2] += rank.map_or(0.0, |r| 1.0 / (r as f64 + 1.0));
+        }
+        progress(n + 1, set.questions.len());
+    }
+    let n = set.questions.len().max(1) as f64;
+    Ok(methods
+        .iter()
+        .zip(sums)
+        .map(|(&(name, _), s)| {
+            (
+                name,
+                RetrievalMetrics {
+                    recall_at_1: s[0] / n,
+                    recall_at_5: s[1] / n,
+                    mrr: s[2] / n,
+                },
+            )
+        })
+        .collect())
+}
