@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use pith_core::eval::{self, EvalSet};
-use pith_core::{DeviceChoice, Engine, EngineOptions, Error, Filter, Method, Result, SearchOptions};
+use pith_core::{
+    DeviceChoice, Engine, EngineOptions, Error, Filter, Method, Result, SearchOptions,
+};
 
 pub struct Context {
     pub db: Option<PathBuf>,
@@ -25,6 +27,19 @@ impl Context {
         data_dir().join("models")
     }
 
+    pub fn generator_path(&self) -> PathBuf {
+        EngineOptions::new(self.models_dir(), "").generator_path()
+    }
+
+    /// Opens the device, warning when the GPU was asked for but is missing.
+    pub fn device(&self) -> pith_core::device::OpenDevice {
+        let dev = pith_core::device::open(self.device);
+        if let Some(w) = &dev.warning {
+            eprintln!("pith: warning: {w}");
+        }
+        dev
+    }
+
     fn open_at(&self, db: PathBuf) -> Result<Engine> {
         let mut options = EngineOptions::new(self.models_dir(), db);
         options.device = self.device;
@@ -36,19 +51,27 @@ impl Context {
     }
 
     fn open(&self) -> Result<Engine> {
-        self.open_at(self.db.clone().unwrap_or_else(|| data_dir().join("pith.db")))
+        self.open_at(
+            self.db
+                .clone()
+                .unwrap_or_else(|| data_dir().join("pith.db")),
+        )
     }
 }
 
 fn data_dir() -> PathBuf {
-    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("pith")
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("pith")
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template(&format!("{what} {{bar:40}} {{pos}}/{{len}} {{msg}} [{{elapsed}}]"))
-            .expect("valid template"),
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{pos}}/{{len}} {{msg}} [{{elapsed}}]"
+        ))
+        .expect("valid template"),
     );
     bar
 }
@@ -72,7 +95,10 @@ fn collect_files(paths: &[PathBuf]) -> Vec<PathBuf> {
 
 fn is_text_name(p: &Path) -> bool {
     matches!(
-        p.extension().and_then(|e| e.to_str()).map(str::to_lowercase).as_deref(),
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_lowercase)
+            .as_deref(),
         Some("txt" | "md" | "markdown" | "text" | "rst")
     )
 }
@@ -87,7 +113,10 @@ pub fn ingest(ctx: &Context, paths: &[PathBuf], metadata: &str) -> Result<()> {
         let outcome = if is_text_name(file) {
             engine.ingest_file(file, metadata, &mut |_, _| {})
         } else {
-            Err(Error::InvalidArgument(format!("{}: not a .txt or .md file", file.display())))
+            Err(Error::InvalidArgument(format!(
+                "{}: not a .txt or .md file",
+                file.display()
+            )))
         };
         match outcome {
             Ok(r) if r.duplicate => duplicates += 1,
@@ -118,11 +147,15 @@ fn parse_filter(documents: Vec<i64>, wheres: &[String]) -> Result<Filter> {
                 .split_once('=')
                 .ok_or_else(|| Error::InvalidArgument(format!("--where {w:?} is not KEY=VALUE")))?;
             // A value that parses as JSON (number, true) is matched as such; anything else as a string.
-            let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()));
+            let value =
+                serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()));
             Ok((k.to_string(), value))
         })
         .collect::<Result<_>>()?;
-    Ok(Filter { documents, metadata })
+    Ok(Filter {
+        documents,
+        metadata,
+    })
 }
 
 pub fn search(
@@ -194,7 +227,10 @@ pub fn docs(ctx: &Context, json: bool) -> Result<()> {
         return Ok(());
     }
     for d in &docs {
-        println!("{:>5}  {:>6} chars  {:>4} passages  {}  {}", d.id, d.chars, d.passages, d.source, d.metadata);
+        println!(
+            "{:>5}  {:>6} chars  {:>4} passages  {}  {}",
+            d.id, d.chars, d.passages, d.source, d.metadata
+        );
     }
     println!("{} document(s)", docs.len());
     Ok(())
@@ -237,11 +273,21 @@ pub fn eval(ctx: &Context, what: EvalCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&report).expect("serialisable"));
             } else {
-                println!("{:<8} {:>9} {:>9} {:>7}", "method", "recall@1", "recall@5", "MRR");
+                println!(
+                    "{:<8} {:>9} {:>9} {:>7}",
+                    "method", "recall@1", "recall@5", "MRR"
+                );
                 for (name, m) in &report {
-                    println!("{name:<8} {:>9.3} {:>9.3} {:>7.3}", m.recall_at_1, m.recall_at_5, m.mrr);
+                    println!(
+                        "{name:<8} {:>9.3} {:>9.3} {:>7.3}",
+                        m.recall_at_1, m.recall_at_5, m.mrr
+                    );
                 }
-                println!("({} questions, {} passages)", set.questions.len(), set.corpus.len());
+                println!(
+                    "({} questions, {} passages)",
+                    set.questions.len(),
+                    set.corpus.len()
+                );
             }
             Ok(())
         }

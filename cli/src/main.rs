@@ -1,6 +1,7 @@
 //! `pith`: the offline command-line assistant.
 
 mod commands;
+mod generate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,11 @@ use clap::{Parser, Subcommand};
 use pith_core::DeviceChoice;
 
 #[derive(Parser)]
-#[command(name = "pith", version, about = "Ask questions about your own documents, offline.")]
+#[command(
+    name = "pith",
+    version,
+    about = "Ask questions about your own documents, offline."
+)]
 struct Cli {
     /// The database (default: pith.db in the user's data directory).
     #[arg(long, global = true, env = "PITH_DB")]
@@ -61,6 +66,20 @@ enum Command {
         #[arg(required = true)]
         ids: Vec<i64>,
     },
+    /// Generate text with the local model.
+    Generate {
+        prompt: String,
+        /// Continue the text as given, without the chat template; prints only the continuation.
+        #[arg(long)]
+        raw: bool,
+        #[command(flatten)]
+        sampling: generate::SamplingArgs,
+    },
+    /// Chat with the local model (streams its answers).
+    Chat {
+        #[command(flatten)]
+        sampling: generate::SamplingArgs,
+    },
     /// Measure pith on an evaluation set.
     Eval {
         #[command(subcommand)]
@@ -87,6 +106,12 @@ fn main() -> ExitCode {
         } => commands::search(&ctx, &query, k, method, documents, &wheres, json),
         Command::Docs { json } => commands::docs(&ctx, json),
         Command::Delete { ids } => commands::delete(&ctx, &ids),
+        Command::Generate {
+            prompt,
+            raw,
+            sampling,
+        } => generate::generate(&ctx, &prompt, raw, &sampling),
+        Command::Chat { sampling } => generate::chat(&ctx, &sampling),
         Command::Eval { what } => commands::eval(&ctx, what),
     };
     match result {

@@ -31,7 +31,11 @@ pub fn sentences(text: &str) -> Vec<Range<usize>> {
             continue;
         }
         let s = start.expect("checked above");
-        if c == b'\n' && text[i + 1..].trim_start_matches([' ', '\t', '\r']).starts_with('\n') {
+        if c == b'\n'
+            && text[i + 1..]
+                .trim_start_matches([' ', '\t', '\r'])
+                .starts_with('\n')
+        {
             push_trimmed(text, s..i, &mut out);
             start = None;
             i += 1;
@@ -39,7 +43,9 @@ pub fn sentences(text: &str) -> Vec<Range<usize>> {
         }
         if matches!(c, b'.' | b'!' | b'?') {
             let mut end = i + 1;
-            while end < bytes.len() && matches!(bytes[end], b'.' | b'!' | b'?' | b'"' | b'\'' | b')' | b']') {
+            while end < bytes.len()
+                && matches!(bytes[end], b'.' | b'!' | b'?' | b'"' | b'\'' | b')' | b']')
+            {
                 end += 1;
             }
             // Closing curly quotes are multi-byte.
@@ -199,7 +205,9 @@ mod tests {
     #[test]
     fn abbreviations_and_initials_do_not_end_sentences() {
         assert_eq!(
-            split("Rev. Jesse Jackson spoke at St. Mary's at 8 a.m. on Sunday. J. R. R. Tolkien wrote it. The U.S. Army won."),
+            split(
+                "Rev. Jesse Jackson spoke at St. Mary's at 8 a.m. on Sunday. J. R. R. Tolkien wrote it. The U.S. Army won."
+            ),
             vec![
                 "Rev. Jesse Jackson spoke at St. Mary's at 8 a.m. on Sunday.",
                 "J. R. R. Tolkien wrote it.",
@@ -211,7 +219,9 @@ mod tests {
     #[test]
     fn quotes_questions_decimals_and_paragraphs() {
         assert_eq!(
-            split("He said \"Go!\" Then what? It cost 3.5 dollars.\n\nNew paragraph without stop\n\nEnd"),
+            split(
+                "He said \"Go!\" Then what? It cost 3.5 dollars.\n\nNew paragraph without stop\n\nEnd"
+            ),
             vec![
                 "He said \"Go!\"",
                 "Then what?",
@@ -224,7 +234,10 @@ mod tests {
 
     #[test]
     fn lowercase_after_period_continues() {
-        assert_eq!(split("See e.g. the book. and more"), vec!["See e.g. the book. and more"]);
+        assert_eq!(
+            split("See e.g. the book. and more"),
+            vec!["See e.g. the book. and more"]
+        );
     }
 
     fn words(s: &str) -> Vec<usize> {
@@ -237,8 +250,14 @@ mod tests {
     #[test]
     fn chunks_respect_size_and_overlap() {
         let text = "One two three. Four five six. Seven eight nine. Ten eleven twelve.";
-        let size = ChunkSize { max_tokens: 6, overlap_tokens: 3 };
-        let chunks: Vec<&str> = chunk(text, size, words).iter().map(|c| &text[c.bytes.clone()]).collect();
+        let size = ChunkSize {
+            max_tokens: 6,
+            overlap_tokens: 3,
+        };
+        let chunks: Vec<&str> = chunk(text, size, words)
+            .iter()
+            .map(|c| &text[c.bytes.clone()])
+            .collect();
         assert_eq!(
             chunks,
             vec![
@@ -252,7 +271,10 @@ mod tests {
     #[test]
     fn long_sentences_are_cut_and_offsets_are_chars() {
         let text = "é é é é é é é";
-        let size = ChunkSize { max_tokens: 3, overlap_tokens: 0 };
+        let size = ChunkSize {
+            max_tokens: 3,
+            overlap_tokens: 0,
+        };
         let chunks = chunk(text, size, words);
         assert_eq!(chunks.len(), 3);
         assert_eq!(chunks[0].chars, 0..5);

@@ -21,7 +21,9 @@ impl std::str::FromStr for DeviceChoice {
         match s {
             "gpu" | "wgpu" => Ok(Self::Gpu),
             "cpu" | "flex" => Ok(Self::Cpu),
-            _ => Err(Error::InvalidArgument(format!("device {s:?} (use gpu or cpu)"))),
+            _ => Err(Error::InvalidArgument(format!(
+                "device {s:?} (use gpu or cpu)"
+            ))),
         }
     }
 }
@@ -54,7 +56,9 @@ pub fn open(choice: DeviceChoice) -> OpenDevice {
             Err(reason) => OpenDevice {
                 device: Device::flex(),
                 kind: DeviceChoice::Cpu,
-                warning: Some(format!("no usable GPU adapter ({reason}); running on the CPU")),
+                warning: Some(format!(
+                    "no usable GPU adapter ({reason}); running on the CPU"
+                )),
             },
         },
     }
@@ -70,7 +74,9 @@ fn probe_wgpu() -> std::result::Result<Device, String> {
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
         let result = std::panic::catch_unwind(move || {
-            Tensor::<1>::from_floats([1.0, 2.0], &d).sum().into_scalar::<f32>()
+            Tensor::<1>::from_floats([1.0, 2.0], &d)
+                .sum()
+                .into_scalar::<f32>()
         });
         std::panic::set_hook(hook);
         match result {

@@ -83,7 +83,11 @@ pub fn retrieval(
         .filter_map(|d| Some((d.id, d.metadata.get("id")?.as_str()?.to_string())))
         .collect();
 
-    let methods = [("vector", Method::Vector), ("bm25", Method::Bm25), ("hybrid", Method::Hybrid)];
+    let methods = [
+        ("vector", Method::Vector),
+        ("bm25", Method::Bm25),
+        ("hybrid", Method::Hybrid),
+    ];
     let mut sums = [[0f64; 3]; 3];
     for (n, q) in set.questions.iter().enumerate() {
         for (m, &(_, method)) in methods.iter().enumerate() {

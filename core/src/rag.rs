@@ -37,7 +37,8 @@ impl EngineOptions {
     }
 
     pub fn generator_path(&self) -> PathBuf {
-        self.models_dir.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        self.models_dir
+            .join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     }
 }
 
@@ -85,7 +86,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("options", &self.options).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
@@ -135,7 +138,9 @@ impl Engine {
         progress: Progress,
     ) -> Result<IngestReport> {
         if text.trim().is_empty() {
-            return Err(Error::InvalidArgument(format!("document {source:?} is empty")));
+            return Err(Error::InvalidArgument(format!(
+                "document {source:?} is empty"
+            )));
         }
         let hash = hex(&Sha256::digest(text.as_bytes()));
         if let Some(id) = self.store().find_by_hash(&hash)? {
@@ -176,7 +181,12 @@ impl Engine {
     }
 
     /// Reads a UTF-8 text file (txt, md...) and ingests it; binary files are refused.
-    pub fn ingest_file(&self, path: &Path, metadata: &str, progress: Progress) -> Result<IngestReport> {
+    pub fn ingest_file(
+        &self,
+        path: &Path,
+        metadata: &str,
+        progress: Progress,
+    ) -> Result<IngestReport> {
         let text = read_text_file(path)?;
         self.ingest_text(&path.to_string_lossy(), &text, metadata, progress)
     }
@@ -199,8 +209,13 @@ impl Engine {
             return Err(Error::InvalidArgument("the query is empty".into()));
         }
         let embedding = self.embedder.embed(&[query])?.remove(0);
-        self.store()
-            .search(query, &embedding, options.k, options.method, &options.filter)
+        self.store().search(
+            query,
+            &embedding,
+            options.k,
+            options.method,
+            &options.filter,
+        )
     }
 
     /// Runs `f` on the store, for checks and tools.
@@ -213,7 +228,10 @@ impl Engine {
 pub fn read_text_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if bytes.iter().take(8192).any(|&b| b == 0) {
-        return Err(Error::InvalidArgument(format!("{} is a binary file", path.display())));
+        return Err(Error::InvalidArgument(format!(
+            "{} is a binary file",
+            path.display()
+        )));
     }
     String::from_utf8(bytes).map_err(|e| {
         Error::InvalidArgument(format!(

@@ -14,7 +14,9 @@ fn type_by_name(name: &str) -> GgmlType {
 }
 
 fn type_id(t: GgmlType) -> u32 {
-    (0..31).find(|&id| GgmlType::from_id(id) == Some(t)).unwrap()
+    (0..31)
+        .find(|&id| GgmlType::from_id(id) == Some(t))
+        .unwrap()
 }
 
 fn close(a: f32, b: f64) -> bool {
@@ -32,13 +34,24 @@ fn real_tensors_dequantise_like_the_gguf_package() {
     for r in real {
         let name = r["tensor"].as_str().unwrap();
         let (values, _) = gguf.dequantize(name).unwrap();
-        for (i, want) in r["indices"].as_array().unwrap().iter().zip(r["values"].as_array().unwrap()) {
+        for (i, want) in r["indices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(r["values"].as_array().unwrap())
+        {
             let got = values[i.as_u64().unwrap() as usize];
-            assert!(close(got, want.as_f64().unwrap()), "{name}[{i}]: {got} vs {want}");
+            assert!(
+                close(got, want.as_f64().unwrap()),
+                "{name}[{i}]: {got} vs {want}"
+            );
         }
         let sum: f64 = values.iter().map(|&v| f64::from(v)).sum();
         let want = r["sum"].as_f64().unwrap();
-        assert!((sum - want).abs() <= 1e-3 * (1.0 + want.abs()), "{name}: sum {sum} vs {want}");
+        assert!(
+            (sum - want).abs() <= 1e-3 * (1.0 + want.abs()),
+            "{name}: sum {sum} vs {want}"
+        );
     }
 }
 
@@ -81,10 +94,19 @@ fn gguf_tokenizer_matches_the_reference_ids() {
     assert!(items.len() >= 50);
     for item in items {
         let text = item["text"].as_str().unwrap();
-        let want: Vec<u32> = item["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want: Vec<u32> = item["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let got = tok.encode(text, false).unwrap().get_ids().to_vec();
         assert_eq!(got, want, "ids differ for {text:?}");
-        assert_eq!(tok.decode(&got, false).unwrap(), text, "round trip of {text:?}");
+        assert_eq!(
+            tok.decode(&got, false).unwrap(),
+            text,
+            "round trip of {text:?}"
+        );
     }
 }
 
@@ -97,7 +119,10 @@ fn truncated_model_file_is_a_clear_error() {
         let path = dir.join("cut.gguf");
         std::fs::write(&path, &bytes[..cut]).unwrap();
         let err = Gguf::open(&path).unwrap_err().to_string();
-        assert!(err.contains("cut.gguf") && (err.contains("truncated") || err.contains("does not fit")), "{err}");
+        assert!(
+            err.contains("cut.gguf") && (err.contains("truncated") || err.contains("does not fit")),
+            "{err}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -25,8 +25,12 @@ impl Linear {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let out = self.bias.dims()[0];
-        x.matmul(self.weight_t.clone().unsqueeze::<3>().expand([b, self.weight_t.dims()[0], out]))
-            + self.bias.clone().reshape([1, 1, out]).expand([b, t, out])
+        x.matmul(
+            self.weight_t
+                .clone()
+                .unsqueeze::<3>()
+                .expand([b, self.weight_t.dims()[0], out]),
+        ) + self.bias.clone().reshape([1, 1, out]).expand([b, t, out])
     }
 }
 
@@ -77,7 +81,10 @@ pub struct Embedder {
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Embedder").field("name", &self.name).field("dim", &self.dim).finish()
+        f.debug_struct("Embedder")
+            .field("name", &self.name)
+            .field("dim", &self.dim)
+            .finish()
     }
 }
 
@@ -105,7 +112,9 @@ impl Embedder {
             )));
         }
         let mut counter = tokenizer::from_json_file(&dir.join("tokenizer.json"))?;
-        counter.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        counter
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         counter.with_padding(None);
         let mut tokenizer = counter.clone();
         tokenizer
@@ -123,14 +132,23 @@ impl Embedder {
         let load = |name: &str| -> Result<(Vec<f32>, Vec<usize>)> { file.f32(name) };
         let t1 = |name: &str| -> Result<Tensor<1>> {
             let (v, shape) = load(name)?;
-            Ok(Tensor::from_data(TensorData::new(v, [shape.iter().product::<usize>()]), device))
+            Ok(Tensor::from_data(
+                TensorData::new(v, [shape.iter().product::<usize>()]),
+                device,
+            ))
         };
         let t2 = |name: &str| -> Result<Tensor<2>> {
             let (v, shape) = load(name)?;
             if shape.len() != 2 {
-                return Err(Error::model(dir, format!("tensor {name} has shape {shape:?}, not 2-d")));
+                return Err(Error::model(
+                    dir,
+                    format!("tensor {name} has shape {shape:?}, not 2-d"),
+                ));
             }
-            Ok(Tensor::from_data(TensorData::new(v, [shape[0], shape[1]]), device))
+            Ok(Tensor::from_data(
+                TensorData::new(v, [shape[0], shape[1]]),
+                device,
+            ))
         };
         let linear = |prefix: &str| -> Result<Linear> {
             Ok(Linear {
@@ -176,7 +194,9 @@ impl Embedder {
             dim: config.hidden_size,
             name: format!(
                 "{}#bert-{}x{}",
-                dir.file_name().and_then(|n| n.to_str()).unwrap_or("embedder"),
+                dir.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("embedder"),
                 config.num_hidden_layers,
                 config.hidden_size
             ),
@@ -200,7 +220,12 @@ impl Embedder {
     /// for sizing passages.
     pub fn token_ends(&self, text: &str) -> Vec<usize> {
         match self.counter.encode_fast(text, false) {
-            Ok(enc) => enc.get_offsets().iter().map(|&(_, e)| e).filter(|&e| e > 0).collect(),
+            Ok(enc) => enc
+                .get_offsets()
+                .iter()
+                .map(|&(_, e)| e)
+                .filter(|&e| e > 0)
+                .collect(),
             Err(_) => vec![text.len()],
         }
     }
@@ -227,7 +252,10 @@ impl Embedder {
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         let b = encodings.len();
         let t = encodings[0].get_ids().len();
-        let ids: Vec<i32> = encodings.iter().flat_map(|e| e.get_ids().iter().map(|&i| i as i32)).collect();
+        let ids: Vec<i32> = encodings
+            .iter()
+            .flat_map(|e| e.get_ids().iter().map(|&i| i as i32))
+            .collect();
         let mask: Vec<f32> = encodings
             .iter()
             .flat_map(|e| e.get_attention_mask().iter().map(|&m| m as f32))
@@ -245,7 +273,12 @@ impl Embedder {
     fn forward(&self, ids: Tensor<1, Int>, mask: Tensor<2>, b: usize, t: usize) -> Tensor<2> {
         let h = self.dim;
         let x = self.word.clone().select(0, ids).reshape([b, t, h])
-            + self.position.clone().slice([0..t]).unsqueeze::<3>().expand([b, t, h])
+            + self
+                .position
+                .clone()
+                .slice([0..t])
+                .unsqueeze::<3>()
+                .expand([b, t, h])
             + self.token_type.clone().reshape([1, 1, h]).expand([b, t, h]);
         let mut x = self.embed_norm.forward(x);
         // Padding gets a large negative bias so softmax gives it no weight.
@@ -257,7 +290,12 @@ impl Embedder {
         let summed = (x * m.clone().expand([b, t, h])).sum_dim(1).reshape([b, h]);
         let counts = m.sum_dim(1).reshape([b, 1]).clamp_min(1e-9);
         let mean = summed / counts.expand([b, h]);
-        let norm = mean.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-12);
+        let norm = mean
+            .clone()
+            .powf_scalar(2.0)
+            .sum_dim(1)
+            .sqrt()
+            .clamp_min(1e-12);
         mean / norm.expand([b, h])
     }
 
@@ -268,8 +306,12 @@ impl Embedder {
         let q = split(l.query.forward(x.clone()));
         let k = split(l.key.forward(x.clone()));
         let v = split(l.value.forward(x.clone()));
-        let scores = q.matmul(k.transpose()).div_scalar((d as f64).sqrt()) + bias.expand([b, n, t, t]);
-        let ctx = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, t, h]);
+        let scores =
+            q.matmul(k.transpose()).div_scalar((d as f64).sqrt()) + bias.expand([b, n, t, t]);
+        let ctx = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, t, h]);
         let x = l.attn_norm.forward(l.attn_out.forward(ctx) + x);
         let ff = l.down.forward(gelu(l.up.forward(x.clone())));
         l.out_norm.forward(ff + x)

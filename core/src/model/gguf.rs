@@ -130,7 +130,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn array<const N: usize>(&mut self, what: &str) -> ParseResult<[u8; N]> {
-        Ok(self.take(N, what)?.try_into().expect("take returns N bytes"))
+        Ok(self
+            .take(N, what)?
+            .try_into()
+            .expect("take returns N bytes"))
     }
 
     fn u32(&mut self, what: &str) -> ParseResult<u32> {
@@ -210,7 +213,9 @@ impl Header {
         }
         let version = c.u32("version")?;
         if !(2..=3).contains(&version) {
-            return Err(format!("GGUF version {version} is not supported (2 and 3 are)"));
+            return Err(format!(
+                "GGUF version {version} is not supported (2 and 3 are)"
+            ));
         }
         // A tensor info takes at least 8 (name) + 4 + 8 (one dim) + 4 + 8 bytes.
         let tensor_count = c.count(32, "tensor count")?;
@@ -219,7 +224,9 @@ impl Header {
         for _ in 0..kv_count {
             let key = c.string("metadata key")?;
             let type_id = c.u32("metadata type")?;
-            let value = c.value(type_id, 0).map_err(|e| format!("metadata {key}: {e}"))?;
+            let value = c
+                .value(type_id, 0)
+                .map_err(|e| format!("metadata {key}: {e}"))?;
             metadata.insert(key, value);
         }
         let tensors = (0..tensor_count)
@@ -248,9 +255,13 @@ impl Header {
         for t in &self.tensors {
             let ty = GgmlType::from_id(t.type_id);
             let size = match ty {
-                Some(ty) => ty
-                    .bytes_for(t.elements())
-                    .ok_or_else(|| format!("tensor {}: {} elements do not fill whole blocks", t.name, t.elements()))?,
+                Some(ty) => ty.bytes_for(t.elements()).ok_or_else(|| {
+                    format!(
+                        "tensor {}: {} elements do not fill whole blocks",
+                        t.name,
+                        t.elements()
+                    )
+                })?,
                 None => 0, // reported when the tensor is loaded
             };
             let end = self
@@ -303,7 +314,9 @@ pub struct Gguf {
 
 impl std::fmt::Debug for Gguf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gguf").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Gguf")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -327,7 +340,10 @@ impl Gguf {
     }
 
     fn missing(&self, key: &str, what: &str) -> Error {
-        Error::model(&self.path, format!("metadata {key} is missing or not {what}"))
+        Error::model(
+            &self.path,
+            format!("metadata {key} is missing or not {what}"),
+        )
     }
 
     pub fn u64(&self, key: &str) -> Result<u64> {
@@ -409,7 +425,11 @@ mod tests {
     #[test]
     fn rejects_bad_magic_and_version() {
         assert!(Header::parse(b"GGML").unwrap_err().contains("magic"));
-        assert!(Header::parse(&header_bytes(1, 0, 0)).unwrap_err().contains("version 1"));
+        assert!(
+            Header::parse(&header_bytes(1, 0, 0))
+                .unwrap_err()
+                .contains("version 1")
+        );
     }
 
     #[test]
@@ -440,7 +460,10 @@ mod tests {
         b.push(1);
         let h = Header::parse(&b).unwrap();
         assert_eq!(h.metadata["a"], Value::F32(1.5));
-        assert_eq!(h.metadata["b"], Value::Array(vec![Value::U16(7), Value::U16(9)]));
+        assert_eq!(
+            h.metadata["b"],
+            Value::Array(vec![Value::U16(7), Value::U16(9)])
+        );
         assert_eq!(h.metadata["c"], Value::Bool(true));
         assert_eq!(h.data_offset, (b.len() as u64).next_multiple_of(32));
     }
@@ -455,7 +478,10 @@ mod tests {
         b.extend(b"abc");
         assert!(Header::parse(&b).is_ok());
         for len in 0..b.len() {
-            assert!(Header::parse(&b[..len]).is_err(), "prefix of {len} bytes parsed");
+            assert!(
+                Header::parse(&b[..len]).is_err(),
+                "prefix of {len} bytes parsed"
+            );
         }
     }
 }

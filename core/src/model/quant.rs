@@ -211,7 +211,8 @@ fn q6_k(b: &[u8], out: &mut Vec<f32>) {
         let mut y = [0f32; 128];
         for l in 0..32 {
             let is = l / 16;
-            let q = |low: u8, shift: u32| f32::from(((low | (((qh[l] >> shift) & 3) << 4)) as i8) - 32);
+            let q =
+                |low: u8, shift: u32| f32::from(((low | (((qh[l] >> shift) & 3) << 4)) as i8) - 32);
             let scale = |k: usize| d * f32::from(sc[is + k] as i8);
             y[l] = scale(0) * q(ql[l] & 0x0F, 0);
             y[l + 32] = scale(2) * q(ql[l + 32] & 0x0F, 2);

@@ -19,7 +19,8 @@ pub use tokenizers::Tokenizer as HfTokenizer;
 /// Loads a Hugging Face `tokenizer.json`.
 pub fn from_json_file(path: &Path) -> Result<Tokenizer> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Tokenizer::from_bytes(&bytes).map_err(|e| Error::model(path, format!("bad tokenizer.json: {e}")))
+    Tokenizer::from_bytes(&bytes)
+        .map_err(|e| Error::model(path, format!("bad tokenizer.json: {e}")))
 }
 
 /// GGUF token types (llama.cpp's `llama_token_type`): 3 is a control token such as `<|im_end|>`.
@@ -63,8 +64,14 @@ pub fn from_gguf(gguf: &Gguf) -> Result<Tokenizer> {
     tokenizer.with_pre_tokenizer(Some(pre_tokenizer(pre)?));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
 
-    let types: Vec<i32> = match gguf.get("tokenizer.ggml.token_type").and_then(|v| v.as_array()) {
-        Some(types) => types.iter().map(|t| t.as_u64().map_or(1, |t| t as i32)).collect(),
+    let types: Vec<i32> = match gguf
+        .get("tokenizer.ggml.token_type")
+        .and_then(|v| v.as_array())
+    {
+        Some(types) => types
+            .iter()
+            .map(|t| t.as_u64().map_or(1, |t| t as i32))
+            .collect(),
         None => vec![],
     };
     let specials: Vec<AddedToken> = tokens

@@ -111,7 +111,9 @@ impl Store {
         if answer == "ok" {
             Ok(())
         } else {
-            Err(Error::IncompatibleDatabase(format!("integrity check failed: {answer}")))
+            Err(Error::IncompatibleDatabase(format!(
+                "integrity check failed: {answer}"
+            )))
         }
     }
 

@@ -58,7 +58,10 @@ impl Filter {
         }
         for (key, value) in &self.metadata {
             conds.push("json_extract(d.metadata, ?) = ?".into());
-            params.push(SqlValue::Text(format!("$.\"{}\"", key.replace('"', "\"\""))));
+            params.push(SqlValue::Text(format!(
+                "$.\"{}\"",
+                key.replace('"', "\"\"")
+            )));
             params.push(match value {
                 serde_json::Value::String(s) => SqlValue::Text(s.clone()),
                 serde_json::Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
@@ -102,7 +105,11 @@ impl Store {
         if k == 0 {
             return Ok(vec![]);
         }
-        let candidates = if method == Method::Hybrid { (k * 4).max(50) } else { k };
+        let candidates = if method == Method::Hybrid {
+            (k * 4).max(50)
+        } else {
+            k
+        };
         let (sql, values) = filter.to_sql()?;
         let params: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
         let vector = if method == Method::Bm25 {
@@ -123,7 +130,8 @@ impl Store {
             Method::Bm25 => bm25.iter().map(|&(id, s)| (id, -s)).collect(),
             Method::Hybrid => fuse(&[&vector, &bm25]),
         };
-        let rank_in = |list: &[(i64, f64)], id| list.iter().position(|&(i, _)| i == id).map(|r| r + 1);
+        let rank_in =
+            |list: &[(i64, f64)], id| list.iter().position(|&(i, _)| i == id).map(|r| r + 1);
         let top: Vec<(i64, f64)> = scored.into_iter().take(k).collect();
         let ids: Vec<i64> = top.iter().map(|&(id, _)| id).collect();
         let passages = self.passages(&ids)?;

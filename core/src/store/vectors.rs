@@ -27,7 +27,9 @@ pub fn knn(conn: &Connection, query: &[f32], k: usize) -> Result<Vec<(i64, f64)>
         "SELECT rowid, distance FROM passage_vectors
          WHERE embedding MATCH ?1 AND k = ?2 ORDER BY distance",
     )?;
-    let rows = stmt.query_map(params![to_blob(query), k as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map(params![to_blob(query), k as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -1,0 +1,119 @@
+//! `pith generate` and `pith chat`.
+
+use std::io::{BufRead, Write};
+
+use clap::Args;
+use pith_core::Result;
+use pith_core::model::chat::Message;
+use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
+use pith_core::model::sampling::SamplingOptions;
+
+use crate::commands::Context;
+
+/// Sampling flags shared by generate, chat and ask.
+#[derive(Args, Clone)]
+pub struct SamplingArgs {
+    /// Always take the most likely token (no penalty).
+    #[arg(long)]
+    pub greedy: bool,
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    #[arg(long)]
+    pub min_p: Option<f32>,
+    #[arg(long)]
+    pub repetition_penalty: Option<f32>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// Stop when this text appears (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
+
+impl SamplingArgs {
+    pub fn options(&self) -> SamplingOptions {
+        let mut o = if self.greedy {
+            SamplingOptions::greedy(self.max_tokens)
+        } else {
+            SamplingOptions {
+                max_tokens: self.max_tokens,
+                ..SamplingOptions::default()
+            }
+        };
+        if let Some(t) = self.temperature {
+            o.temperature = t;
+        }
+        if let Some(k) = self.top_k {
+            o.top_k = k;
+        }
+        if let Some(p) = self.top_p {
+            o.top_p = p;
+        }
+        if let Some(p) = self.min_p {
+            o.min_p = p;
+        }
+        if let Some(r) = self.repetition_penalty {
+            o.repetition_penalty = r;
+        }
+        if let Some(s) = self.seed {
+            o.seed = s;
+        }
+        o.stop.clone_from(&self.stop);
+        o
+    }
+}
+
+fn print_piece(piece: &str) -> bool {
+    print!("{piece}");
+    std::io::stdout().flush().is_ok()
+}
+
+pub fn generate(ctx: &Context, prompt: &str, raw: bool, sampling: &SamplingArgs) -> Result<()> {
+    let generator = load(ctx)?;
+    let text = if raw {
+        prompt.to_string()
+    } else {
+        generator.chat_prompt(&[Message::new("user", prompt)])?
+    };
+    let tokens = generator.encode(&text)?;
+    let g = generator.generate(&tokens, &sampling.options(), &mut print_piece, None)?;
+    println!();
+    eprintln!(
+        "[{} prompt tokens, {} generated; prefill {:.0} ms, {:.1} tokens/s decode; stop: {:?}]",
+        g.prompt_tokens,
+        g.tokens.len(),
+        g.prefill.as_secs_f64() * 1e3,
+        g.tokens.len() as f64 / g.decode.as_secs_f64().max(1e-9),
+        g.stop
+    );
+    Ok(())
+}
+
+pub fn chat(ctx: &Context, sampling: &SamplingArgs) -> Result<()> {
+    let generator = load(ctx)?;
+    let mut messages: Vec<Message> = vec![];
+    let stdin = std::io::stdin();
+    eprintln!("pith chat: type a message, an empty line or Ctrl-D to quit.");
+    loop {
+        eprint!("> ");
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+            return Ok(());
+        }
+        messages.push(Message::new("user", line.trim()));
+        let tokens = generator.encode(&generator.chat_prompt(&messages)?)?;
+        let g = generator.generate(&tokens, &sampling.options(), &mut print_piece, None)?;
+        println!();
+        messages.push(Message::new("assistant", &g.text));
+    }
+}
+
+fn load(ctx: &Context) -> Result<Generator> {
+    let dev = ctx.device();
+    Generator::load(&ctx.generator_path(), &dev.device, DEFAULT_CONTEXT)
+}

@@ -1,0 +1,561 @@
+//! The llama-family decoder (Llama, SmolLM2, Qwen2) on Burn, loaded from GGUF.
+//!
+//! RMSNorm, RoPE from the cache offset, grouped-query attention in which each KV head
+//! serves its group of query heads without copying K/V, SwiGLU, a KV cache allocated
+//! once per sequence, and an attention read-out for pruning and rerank.
+
+use std::ops::Range;
+
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::gguf::Gguf;
+use crate::error::{Error, Result};
+
+/// Hyper-parameters, all read from GGUF metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub arch: String,
+    pub layers: usize,
+    pub dim: usize,
+    pub ffn: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab: usize,
+    pub context: usize,
+    pub rms_eps: f64,
+    pub rope_base: f64,
+    /// Linear RoPE scaling factor (1 when absent).
+    pub rope_scale: f64,
+    /// llama.cpp's GGUF conversion permutes Llama's Q/K so that RoPE rotates adjacent
+    /// pairs; Qwen2 keeps the "NeoX" halves.
+    pub rope_interleaved: bool,
+}
+
+impl Config {
+    pub fn from_gguf(g: &Gguf) -> Result<Self> {
+        let arch = g.str("general.architecture")?.to_string();
+        let rope_interleaved = match arch.as_str() {
+            "llama" => true,
+            "qwen2" => false,
+            other => {
+                return Err(Error::Unsupported(format!(
+                    "model architecture {other:?} (llama and qwen2 are supported)"
+                )));
+            }
+        };
+        let key = |k: &str| format!("{arch}.{k}");
+        let dim = g.usize(&key("embedding_length"))?;
+        let heads = g.usize(&key("attention.head_count"))?;
+        let kv_heads = g.usize(&key("attention.head_count_kv")).unwrap_or(heads);
+        if heads == 0 || kv_heads == 0 || dim % heads != 0 || heads % kv_heads != 0 {
+            return Err(Error::model(
+                g.path(),
+                format!(
+                    "inconsistent attention shape: dim {dim}, {heads} heads, {kv_heads} KV heads"
+                ),
+            ));
+        }
+        let vocab = g.tensor_info("token_embd.weight")?.shape()[0];
+        let rope_scale = match g.get(&key("rope.scaling.type")).and_then(|v| v.as_str()) {
+            None | Some("none") => 1.0,
+            Some("linear") => g.f64(&key("rope.scaling.factor"))?,
+            Some(other) => return Err(Error::Unsupported(format!("RoPE scaling {other:?}"))),
+        };
+        Ok(Self {
+            layers: g.usize(&key("block_count"))?,
+            dim,
+            ffn: g.usize(&key("feed_forward_length"))?,
+            heads,
+            kv_heads,
+            head_dim: dim / heads,
+            vocab,
+            context: g.usize(&key("context_length"))?,
+            rms_eps: g.f64(&key("attention.layer_norm_rms_epsilon"))?,
+            rope_base: g.f64(&key("rope.freq_base")).unwrap_or(10_000.0),
+            rope_scale,
+            rope_interleaved,
+            arch,
+        })
+    }
+
+    fn group(&self) -> usize {
+        self.heads / self.kv_heads
+    }
+}
+
+struct Linear {
+    /// `[in, out]`, transposed on load so a forward pass is one matmul.
+    weight_t: Tensor<2>,
+    bias: Option<Tensor<2>>,
+}
+
+impl Linear {
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let y = x.matmul(self.weight_t.clone());
+        match &self.bias {
+            Some(b) => {
+                let dims = y.dims();
+                y + b.clone().expand(dims)
+            }
+            None => y,
+        }
+    }
+}
+
+struct Block {
+    attn_norm: Tensor<2>,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    ffn_norm: Tensor<2>,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// The per-sequence KV cache, allocated once for `capacity` positions.
+pub struct KvCache {
+    /// Per layer, `[kv_heads, capacity, head_dim]`.
+    keys: Vec<Tensor<3>>,
+    values: Vec<Tensor<3>>,
+    len: usize,
+    capacity: usize,
+}
+
+impl KvCache {
+    /// Positions filled so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forgets positions from `len` on (the next forward overwrites them).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
+/// Which attention to read out during a forward pass: from the query rows at
+/// `queries` (absolute positions) in the given layers, onto every cached position.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub queries: Range<usize>,
+    pub layers: Vec<usize>,
+}
+
+/// Attention weights read out for one layer: `[heads][query][key]`, flattened.
+#[derive(Debug, Clone)]
+pub struct LayerAttention {
+    pub layer: usize,
+    pub heads: usize,
+    pub queries: usize,
+    pub keys: usize,
+    pub weights: Vec<f32>,
+}
+
+impl LayerAttention {
+    pub fn at(&self, head: usize, query: usize, key: usize) -> f32 {
+        self.weights[(head * self.queries + query) * self.keys + key]
+    }
+}
+
+/// The decoder's weights on a device.
+pub struct Llama {
+    pub config: Config,
+    device: Device,
+    embed: Tensor<2>,
+    /// `None` when the output head is tied to the embedding.
+    output: Option<Tensor<2>>,
+    norm: Tensor<2>,
+    blocks: Vec<Block>,
+    /// `[context, head_dim / 2]`.
+    cos: Tensor<2>,
+    sin: Tensor<2>,
+}
+
+/// Rows of positions processed per forward call; bounds the score matrix of prefill.
+pub const PREFILL_CHUNK: usize = 256;
+
+impl Llama {
+    pub fn load(g: &Gguf, device: &Device) -> Result<Self> {
+        let config = Config::from_gguf(g)?;
+        let tensor = |name: &str, shape_check: &[usize]| -> Result<(Vec<f32>, Vec<usize>)> {
+            let (v, shape) = g.dequantize(name)?;
+            if !shape_check.is_empty() && shape != shape_check {
+                return Err(Error::model(
+                    g.path(),
+                    format!("tensor {name} has shape {shape:?}, expected {shape_check:?}"),
+                ));
+            }
+            Ok((v, shape))
+        };
+        let on_device = |v: Vec<f32>, shape: [usize; 2]| {
+            Tensor::<2>::from_data(TensorData::new(v, shape), device)
+        };
+        let norm = |name: &str| -> Result<Tensor<2>> {
+            let (v, _) = tensor(name, &[config.dim])?;
+            Ok(on_device(v, [1, config.dim]))
+        };
+        let linear = |name: &str, out: usize, inp: usize| -> Result<Linear> {
+            let (v, _) = tensor(&format!("{name}.weight"), &[out, inp])?;
+            let bias_name = format!("{name}.bias");
+            let bias = if g.has_tensor(&bias_name) {
+                let (b, _) = tensor(&bias_name, &[out])?;
+                Some(on_device(b, [1, out]))
+            } else {
+                None
+            };
+            Ok(Linear {
+                weight_t: on_device(transpose(&v, out, inp), [inp, out]),
+                bias,
+            })
+        };
+        let (d, kv) = (config.dim, config.kv_heads * config.head_dim);
+        let blocks = (0..config.layers)
+            .map(|i| {
+                let p = format!("blk.{i}");
+                Ok(Block {
+                    attn_norm: norm(&format!("{p}.attn_norm.weight"))?,
+                    q: linear(&format!("{p}.attn_q"), d, d)?,
+                    k: linear(&format!("{p}.attn_k"), kv, d)?,
+                    v: linear(&format!("{p}.attn_v"), kv, d)?,
+                    o: linear(&format!("{p}.attn_output"), d, d)?,
+                    ffn_norm: norm(&format!("{p}.ffn_norm.weight"))?,
+                    gate: linear(&format!("{p}.ffn_gate"), config.ffn, d)?,
+                    up: linear(&format!("{p}.ffn_up"), config.ffn, d)?,
+                    down: linear(&format!("{p}.ffn_down"), d, config.ffn)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (e, _) = tensor("token_embd.weight", &[config.vocab, d])?;
+        let output = if g.has_tensor("output.weight") {
+            let (o, _) = tensor("output.weight", &[config.vocab, d])?;
+            Some(on_device(o, [config.vocab, d]))
+        } else {
+            None
+        };
+        let (cos, sin) = rope_tables(&config, device);
+        Ok(Self {
+            embed: on_device(e, [config.vocab, d]),
+            output,
+            norm: norm("output_norm.weight")?,
+            blocks,
+            cos,
+            sin,
+            device: device.clone(),
+            config,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A cache for up to `capacity` positions (at most the model's context).
+    pub fn new_cache(&self, capacity: usize) -> KvCache {
+        let capacity = capacity.min(self.config.context).max(1);
+        let shape = [self.config.kv_heads, capacity, self.config.head_dim];
+        let zeros = || Tensor::<3>::zeros(shape, &self.device);
+        KvCache {
+            keys: (0..self.config.layers).map(|_| zeros()).collect(),
+            values: (0..self.config.layers).map(|_| zeros()).collect(),
+            len: 0,
+            capacity,
+        }
+    }
+
+    /// Runs `tokens` through the model after what `cache` holds, in chunks, and returns
+    /// the logits of the last token (`None` when `stop_after` cut the pass short) and
+    /// the attention asked for by `capture`.
+    ///
+    /// `stop_after` runs only the first layers: enough for an attention read-out,
+    /// leaving the cache valid for those layers only.
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        capture: Option<&Capture>,
+        stop_after: Option<usize>,
+    ) -> Result<(Option<Vec<f32>>, Vec<LayerAttention>)> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument("no tokens to run".into()));
+        }
+        let needed = cache.len + tokens.len();
+        if needed > cache.capacity {
+            return Err(Error::ContextOverflow {
+                needed,
+                limit: cache.capacity,
+            });
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.config.vocab) {
+            return Err(Error::InvalidArgument(format!(
+                "token id {bad} is outside the vocabulary"
+            )));
+        }
+        let layers = stop_after
+            .unwrap_or(self.config.layers)
+            .min(self.config.layers);
+        let mut captured: Vec<(usize, Vec<Tensor<3>>)> = vec![];
+        let mut last = None;
+        for chunk in tokens.chunks(PREFILL_CHUNK) {
+            let start = cache.len;
+            let x = self.run_chunk(chunk, start, cache, layers, capture, &mut captured);
+            cache.len += chunk.len();
+            last = Some(x);
+        }
+        let logits = match (last, stop_after) {
+            (Some(x), None) => Some(self.logits(x)?),
+            _ => None,
+        };
+        let attention = captured
+            .into_iter()
+            .map(|(layer, parts)| self.read_attention(layer, parts))
+            .collect::<Result<_>>()?;
+        Ok((logits, attention))
+    }
+
+    fn run_chunk(
+        &self,
+        chunk: &[u32],
+        start: usize,
+        cache: &mut KvCache,
+        layers: usize,
+        capture: Option<&Capture>,
+        captured: &mut Vec<(usize, Vec<Tensor<3>>)>,
+    ) -> Tensor<2> {
+        let t = chunk.len();
+        let ids: Vec<i32> = chunk.iter().map(|&i| i as i32).collect();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [t]), &self.device);
+        let mut x = self.embed.clone().select(0, ids);
+        let cos = self.cos.clone().slice([start..start + t]);
+        let sin = self.sin.clone().slice([start..start + t]);
+        let mask = causal_mask(start, t, &self.device);
+        // Rows of this chunk whose attention is read out.
+        let rows = capture.and_then(|c| {
+            let lo = c.queries.start.max(start);
+            let hi = c.queries.end.min(start + t);
+            (lo < hi).then(|| (lo - start)..(hi - start))
+        });
+        for (i, block) in self.blocks.iter().take(layers).enumerate() {
+            let want = rows
+                .clone()
+                .filter(|_| capture.is_some_and(|c| c.layers.contains(&i)));
+            let (h, probs) = self.attention(
+                block,
+                x.clone(),
+                i,
+                start,
+                cache,
+                &cos,
+                &sin,
+                mask.clone(),
+                want,
+            );
+            if let Some(p) = probs {
+                match captured.iter_mut().find(|(l, _)| *l == i) {
+                    Some((_, parts)) => parts.push(p),
+                    None => captured.push((i, vec![p])),
+                }
+            }
+            x = x + h;
+            let n = rms_norm(x.clone(), &block.ffn_norm, self.config.rms_eps);
+            let ff = block
+                .down
+                .forward(silu(block.gate.forward(n.clone())) * block.up.forward(n));
+            x = x + ff;
+        }
+        x
+    }
+
+    /// One attention sub-layer. Returns its output and, when `want` names rows of this
+    /// chunk, their attention probabilities `[heads, rows, keys]`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        block: &Block,
+        x: Tensor<2>,
+        layer: usize,
+        start: usize,
+        cache: &mut KvCache,
+        cos: &Tensor<2>,
+        sin: &Tensor<2>,
+        mask: Tensor<2>,
+        want: Option<Range<usize>>,
+    ) -> (Tensor<2>, Option<Tensor<3>>) {
+        let c = &self.config;
+        let (t, hd, kvh, group) = (x.dims()[0], c.head_dim, c.kv_heads, c.group());
+        let n = rms_norm(x, &block.attn_norm, c.rms_eps);
+        let q = self.rope(
+            block.q.forward(n.clone()).reshape([t, c.heads, hd]),
+            cos,
+            sin,
+        );
+        let k = self.rope(block.k.forward(n.clone()).reshape([t, kvh, hd]), cos, sin);
+        let v = block.v.forward(n).reshape([t, kvh, hd]);
+
+        let end = start + t;
+        let keys = std::mem::replace(
+            &mut cache.keys[layer],
+            Tensor::empty([0, 0, 0], &self.device),
+        );
+        cache.keys[layer] = keys.slice_assign([0..kvh, start..end, 0..hd], k.swap_dims(0, 1));
+        let values = std::mem::replace(
+            &mut cache.values[layer],
+            Tensor::empty([0, 0, 0], &self.device),
+        );
+        cache.values[layer] = values.slice_assign([0..kvh, start..end, 0..hd], v.swap_dims(0, 1));
+        let k_all = cache.keys[layer].clone().slice([0..kvh, 0..end, 0..hd]);
+        let v_all = cache.values[layer].clone().slice([0..kvh, 0..end, 0..hd]);
+
+        // Query head h reads KV head h / group: fold each group's queries into rows
+        // so one batched matmul per KV head serves the whole group.
+        let q = q
+            .reshape([t, kvh, group, hd])
+            .permute([1, 2, 0, 3])
+            .reshape([kvh, group * t, hd]);
+        let scores = q.matmul(k_all.transpose()).div_scalar((hd as f64).sqrt());
+        let scores = scores.reshape([kvh, group, t, end])
+            + mask.reshape([1, 1, t, end]).expand([kvh, group, t, end]);
+        let probs = softmax(scores, 3);
+        let read = want.map(|r| {
+            probs
+                .clone()
+                .slice([0..kvh, 0..group, r.clone(), 0..end])
+                .reshape([c.heads, r.len(), end])
+        });
+        let out = probs
+            .reshape([kvh, group * t, end])
+            .matmul(v_all)
+            .reshape([kvh, group, t, hd])
+            .permute([2, 0, 1, 3])
+            .reshape([t, c.dim]);
+        (block.o.forward(out), read)
+    }
+
+    /// Rotary position embedding of `x` `[t, heads, head_dim]`.
+    fn rope(&self, x: Tensor<3>, cos: &Tensor<2>, sin: &Tensor<2>) -> Tensor<3> {
+        let [t, h, d] = x.dims();
+        let half = d / 2;
+        let cos = cos.clone().reshape([t, 1, half]).expand([t, h, half]);
+        let sin = sin.clone().reshape([t, 1, half]).expand([t, h, half]);
+        if self.config.rope_interleaved {
+            let pairs = x.reshape([t, h, half, 2]);
+            let a = pairs
+                .clone()
+                .slice([0..t, 0..h, 0..half, 0..1])
+                .reshape([t, h, half]);
+            let b = pairs
+                .slice([0..t, 0..h, 0..half, 1..2])
+                .reshape([t, h, half]);
+            let ra = a.clone() * cos.clone() - b.clone() * sin.clone();
+            let rb = a * sin + b * cos;
+            Tensor::stack::<4>(vec![ra, rb], 3).reshape([t, h, d])
+        } else {
+            let a = x.clone().slice([0..t, 0..h, 0..half]);
+            let b = x.slice([0..t, 0..h, half..d]);
+            let ra = a.clone() * cos.clone() - b.clone() * sin.clone();
+            let rb = a * sin + b * cos;
+            Tensor::cat(vec![ra, rb], 2)
+        }
+    }
+
+    /// Logits of the last row of `x`.
+    fn logits(&self, x: Tensor<2>) -> Result<Vec<f32>> {
+        let t = x.dims()[0];
+        let last = rms_norm(x.slice([t - 1..t]), &self.norm, self.config.rms_eps);
+        let head = self.output.as_ref().unwrap_or(&self.embed);
+        // `head @ xᵀ` keeps the [vocab, dim] matrix as stored: no transposed copy.
+        let logits = head.clone().matmul(last.transpose());
+        read_vec(logits)
+    }
+
+    fn read_attention(&self, layer: usize, parts: Vec<Tensor<3>>) -> Result<LayerAttention> {
+        // Rows read in earlier chunks saw fewer keys; pad them with zeros (causal).
+        let keys = parts.iter().map(|p| p.dims()[2]).max().unwrap_or(0);
+        let heads = self.config.heads;
+        let mut rows: Vec<Vec<f32>> = vec![vec![]; heads];
+        let mut queries = 0;
+        for part in parts {
+            let [_, q, k] = part.dims();
+            let data = read_vec(part)?;
+            for (h, row) in rows.iter_mut().enumerate() {
+                for r in 0..q {
+                    let at = (h * q + r) * k;
+                    row.extend_from_slice(&data[at..at + k]);
+                    row.extend(std::iter::repeat_n(0.0, keys - k));
+                }
+            }
+            queries += q;
+        }
+        Ok(LayerAttention {
+            layer,
+            heads,
+            queries,
+            keys,
+            weights: rows.concat(),
+        })
+    }
+}
+
+fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Device(format!("reading back a tensor failed: {e:?}")))
+}
+
+fn rms_norm(x: Tensor<2>, weight: &Tensor<2>, eps: f64) -> Tensor<2> {
+    let dims = x.dims();
+    let rms = (x.clone().powf_scalar(2.0).mean_dim(1) + eps).sqrt();
+    x / rms.expand(dims) * weight.clone().expand(dims)
+}
+
+/// 0 where row `i` (position `start + i`) may attend, -inf after it.
+fn causal_mask(start: usize, t: usize, device: &Device) -> Tensor<2> {
+    let end = start + t;
+    let mut m = vec![0f32; t * end];
+    for i in 0..t {
+        for j in start + i + 1..end {
+            m[i * end + j] = f32::NEG_INFINITY;
+        }
+    }
+    Tensor::from_data(TensorData::new(m, [t, end]), device)
+}
+
+fn rope_tables(c: &Config, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let half = c.head_dim / 2;
+    let mut cos = Vec::with_capacity(c.context * half);
+    let mut sin = Vec::with_capacity(c.context * half);
+    for pos in 0..c.context {
+        for i in 0..half {
+            let freq = c.rope_base.powf(-2.0 * i as f64 / c.head_dim as f64);
+            let angle = pos as f64 / c.rope_scale * freq;
+            cos.push(angle.cos() as f32);
+            sin.push(angle.sin() as f32);
+        }
+    }
+    (
+        Tensor::from_data(TensorData::new(cos, [c.context, half]), device),
+        Tensor::from_data(TensorData::new(sin, [c.context, half]), device),
+    )
+}
+
+/// `[rows, cols]` row-major to `[cols, rows]`.
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = v[r * cols + c];
+        }
+    }
+    out
+}
