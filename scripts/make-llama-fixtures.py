@@ -62,10 +62,26 @@ def write(name, obj):
     print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
-def reference(what):
+def llama_version():
+    """llama-cpp-python's version plus the ggml version and commit its bundled library reports."""
+    import ctypes
+
     import llama_cpp
 
-    return f"llama.cpp via llama-cpp-python {llama_cpp.__version__} {what}"
+    version = f"llama-cpp-python {llama_cpp.__version__}"
+    try:
+        lib = ctypes.CDLL(str(Path(llama_cpp.__file__).parent / "lib" / "libggml-base.so"))
+        for name in ("ggml_version", "ggml_commit"):
+            fn = getattr(lib, name)
+            fn.restype = ctypes.c_char_p
+            version += f" {name[5:]} {fn().decode()}"
+    except (OSError, AttributeError):
+        pass
+    return version
+
+
+def reference(what):
+    return f"llama.cpp ({llama_version()}) {what}"
 
 
 def load_model(**kwargs):
@@ -109,6 +125,7 @@ def logits():
         llm.reset()
         llm.eval(toks)
         scores = np.asarray(llm.scores[: len(toks)], dtype=np.float32)
+        assert np.all(np.any(scores != 0.0, axis=1)), "llm.scores was not filled in"
         positions = []
         for row in scores:
             lp = log_softmax(row)
@@ -133,7 +150,8 @@ def logits():
 def greedy():
     import llama_cpp
 
-    llm = load_model(n_ctx=N_CTX, n_threads=N_THREADS, seed=0)
+    # logits_all=True: llama-cpp-python 0.3.x only copies logits into llm.scores when it is set.
+    llm = load_model(logits_all=True, n_ctx=N_CTX, n_threads=N_THREADS, seed=0)
     vocab = llama_cpp.llama_model_get_vocab(llm.model) if hasattr(llama_cpp, "llama_model_get_vocab") else None
 
     def is_eog(tok):
@@ -149,6 +167,7 @@ def greedy():
         generated = []
         for _ in range(GREEDY_TOKENS):
             last = np.asarray(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+            assert np.any(last != 0.0), "llm.scores was not filled in"
             tok = int(np.argmax(last))
             generated.append(tok)
             llm.eval([tok])

@@ -219,7 +219,7 @@ impl Embedder {
     /// Byte end offsets of every token of `text` (no special tokens, no truncation),
     /// for sizing passages.
     pub fn token_ends(&self, text: &str) -> Vec<usize> {
-        match self.counter.encode_fast(text, false) {
+        match self.counter.encode(text, false) {
             Ok(enc) => enc
                 .get_offsets()
                 .iter()
