@@ -3,8 +3,7 @@
 
 Reference implementations (none of them is a dependency of pith):
   - sentence-transformers: MiniLM embeddings
-  - transformers' GGUF tokenizer conversion (AutoTokenizer with gguf_file): SmolLM2 token ids
-    and the chat template
+  - transformers (AutoTokenizer with gguf_file): the chat template
   - the gguf package: dequantisation of real tensors of the SmolLM2 GGUF and of
     synthetic blocks of the types that file does not contain
 
@@ -131,8 +130,8 @@ def gguf_tokenizer():
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(MODELS / "smollm2"), gguf_file=GGUF_FILE)
-    items = [{"text": t, "ids": tok.encode(t, add_special_tokens=False)} for t in TOKENIZER_TEXTS]
-    write("smollm2_tokens.json", {"reference": "transformers AutoTokenizer(gguf_file)", "items": items})
+    # Token ids come from llama.cpp (make-llama-fixtures.py): transformers' GGUF
+    # conversion drops SmolLM's digit pre-tokenizer, so it splits "½" differently.
     chats = [
         {"messages": m, "prompt": tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True)}
         for m in CONVERSATIONS
@@ -212,3 +211,57 @@ if __name__ == "__main__":
         gguf_tokenizer()
     if "embeddings" in which:
         embeddings()
+
+
+def f32_logits():
+    """Log-probabilities of the dequantised (f32) model in transformers, for the prompts
+    of make-llama-fixtures.py: the exact reference for pith's f32 arithmetic."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    llama = json.loads((OUT / "smollm2_llamacpp_logits.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(
+        str(MODELS / "smollm2"), gguf_file=GGUF_FILE, attn_implementation="eager", torch_dtype=torch.float32
+    )
+    model.eval()
+    prompts = []
+    for p in llama["prompts"]:
+        with torch.no_grad():
+            logits = model(torch.tensor([p["tokens"]])).logits[0].double()
+        lp = torch.log_softmax(logits, dim=-1)
+        top = torch.topk(lp, 5, dim=-1)
+        prompts.append({
+            "tokens": p["tokens"],
+            "positions": [
+                {"top": [[int(i), round(float(v), 5)] for i, v in zip(ti, tv)]}
+                for ti, tv in zip(top.indices, top.values)
+            ],
+        })
+    write("smollm2_f32_logits.json", {"reference": "transformers (GGUF dequantised to f32, eager attention)", "prompts": prompts})
+
+
+if __name__ == "__main__" and "f32_logits" in sys.argv[1:]:
+    f32_logits()
+
+
+def f32_greedy():
+    """Greedy continuations (64 tokens) of the dequantised model in transformers."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    llama = json.loads((OUT / "smollm2_llamacpp_greedy.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(
+        str(MODELS / "smollm2"), gguf_file=GGUF_FILE, attn_implementation="eager", torch_dtype=torch.float32
+    )
+    items = []
+    for item in llama["items"]:
+        ids = torch.tensor([item["tokens"]])
+        with torch.no_grad():
+            out = model.generate(ids, max_new_tokens=64, min_new_tokens=64, do_sample=False,
+                                 repetition_penalty=1.0, eos_token_id=None, pad_token_id=0)
+        items.append({"tokens": item["tokens"], "generated": out[0, ids.shape[1]:].tolist()})
+    write("smollm2_f32_greedy.json", {"reference": "transformers greedy, 64 tokens (f32)", "items": items})
+
+
+if __name__ == "__main__" and "f32_greedy" in sys.argv[1:]:
+    f32_greedy()

@@ -38,23 +38,46 @@ fn engine(db: &TempDb) -> Engine {
 }
 
 const LIGHTHOUSE: &str = "A lighthouse guides ships at night. The Fresnel lens, invented by Augustin-Jean Fresnel in 1822, made lights visible much farther away.";
-const BEES: &str = "Honeybees tell each other where food is with the waggle dance. Karl von Frisch decoded it.";
+const BEES: &str =
+    "Honeybees tell each other where food is with the waggle dance. Karl von Frisch decoded it.";
 
 #[test]
 fn ingest_search_dedup_and_delete() {
     let db = TempDb::new("basic");
     let e = engine(&db);
-    let a = e.ingest_text("lighthouse.md", LIGHTHOUSE, r#"{"topic": "sea"}"#, &mut |_, _| {}).unwrap();
-    let b = e.ingest_text("bees.txt", BEES, r#"{"topic": "nature", "year": 1973}"#, &mut |_, _| {}).unwrap();
+    let a = e
+        .ingest_text(
+            "lighthouse.md",
+            LIGHTHOUSE,
+            r#"{"topic": "sea"}"#,
+            &mut |_, _| {},
+        )
+        .unwrap();
+    let b = e
+        .ingest_text(
+            "bees.txt",
+            BEES,
+            r#"{"topic": "nature", "year": 1973}"#,
+            &mut |_, _| {},
+        )
+        .unwrap();
     assert!(!a.duplicate && a.passages == 1);
-    let again = e.ingest_text("copy.md", LIGHTHOUSE, "{}", &mut |_, _| {}).unwrap();
+    let again = e
+        .ingest_text("copy.md", LIGHTHOUSE, "{}", &mut |_, _| {})
+        .unwrap();
     assert!(again.duplicate);
     assert_eq!(again.document_id, a.document_id);
     assert_eq!(e.documents().unwrap().len(), 2);
 
     for method in [Method::Vector, Method::Bm25, Method::Hybrid] {
-        let opts = SearchOptions { k: 2, method, filter: Filter::default() };
-        let hits = e.search("Who invented the lens for lighthouses?", &opts).unwrap();
+        let opts = SearchOptions {
+            k: 2,
+            method,
+            filter: Filter::default(),
+        };
+        let hits = e
+            .search("Who invented the lens for lighthouses?", &opts)
+            .unwrap();
         assert_eq!(hits[0].passage.document_id, a.document_id, "{method:?}");
         assert_eq!(hits[0].passage.start_char, 0);
         assert_eq!(hits[0].passage.end_char, LIGHTHOUSE.chars().count());
@@ -62,18 +85,38 @@ fn ingest_search_dedup_and_delete() {
     let filtered = SearchOptions {
         k: 5,
         method: Method::Hybrid,
-        filter: Filter { documents: vec![], metadata: vec![("topic".into(), "nature".into())] },
+        filter: Filter {
+            documents: vec![],
+            metadata: vec![("topic".into(), "nature".into())],
+        },
     };
-    let hits = e.search("Who invented the lens for lighthouses?", &filtered).unwrap();
+    let hits = e
+        .search("Who invented the lens for lighthouses?", &filtered)
+        .unwrap();
     assert!(hits.iter().all(|h| h.passage.document_id == b.document_id) && !hits.is_empty());
-    let by_number = Filter { documents: vec![], metadata: vec![("year".into(), 1973.into())] };
-    let hits = e.search("dance", &SearchOptions { k: 5, method: Method::Vector, filter: by_number }).unwrap();
+    let by_number = Filter {
+        documents: vec![],
+        metadata: vec![("year".into(), 1973.into())],
+    };
+    let hits = e
+        .search(
+            "dance",
+            &SearchOptions {
+                k: 5,
+                method: Method::Vector,
+                filter: by_number,
+            },
+        )
+        .unwrap();
     assert_eq!(hits.len(), 1);
 
     e.delete_document(a.document_id).unwrap();
     let (docs, passages, vectors, text) = e.with_store(|s| s.counts()).unwrap();
     assert_eq!((docs, passages, vectors, text), (1, 1, 1, 1));
-    assert!(matches!(e.delete_document(a.document_id), Err(Error::NotFound(_))));
+    assert!(matches!(
+        e.delete_document(a.document_id),
+        Err(Error::NotFound(_))
+    ));
     e.with_store(|s| s.integrity_check()).unwrap();
 }
 
@@ -81,12 +124,29 @@ fn ingest_search_dedup_and_delete() {
 fn long_documents_are_chunked_with_offsets() {
     let db = TempDb::new("long");
     let e = engine(&db);
-    let text: String = (0..200).map(|i| format!("Sentence number {i} talks about topic {}. ", i % 7)).collect();
-    let report = e.ingest_text("long.txt", &text, "{}", &mut |_, _| {}).unwrap();
+    let text: String = (0..200)
+        .map(|i| format!("Sentence number {i} talks about topic {}. ", i % 7))
+        .collect();
+    let report = e
+        .ingest_text("long.txt", &text, "{}", &mut |_, _| {})
+        .unwrap();
     assert!(report.passages > 5);
-    let hits = e.search("Sentence number 150", &SearchOptions { k: 3, method: Method::Bm25, filter: Filter::default() }).unwrap();
+    let hits = e
+        .search(
+            "Sentence number 150",
+            &SearchOptions {
+                k: 3,
+                method: Method::Bm25,
+                filter: Filter::default(),
+            },
+        )
+        .unwrap();
     for h in hits {
-        let slice: String = text.chars().skip(h.passage.start_char).take(h.passage.end_char - h.passage.start_char).collect();
+        let slice: String = text
+            .chars()
+            .skip(h.passage.start_char)
+            .take(h.passage.end_char - h.passage.start_char)
+            .collect();
         assert_eq!(slice, h.passage.text);
     }
 }
@@ -95,15 +155,30 @@ fn long_documents_are_chunked_with_offsets() {
 fn bad_input_is_refused_clearly() {
     let db = TempDb::new("bad");
     let e = engine(&db);
-    assert!(matches!(e.ingest_text("empty", "  \n", "{}", &mut |_, _| {}), Err(Error::InvalidArgument(_))));
-    assert!(matches!(e.ingest_text("x", "text", "[1,2]", &mut |_, _| {}), Err(Error::InvalidArgument(_))));
-    assert!(matches!(e.search("", &SearchOptions::default()), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        e.ingest_text("empty", "  \n", "{}", &mut |_, _| {}),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        e.ingest_text("x", "text", "[1,2]", &mut |_, _| {}),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        e.search("", &SearchOptions::default()),
+        Err(Error::InvalidArgument(_))
+    ));
     let bin = db.0.join("blob.txt");
     std::fs::write(&bin, [0u8, 159, 146, 150]).unwrap();
-    let err = e.ingest_file(&bin, "{}", &mut |_, _| {}).unwrap_err().to_string();
+    let err = e
+        .ingest_file(&bin, "{}", &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("binary"), "{err}");
     std::fs::write(&bin, [b'a', 0xff, 0xfe]).unwrap();
-    let err = e.ingest_file(&bin, "{}", &mut |_, _| {}).unwrap_err().to_string();
+    let err = e
+        .ingest_file(&bin, "{}", &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not UTF-8"), "{err}");
     assert_eq!(e.documents().unwrap().len(), 0);
 }
@@ -114,7 +189,11 @@ fn a_database_from_another_embedder_or_newer_schema_is_refused() {
     drop(engine(&db));
     {
         let conn = rusqlite::Connection::open(db.path()).unwrap();
-        conn.execute("UPDATE meta SET value = 'other-model' WHERE key = 'embedder'", []).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = 'other-model' WHERE key = 'embedder'",
+            [],
+        )
+        .unwrap();
     }
     let err = Engine::open(options(&db)).unwrap_err();
     assert!(matches!(err, Error::IncompatibleDatabase(_)), "{err}");

@@ -89,7 +89,7 @@ fn smollm2_header_matches_the_design() {
 fn gguf_tokenizer_matches_the_reference_ids() {
     let gguf = Gguf::open(common::gguf_path()).unwrap();
     let tok = tokenizer::from_gguf(&gguf).unwrap();
-    let fixture = common::fixture("smollm2_tokens.json");
+    let fixture = common::fixture("smollm2_llamacpp_tokens.json");
     let items = fixture["items"].as_array().unwrap();
     assert!(items.len() >= 50);
     for item in items {
