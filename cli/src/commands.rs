@@ -253,10 +253,48 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Evidence recall of attention pruning and the baselines at 2x, 4x and 8x.
+    Prune {
+        dir: PathBuf,
+        /// Evaluate only the first N questions.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn eval_prune(ctx: &Context, dir: &Path, limit: Option<usize>, json: bool) -> Result<()> {
+    let set = EvalSet::load(dir)?;
+    let dev = ctx.device();
+    let generator = pith_core::model::generate::Generator::load(&ctx.generator_path(), &dev.device, pith_core::model::generate::DEFAULT_CONTEXT)?;
+    let embedder = pith_core::model::bert::Embedder::load(&EngineOptions::new(ctx.models_dir(), "").embedder_dir(), &dev.device)?;
+    let n = limit.unwrap_or(set.questions.len()).min(set.questions.len());
+    let bar = bar(n as u64, "eval prune");
+    let report = eval::prune::evaluate(&generator, &embedder, &set, limit, &mut |i, _| bar.set_position(i as u64))?;
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string(&report.recall).expect("serialisable"));
+        return Ok(());
+    }
+    let print = |title: &str, recall: &eval::prune::Recall| {
+        println!("{title}\n{:<26} {:>6} {:>6} {:>6}", "method", "2x", "4x", "8x");
+        for (m, r) in recall {
+            println!("{m:<26} {:>6.3} {:>6.3} {:>6.3}", r["2x"], r["4x"], r["8x"]);
+        }
+    };
+    print(&format!("evidence recall, {} questions", report.questions), &report.recall);
+    print("\non the odd-numbered questions only (held out from head selection)", &report.check_recall);
+    println!("\nbest single heads at 4x (selected on even questions, checked on odd):");
+    for h in &report.heads {
+        println!("  layer {:>2} head {}  {:.3}  {:.3}", h.layer, h.head, h.selection, h.check);
+    }
+    Ok(())
 }
 
 pub fn eval(ctx: &Context, what: EvalCommand) -> Result<()> {
     match what {
+        EvalCommand::Prune { dir, limit, json } => eval_prune(ctx, &dir, limit, json),
         EvalCommand::Retrieval { dir, json } => {
             let set = EvalSet::load(&dir)?;
             // A fresh database, so the figures are about this set alone.

@@ -6,6 +6,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod model;
+pub mod prune;
 pub mod rag;
 pub mod store;
 

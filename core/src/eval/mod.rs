@@ -129,3 +129,5 @@ pub fn retrieval(
         })
         .collect())
 }
+
+pub mod prune;

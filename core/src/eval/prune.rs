@@ -1,0 +1,152 @@
+//! Evidence recall of context pruning at 2x, 4x and 8x, for pith's pruner, its
+//! ablations and the baselines, plus a per-head search for retrieval heads.
+
+use std::collections::BTreeMap;
+
+use super::EvalSet;
+use crate::error::{Error, Result};
+use crate::model::bert::Embedder;
+use crate::model::generate::Generator;
+use crate::prune::{self, ContextSentence, RETRIEVAL_HEADS};
+
+pub const RATIOS: [(&str, f64); 3] = [("2x", 2.0), ("4x", 4.0), ("8x", 8.0)];
+
+/// Per method, per ratio: the share of questions whose evidence survived.
+pub type Recall = BTreeMap<String, BTreeMap<&'static str, f64>>;
+
+/// One head's evidence recall at 4x on the selection and check halves.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HeadRecall {
+    pub layer: usize,
+    pub head: usize,
+    pub selection: f64,
+    pub check: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PruneReport {
+    pub questions: usize,
+    /// Recall on all questions evaluated.
+    pub recall: Recall,
+    /// Recall on the odd-numbered questions only (heads were chosen on the even ones).
+    pub check_recall: Recall,
+    /// The best heads by selection-half recall at 4x.
+    pub heads: Vec<HeadRecall>,
+}
+
+/// Whether the kept sentences hold one answer span of the gold passage whole.
+fn evidence_kept(sentences: &[ContextSentence], kept: &[usize], gold: usize, spans: &[(usize, usize)]) -> bool {
+    // Adjacent kept sentences of one passage form one span.
+    let mut runs: Vec<(usize, usize)> = vec![];
+    let mut prev: Option<usize> = None;
+    for &i in kept {
+        let s = &sentences[i];
+        if s.passage != gold {
+            prev = None;
+            continue;
+        }
+        match (prev, runs.last_mut()) {
+            (Some(p), Some(run)) if p + 1 == i => run.1 = s.chars.end,
+            _ => runs.push((s.chars.start, s.chars.end)),
+        }
+        prev = Some(i);
+    }
+    spans.iter().any(|&(a, b)| runs.iter().any(|&(s, e)| s <= a && b <= e))
+}
+
+/// Evaluates the first `limit` questions (all when `None`).
+pub fn evaluate(
+    generator: &Generator,
+    embedder: &Embedder,
+    set: &EvalSet,
+    limit: Option<usize>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PruneReport> {
+    let passages: BTreeMap<&str, &str> = set.corpus.iter().map(|p| (p.id.as_str(), p.text.as_str())).collect();
+    let questions = &set.questions[..limit.unwrap_or(usize::MAX).min(set.questions.len())];
+    let cfg = &generator.llama().config;
+    let all_layers: Vec<usize> = (0..cfg.layers).collect();
+    let all_heads: Vec<(usize, usize)> = all_layers.iter().flat_map(|&l| (0..cfg.heads).map(move |h| (l, h))).collect();
+
+    // kept[method][ratio] per question, split by parity.
+    let mut hits: BTreeMap<String, [[usize; 3]; 2]> = BTreeMap::new();
+    let mut head_hits = vec![[0usize; 2]; all_heads.len()];
+    let mut counts = [0usize; 2];
+    for (n, q) in questions.iter().enumerate() {
+        let texts = q
+            .context
+            .iter()
+            .map(|id| passages.get(id.as_str()).copied().ok_or_else(|| Error::InvalidArgument(format!("passage {id} not in corpus"))))
+            .collect::<Result<Vec<_>>>()?;
+        let gold = q.context.iter().position(|c| *c == q.gold).ok_or_else(|| Error::InvalidArgument(format!("question {}: gold not in context", q.id)))?;
+        let sentences = prune::split_passages(&texts);
+        let refs: Vec<&ContextSentence> = sentences.iter().collect();
+        let attn = prune::sentence_attention(generator, &refs, &q.question, &all_layers, true)?;
+        let raw = attn.uncalibrated();
+        let sim = prune::embedding_similarity(embedder, &refs, &q.question)?;
+        let selected = prune::head_sum(&attn, RETRIEVAL_HEADS)?;
+        let methods: Vec<(&str, Vec<f64>)> = vec![
+            ("attention", prune::fuse(&selected, &sim)),
+            ("attention_no_calibration", prune::fuse(&prune::head_sum(&raw, RETRIEVAL_HEADS)?, &sim)),
+            ("attention_all_heads", prune::fuse(&prune::head_sum(&attn, &all_heads)?, &sim)),
+            ("attention_no_fusion", selected),
+            ("embedding", sim),
+            ("lead", prune::lead_scores(refs.len())),
+            ("random", prune::random_scores(refs.len(), n as u64)),
+        ];
+        let total: usize = attn.tokens.iter().sum();
+        let half = n % 2;
+        counts[half] += 1;
+        for (name, scores) in methods {
+            let row = hits.entry(name.to_string()).or_default();
+            for (r, &(_, ratio)) in RATIOS.iter().enumerate() {
+                let kept = prune::select(&scores, &attn.tokens, (total as f64 / ratio) as usize);
+                row[half][r] += usize::from(evidence_kept(&sentences, &kept, gold, &q.answer_spans));
+            }
+        }
+        let budget4 = total / 4;
+        for (i, &(l, h)) in all_heads.iter().enumerate() {
+            let scores = attn.head(l, h).expect("all layers were read");
+            let kept = prune::select(&scores, &attn.tokens, budget4);
+            head_hits[i][half] += usize::from(evidence_kept(&sentences, &kept, gold, &q.answer_spans));
+        }
+        progress(n + 1, questions.len());
+    }
+
+    let share = |k: usize, n: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
+    let table = |pick: &dyn Fn(&[[usize; 3]; 2], usize) -> (usize, usize)| -> Recall {
+        hits.iter()
+            .map(|(m, row)| {
+                let by_ratio = RATIOS
+                    .iter()
+                    .enumerate()
+                    .map(|(r, &(name, _))| {
+                        let (k, n) = pick(row, r);
+                        (name, share(k, n))
+                    })
+                    .collect();
+                (m.clone(), by_ratio)
+            })
+            .collect()
+    };
+    let recall = table(&|row, r| (row[0][r] + row[1][r], counts[0] + counts[1]));
+    let check_recall = table(&|row, r| (row[1][r], counts[1]));
+    let mut heads: Vec<HeadRecall> = all_heads
+        .iter()
+        .zip(&head_hits)
+        .map(|(&(layer, head), h)| HeadRecall {
+            layer,
+            head,
+            selection: share(h[0], counts[0]),
+            check: share(h[1], counts[1]),
+        })
+        .collect();
+    heads.sort_by(|a, b| b.selection.total_cmp(&a.selection));
+    heads.truncate(12);
+    Ok(PruneReport {
+        questions: questions.len(),
+        recall,
+        check_recall,
+        heads,
+    })
+}

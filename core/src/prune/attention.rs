@@ -1,0 +1,103 @@
+//! Sentence scores from the generator's own attention: the question's tokens (and the
+//! focus prompt after them) attend to the context; a content-free question ("N/A")
+//! measures the position and sink bias, which is subtracted.
+
+use super::prompt::{self, ContextSentence};
+use crate::error::Result;
+use crate::model::generate::Generator;
+use crate::model::llama::{Capture, LayerAttention};
+
+/// Opens the answer so the last rows predict it, as AttentionRAG's focus prompt does.
+pub const FOCUS: &str = "The answer is";
+/// The content-free question of the calibration pass.
+const NULL_QUESTION: &str = "N/A";
+
+/// Attention mass per head and sentence.
+#[derive(Debug, Clone)]
+pub struct SentenceAttention {
+    pub layers: Vec<usize>,
+    pub heads: usize,
+    /// `real[i * heads + h][s]`: head `h` of `layers[i]` on sentence `s`.
+    pub real: Vec<Vec<f64>>,
+    /// The same with the content-free question, when calibrating.
+    pub null: Option<Vec<Vec<f64>>>,
+    /// Generator tokens of each sentence in the prompt.
+    pub tokens: Vec<usize>,
+}
+
+impl SentenceAttention {
+    /// The scores of one head (calibrated when the null pass ran), `None` when its
+    /// layer was not read.
+    pub fn head(&self, layer: usize, head: usize) -> Option<Vec<f64>> {
+        let i = self.layers.iter().position(|&l| l == layer)? * self.heads + head;
+        let real = self.real.get(i)?;
+        Some(match &self.null {
+            Some(null) => real.iter().zip(&null[i]).map(|(r, n)| r - n).collect(),
+            None => real.clone(),
+        })
+    }
+
+    /// Without calibration, whatever was read.
+    pub fn uncalibrated(&self) -> Self {
+        Self { null: None, ..self.clone() }
+    }
+}
+
+/// Reads the attention of `layers` from the question rows onto each sentence, in one
+/// prefill of the context (only up to the deepest layer asked for) plus the question;
+/// with `calibrate`, the question part runs again with "N/A" on the same cached
+/// context and its attention is subtracted.
+pub fn sentence_attention(
+    generator: &Generator,
+    sentences: &[&ContextSentence],
+    question: &str,
+    layers: &[usize],
+    calibrate: bool,
+) -> Result<SentenceAttention> {
+    let real = prompt::build(generator, sentences, question, Some(FOCUS))?;
+    let llama = generator.llama();
+    let depth = layers.iter().max().map_or(1, |&l| l + 1);
+    let mut cache = generator.new_cache();
+    let shared = real.context.end;
+    llama.forward(&real.ids[..shared], &mut cache, None, Some(depth))?;
+
+    let read = |p: &prompt::Prompt, cache: &mut crate::model::llama::KvCache| -> Result<Vec<LayerAttention>> {
+        cache.truncate(shared);
+        let capture = Capture {
+            queries: p.question.clone(),
+            layers: layers.to_vec(),
+        };
+        Ok(llama.forward(&p.ids[shared..], cache, Some(&capture), Some(depth))?.1)
+    };
+    let attn = read(&real, &mut cache)?;
+    let null = if calibrate {
+        let p = prompt::build(generator, sentences, NULL_QUESTION, Some(FOCUS))?;
+        Some(read(&p, &mut cache)?)
+    } else {
+        None
+    };
+
+    let heads = llama.config.heads;
+    let mass = |a: &LayerAttention, h: usize| -> Vec<f64> {
+        real.sentences
+            .iter()
+            .map(|r| {
+                let total: f64 = (0..a.queries)
+                    .flat_map(|q| r.clone().map(move |k| (q, k)))
+                    .map(|(q, k)| f64::from(a.at(h, q, k)))
+                    .sum();
+                total / a.queries as f64
+            })
+            .collect()
+    };
+    let per_head = |layers: &[LayerAttention]| -> Vec<Vec<f64>> {
+        layers.iter().flat_map(|a| (0..heads).map(move |h| mass(a, h))).collect()
+    };
+    Ok(SentenceAttention {
+        layers: attn.iter().map(|a| a.layer).collect(),
+        heads,
+        real: per_head(&attn),
+        null: null.as_deref().map(per_head),
+        tokens: real.sentences.iter().map(|r| r.len()).collect(),
+    })
+}

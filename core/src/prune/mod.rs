@@ -1,0 +1,173 @@
+//! Attention-guided context pruning: keep the sentences the model's retrieval heads
+//! attend to, up to a token budget, in their original order.
+
+pub mod attention;
+pub mod prompt;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+pub use attention::{SentenceAttention, sentence_attention};
+pub use prompt::{ContextSentence, split_passages};
+
+use crate::error::{Error, Result};
+use crate::model::bert::Embedder;
+use crate::model::generate::Generator;
+
+/// Retrieval heads of SmolLM2-135M as (layer, head), counted from 0. Chosen by
+/// `pith eval heads` on even-numbered questions of the squad-superbowl set and checked
+/// on the odd ones (see docs/eval.md).
+pub const RETRIEVAL_HEADS: &[(usize, usize)] = &[(17, 4), (15, 6), (18, 6), (21, 8)];
+
+/// How much context to keep.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Budget {
+    /// Keep everything.
+    Off,
+    /// Keep 1/ratio of the context tokens (ratio 4 keeps a quarter).
+    Ratio(f64),
+    /// Keep at most this many context tokens.
+    Tokens(usize),
+}
+
+impl Budget {
+    /// The token budget for a context of `total` tokens.
+    pub fn tokens(self, total: usize) -> Result<usize> {
+        match self {
+            Budget::Off => Ok(total),
+            Budget::Ratio(r) if r >= 1.0 && r.is_finite() => Ok((total as f64 / r).floor() as usize),
+            Budget::Ratio(r) => Err(Error::InvalidArgument(format!("compression ratio {r} (must be at least 1)"))),
+            Budget::Tokens(n) => Ok(n.min(total)),
+        }
+    }
+}
+
+/// How sentences are scored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PruneOptions {
+    pub heads: Vec<(usize, usize)>,
+    /// Subtract the attention of a content-free question.
+    pub calibrate: bool,
+    /// Add the z-scored embedding similarity to the z-scored attention.
+    pub fuse_embedding: bool,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        Self {
+            heads: RETRIEVAL_HEADS.to_vec(),
+            calibrate: true,
+            fuse_embedding: true,
+        }
+    }
+}
+
+/// Sentence scores from the shipped pruner (or an ablation of it), higher is better,
+/// and the generator tokens each sentence takes.
+pub fn score(
+    generator: &Generator,
+    embedder: &Embedder,
+    sentences: &[&ContextSentence],
+    question: &str,
+    options: &PruneOptions,
+) -> Result<(Vec<f64>, Vec<usize>)> {
+    let mut layers: Vec<usize> = options.heads.iter().map(|&(l, _)| l).collect();
+    layers.sort_unstable();
+    layers.dedup();
+    let attn = sentence_attention(generator, sentences, question, &layers, options.calibrate)?;
+    let mut total = head_sum(&attn, &options.heads)?;
+    if options.fuse_embedding {
+        total = fuse(&total, &embedding_similarity(embedder, sentences, question)?);
+    }
+    Ok((total, attn.tokens))
+}
+
+/// Sum of z-scores: each signal counts by how far it sets a sentence apart.
+pub fn fuse(a: &[f64], b: &[f64]) -> Vec<f64> {
+    zscore(a).iter().zip(zscore(b)).map(|(x, y)| x + y).collect()
+}
+
+/// The summed scores of `heads`.
+pub fn head_sum(attn: &SentenceAttention, heads: &[(usize, usize)]) -> Result<Vec<f64>> {
+    let mut total = vec![0.0; attn.tokens.len()];
+    for &(l, h) in heads {
+        let s = attn
+            .head(l, h)
+            .ok_or_else(|| Error::InvalidArgument(format!("head {h} of layer {l} does not exist")))?;
+        total.iter_mut().zip(s).for_each(|(t, x)| *t += x);
+    }
+    Ok(total)
+}
+
+/// Cosine similarity of each sentence to the question (MiniLM).
+pub fn embedding_similarity(embedder: &Embedder, sentences: &[&ContextSentence], question: &str) -> Result<Vec<f64>> {
+    let mut texts: Vec<&str> = vec![question];
+    texts.extend(sentences.iter().map(|s| s.text.as_str()));
+    let v = embedder.embed(&texts)?;
+    Ok(v[1..]
+        .iter()
+        .map(|s| s.iter().zip(&v[0]).map(|(a, b)| f64::from(a * b)).sum())
+        .collect())
+}
+
+pub fn zscore(x: &[f64]) -> Vec<f64> {
+    let n = x.len().max(1) as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    x.iter().map(|v| if sd > 0.0 { (v - mean) / sd } else { 0.0 }).collect()
+}
+
+/// Keeps the best-scoring sentences whose tokens fit in `budget` (skipping any that
+/// would overflow it), returned in their original order.
+pub fn select(scores: &[f64], tokens: &[usize], budget: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut used = 0;
+    let mut kept: Vec<usize> = order
+        .into_iter()
+        .filter(|&i| {
+            let fits = used + tokens[i] <= budget;
+            if fits {
+                used += tokens[i];
+            }
+            fits
+        })
+        .collect();
+    kept.sort_unstable();
+    kept
+}
+
+/// Scores for the baselines: leading sentences first, or a seeded random order.
+pub fn lead_scores(n: usize) -> Vec<f64> {
+    (0..n).map(|i| -(i as f64)).collect()
+}
+
+pub fn random_scores(n: usize, seed: u64) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    let mut s = vec![0.0; n];
+    for (rank, i) in order.into_iter().enumerate() {
+        s[i] = -(rank as f64);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_fits_the_budget_and_keeps_order() {
+        let kept = select(&[0.1, 0.9, 0.5, 0.8], &[5, 5, 5, 10], 12);
+        assert_eq!(kept, vec![1, 2]);
+        assert_eq!(select(&[1.0, 2.0], &[3, 3], 0), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn budgets() {
+        assert_eq!(Budget::Ratio(4.0).tokens(100).unwrap(), 25);
+        assert_eq!(Budget::Tokens(500).tokens(100).unwrap(), 100);
+        assert!(Budget::Ratio(0.5).tokens(100).is_err());
+    }
+}
