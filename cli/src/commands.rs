@@ -16,7 +16,7 @@ pub struct Context {
 }
 
 impl Context {
-    fn models_dir(&self) -> PathBuf {
+    pub fn models_dir(&self) -> PathBuf {
         if let Some(m) = &self.models {
             return m.clone();
         }
@@ -50,7 +50,7 @@ impl Context {
         Ok(engine)
     }
 
-    fn open(&self) -> Result<Engine> {
+    pub fn open(&self) -> Result<Engine> {
         self.open_at(
             self.db
                 .clone()
@@ -212,7 +212,7 @@ pub fn search(
     Ok(())
 }
 
-fn snippet(text: &str, max_chars: usize) -> String {
+pub fn snippet(text: &str, max_chars: usize) -> String {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match flat.char_indices().nth(max_chars) {
         Some((i, _)) => format!("{}…", &flat[..i]),
@@ -267,27 +267,53 @@ pub enum EvalCommand {
 fn eval_prune(ctx: &Context, dir: &Path, limit: Option<usize>, json: bool) -> Result<()> {
     let set = EvalSet::load(dir)?;
     let dev = ctx.device();
-    let generator = pith_core::model::generate::Generator::load(&ctx.generator_path(), &dev.device, pith_core::model::generate::DEFAULT_CONTEXT)?;
-    let embedder = pith_core::model::bert::Embedder::load(&EngineOptions::new(ctx.models_dir(), "").embedder_dir(), &dev.device)?;
-    let n = limit.unwrap_or(set.questions.len()).min(set.questions.len());
+    let generator = pith_core::model::generate::Generator::load(
+        &ctx.generator_path(),
+        &dev.device,
+        pith_core::model::generate::DEFAULT_CONTEXT,
+    )?;
+    let embedder = pith_core::model::bert::Embedder::load(
+        &EngineOptions::new(ctx.models_dir(), "").embedder_dir(),
+        &dev.device,
+    )?;
+    let n = limit
+        .unwrap_or(set.questions.len())
+        .min(set.questions.len());
     let bar = bar(n as u64, "eval prune");
-    let report = eval::prune::evaluate(&generator, &embedder, &set, limit, &mut |i, _| bar.set_position(i as u64))?;
+    let report = eval::prune::evaluate(&generator, &embedder, &set, limit, &mut |i, _| {
+        bar.set_position(i as u64)
+    })?;
     bar.finish_and_clear();
     if json {
-        println!("{}", serde_json::to_string(&report.recall).expect("serialisable"));
+        println!(
+            "{}",
+            serde_json::to_string(&report.recall).expect("serialisable")
+        );
         return Ok(());
     }
     let print = |title: &str, recall: &eval::prune::Recall| {
-        println!("{title}\n{:<26} {:>6} {:>6} {:>6}", "method", "2x", "4x", "8x");
+        println!(
+            "{title}\n{:<26} {:>6} {:>6} {:>6}",
+            "method", "2x", "4x", "8x"
+        );
         for (m, r) in recall {
             println!("{m:<26} {:>6.3} {:>6.3} {:>6.3}", r["2x"], r["4x"], r["8x"]);
         }
     };
-    print(&format!("evidence recall, {} questions", report.questions), &report.recall);
-    print("\non the odd-numbered questions only (held out from head selection)", &report.check_recall);
+    print(
+        &format!("evidence recall, {} questions", report.questions),
+        &report.recall,
+    );
+    print(
+        "\non the odd-numbered questions only (held out from head selection)",
+        &report.check_recall,
+    );
     println!("\nbest single heads at 4x (selected on even questions, checked on odd):");
     for h in &report.heads {
-        println!("  layer {:>2} head {}  {:.3}  {:.3}", h.layer, h.head, h.selection, h.check);
+        println!(
+            "  layer {:>2} head {}  {:.3}  {:.3}",
+            h.layer, h.head, h.selection, h.check
+        );
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
 use pith_core::model::sampling::SamplingOptions;
 
 use crate::commands::Context;
+use pith_core::{AskOptions, Budget};
 
 /// Sampling flags shared by generate, chat and ask.
 #[derive(Args, Clone)]
@@ -116,4 +117,51 @@ pub fn chat(ctx: &Context, sampling: &SamplingArgs) -> Result<()> {
 fn load(ctx: &Context) -> Result<Generator> {
     let dev = ctx.device();
     Generator::load(&ctx.generator_path(), &dev.device, DEFAULT_CONTEXT)
+}
+
+pub fn ask(
+    ctx: &Context,
+    question: &str,
+    k: usize,
+    prune: Budget,
+    json: bool,
+    sampling: &SamplingArgs,
+) -> Result<()> {
+    let engine = ctx.open()?;
+    let options = AskOptions {
+        k,
+        prune,
+        sampling: sampling.options(),
+        ..AskOptions::default()
+    };
+    let mut stream = |piece: &str| json || print_piece(piece);
+    let answer = engine.ask(question, &options, &mut stream, None)?;
+    if json {
+        println!("{}", serde_json::to_string(&answer).expect("serialisable"));
+        return Ok(());
+    }
+    println!("\n");
+    for (i, c) in answer.citations.iter().enumerate() {
+        println!(
+            "[{}] {} (doc {}, chars {}..{}): {}",
+            i + 1,
+            c.source,
+            c.document_id,
+            c.start_char,
+            c.end_char,
+            crate::commands::snippet(&c.snippet, 240)
+        );
+    }
+    let t = &answer.timings;
+    eprintln!(
+        "[context {} -> {} tokens; retrieve {:.0} ms, prune {:.0} ms, prefill {:.0} ms, decode {:.0} ms, first token {:.0} ms]",
+        answer.context_tokens_before,
+        answer.context_tokens_after,
+        t.retrieve_ms,
+        t.prune_ms,
+        t.prefill_ms,
+        t.decode_ms,
+        t.first_token_ms
+    );
+    Ok(())
 }

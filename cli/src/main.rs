@@ -66,6 +66,26 @@ enum Command {
         #[arg(required = true)]
         ids: Vec<i64>,
     },
+    /// Answer a question from the database, streaming the answer, then list citations.
+    Ask {
+        question: String,
+        /// Passages to retrieve.
+        #[arg(short, long, default_value_t = 5)]
+        k: usize,
+        /// Give the model the whole retrieved context.
+        #[arg(long, conflicts_with_all = ["ratio", "budget"])]
+        no_prune: bool,
+        /// Keep 1/RATIO of the context tokens (default 2).
+        #[arg(long, conflicts_with = "budget")]
+        ratio: Option<f64>,
+        /// Keep at most this many context tokens.
+        #[arg(long)]
+        budget: Option<usize>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        sampling: generate::SamplingArgs,
+    },
     /// Generate text with the local model.
     Generate {
         prompt: String,
@@ -106,6 +126,22 @@ fn main() -> ExitCode {
         } => commands::search(&ctx, &query, k, method, documents, &wheres, json),
         Command::Docs { json } => commands::docs(&ctx, json),
         Command::Delete { ids } => commands::delete(&ctx, &ids),
+        Command::Ask {
+            question,
+            k,
+            no_prune,
+            ratio,
+            budget,
+            json,
+            sampling,
+        } => {
+            let prune = match (no_prune, ratio, budget) {
+                (true, _, _) => pith_core::Budget::Off,
+                (_, _, Some(n)) => pith_core::Budget::Tokens(n),
+                (_, r, None) => pith_core::Budget::Ratio(r.unwrap_or(2.0)),
+            };
+            generate::ask(&ctx, &question, k, prune, json, &sampling)
+        }
         Command::Generate {
             prompt,
             raw,

@@ -1,6 +1,7 @@
 //! pith-core: the on-device RAG engine. Ingest documents into SQLite, search them,
 //! and answer questions with a small local model that cites its sources.
 
+pub mod ask;
 pub mod chunk;
 pub mod device;
 pub mod error;
@@ -10,8 +11,10 @@ pub mod prune;
 pub mod rag;
 pub mod store;
 
+pub use ask::{Answer, AskOptions, Citation, Timings};
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
+pub use prune::Budget;
 pub use rag::{Engine, EngineOptions, IngestReport, SearchOptions};
 pub use store::{DocumentInfo, Filter, Hit, Method, Passage};
 

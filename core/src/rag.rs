@@ -1,7 +1,7 @@
 //! The engine: ingest, search and (with the generator) ask.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
@@ -9,6 +9,7 @@ use crate::chunk::{self, ChunkSize};
 use crate::device::{self, DeviceChoice, OpenDevice};
 use crate::error::{Error, Result};
 use crate::model::bert::Embedder;
+use crate::model::generate::{DEFAULT_CONTEXT, Generator};
 use crate::store::{DocumentInfo, EmbedderId, Filter, Hit, Method, NewDocument, NewPassage, Store};
 
 /// How to open an [`Engine`].
@@ -82,6 +83,8 @@ pub struct Engine {
     device: OpenDevice,
     embedder: Embedder,
     store: Mutex<Store>,
+    /// Loaded on the first question, so ingest-only apps never pay for it.
+    generator: Mutex<Option<Arc<Generator>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -107,7 +110,23 @@ impl Engine {
             device,
             embedder,
             store: Mutex::new(store),
+            generator: Mutex::new(None),
         })
+    }
+
+    /// The generator, loading it on first use.
+    pub fn generator(&self) -> Result<Arc<Generator>> {
+        let mut slot = self.generator.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = slot.as_ref() {
+            return Ok(g.clone());
+        }
+        let g = Arc::new(Generator::load(
+            &self.options.generator_path(),
+            &self.device.device,
+            DEFAULT_CONTEXT,
+        )?);
+        *slot = Some(g.clone());
+        Ok(g)
     }
 
     pub fn options(&self) -> &EngineOptions {

@@ -35,7 +35,12 @@ pub struct PruneReport {
 }
 
 /// Whether the kept sentences hold one answer span of the gold passage whole.
-fn evidence_kept(sentences: &[ContextSentence], kept: &[usize], gold: usize, spans: &[(usize, usize)]) -> bool {
+fn evidence_kept(
+    sentences: &[ContextSentence],
+    kept: &[usize],
+    gold: usize,
+    spans: &[(usize, usize)],
+) -> bool {
     // Adjacent kept sentences of one passage form one span.
     let mut runs: Vec<(usize, usize)> = vec![];
     let mut prev: Option<usize> = None;
@@ -51,7 +56,9 @@ fn evidence_kept(sentences: &[ContextSentence], kept: &[usize], gold: usize, spa
         }
         prev = Some(i);
     }
-    spans.iter().any(|&(a, b)| runs.iter().any(|&(s, e)| s <= a && b <= e))
+    spans
+        .iter()
+        .any(|&(a, b)| runs.iter().any(|&(s, e)| s <= a && b <= e))
 }
 
 /// Evaluates the first `limit` questions (all when `None`).
@@ -62,23 +69,36 @@ pub fn evaluate(
     limit: Option<usize>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PruneReport> {
-    let passages: BTreeMap<&str, &str> = set.corpus.iter().map(|p| (p.id.as_str(), p.text.as_str())).collect();
+    let passages: BTreeMap<&str, &str> = set
+        .corpus
+        .iter()
+        .map(|p| (p.id.as_str(), p.text.as_str()))
+        .collect();
     let questions = &set.questions[..limit.unwrap_or(usize::MAX).min(set.questions.len())];
     let cfg = &generator.llama().config;
     let all_layers: Vec<usize> = (0..cfg.layers).collect();
-    let all_heads: Vec<(usize, usize)> = all_layers.iter().flat_map(|&l| (0..cfg.heads).map(move |h| (l, h))).collect();
+    let all_heads: Vec<(usize, usize)> = all_layers
+        .iter()
+        .flat_map(|&l| (0..cfg.heads).map(move |h| (l, h)))
+        .collect();
 
     // kept[method][ratio] per question, split by parity.
     let mut hits: BTreeMap<String, [[usize; 3]; 2]> = BTreeMap::new();
     let mut head_hits = vec![[0usize; 2]; all_heads.len()];
     let mut counts = [0usize; 2];
     for (n, q) in questions.iter().enumerate() {
-        let texts = q
-            .context
-            .iter()
-            .map(|id| passages.get(id.as_str()).copied().ok_or_else(|| Error::InvalidArgument(format!("passage {id} not in corpus"))))
-            .collect::<Result<Vec<_>>>()?;
-        let gold = q.context.iter().position(|c| *c == q.gold).ok_or_else(|| Error::InvalidArgument(format!("question {}: gold not in context", q.id)))?;
+        let texts =
+            q.context
+                .iter()
+                .map(|id| {
+                    passages.get(id.as_str()).copied().ok_or_else(|| {
+                        Error::InvalidArgument(format!("passage {id} not in corpus"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+        let gold = q.context.iter().position(|c| *c == q.gold).ok_or_else(|| {
+            Error::InvalidArgument(format!("question {}: gold not in context", q.id))
+        })?;
         let sentences = prune::split_passages(&texts);
         let refs: Vec<&ContextSentence> = sentences.iter().collect();
         let attn = prune::sentence_attention(generator, &refs, &q.question, &all_layers, true)?;
@@ -87,8 +107,14 @@ pub fn evaluate(
         let selected = prune::head_sum(&attn, RETRIEVAL_HEADS)?;
         let methods: Vec<(&str, Vec<f64>)> = vec![
             ("attention", prune::fuse(&selected, &sim)),
-            ("attention_no_calibration", prune::fuse(&prune::head_sum(&raw, RETRIEVAL_HEADS)?, &sim)),
-            ("attention_all_heads", prune::fuse(&prune::head_sum(&attn, &all_heads)?, &sim)),
+            (
+                "attention_no_calibration",
+                prune::fuse(&prune::head_sum(&raw, RETRIEVAL_HEADS)?, &sim),
+            ),
+            (
+                "attention_all_heads",
+                prune::fuse(&prune::head_sum(&attn, &all_heads)?, &sim),
+            ),
             ("attention_no_fusion", selected),
             ("embedding", sim),
             ("lead", prune::lead_scores(refs.len())),
@@ -101,14 +127,16 @@ pub fn evaluate(
             let row = hits.entry(name.to_string()).or_default();
             for (r, &(_, ratio)) in RATIOS.iter().enumerate() {
                 let kept = prune::select(&scores, &attn.tokens, (total as f64 / ratio) as usize);
-                row[half][r] += usize::from(evidence_kept(&sentences, &kept, gold, &q.answer_spans));
+                row[half][r] +=
+                    usize::from(evidence_kept(&sentences, &kept, gold, &q.answer_spans));
             }
         }
         let budget4 = total / 4;
         for (i, &(l, h)) in all_heads.iter().enumerate() {
             let scores = attn.head(l, h).expect("all layers were read");
             let kept = prune::select(&scores, &attn.tokens, budget4);
-            head_hits[i][half] += usize::from(evidence_kept(&sentences, &kept, gold, &q.answer_spans));
+            head_hits[i][half] +=
+                usize::from(evidence_kept(&sentences, &kept, gold, &q.answer_spans));
         }
         progress(n + 1, questions.len());
     }

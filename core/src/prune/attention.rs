@@ -39,7 +39,10 @@ impl SentenceAttention {
 
     /// Without calibration, whatever was read.
     pub fn uncalibrated(&self) -> Self {
-        Self { null: None, ..self.clone() }
+        Self {
+            null: None,
+            ..self.clone()
+        }
     }
 }
 
@@ -61,13 +64,17 @@ pub fn sentence_attention(
     let shared = real.context.end;
     llama.forward(&real.ids[..shared], &mut cache, None, Some(depth))?;
 
-    let read = |p: &prompt::Prompt, cache: &mut crate::model::llama::KvCache| -> Result<Vec<LayerAttention>> {
+    let read = |p: &prompt::Prompt,
+                cache: &mut crate::model::llama::KvCache|
+     -> Result<Vec<LayerAttention>> {
         cache.truncate(shared);
         let capture = Capture {
             queries: p.question.clone(),
             layers: layers.to_vec(),
         };
-        Ok(llama.forward(&p.ids[shared..], cache, Some(&capture), Some(depth))?.1)
+        Ok(llama
+            .forward(&p.ids[shared..], cache, Some(&capture), Some(depth))?
+            .1)
     };
     let attn = read(&real, &mut cache)?;
     let null = if calibrate {
@@ -91,7 +98,10 @@ pub fn sentence_attention(
             .collect()
     };
     let per_head = |layers: &[LayerAttention]| -> Vec<Vec<f64>> {
-        layers.iter().flat_map(|a| (0..heads).map(move |h| mass(a, h))).collect()
+        layers
+            .iter()
+            .flat_map(|a| (0..heads).map(move |h| mass(a, h)))
+            .collect()
     };
     Ok(SentenceAttention {
         layers: attn.iter().map(|a| a.layer).collect(),

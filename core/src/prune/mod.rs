@@ -36,8 +36,12 @@ impl Budget {
     pub fn tokens(self, total: usize) -> Result<usize> {
         match self {
             Budget::Off => Ok(total),
-            Budget::Ratio(r) if r >= 1.0 && r.is_finite() => Ok((total as f64 / r).floor() as usize),
-            Budget::Ratio(r) => Err(Error::InvalidArgument(format!("compression ratio {r} (must be at least 1)"))),
+            Budget::Ratio(r) if r >= 1.0 && r.is_finite() => {
+                Ok((total as f64 / r).floor() as usize)
+            }
+            Budget::Ratio(r) => Err(Error::InvalidArgument(format!(
+                "compression ratio {r} (must be at least 1)"
+            ))),
             Budget::Tokens(n) => Ok(n.min(total)),
         }
     }
@@ -78,30 +82,41 @@ pub fn score(
     let attn = sentence_attention(generator, sentences, question, &layers, options.calibrate)?;
     let mut total = head_sum(&attn, &options.heads)?;
     if options.fuse_embedding {
-        total = fuse(&total, &embedding_similarity(embedder, sentences, question)?);
+        total = fuse(
+            &total,
+            &embedding_similarity(embedder, sentences, question)?,
+        );
     }
     Ok((total, attn.tokens))
 }
 
 /// Sum of z-scores: each signal counts by how far it sets a sentence apart.
 pub fn fuse(a: &[f64], b: &[f64]) -> Vec<f64> {
-    zscore(a).iter().zip(zscore(b)).map(|(x, y)| x + y).collect()
+    zscore(a)
+        .iter()
+        .zip(zscore(b))
+        .map(|(x, y)| x + y)
+        .collect()
 }
 
 /// The summed scores of `heads`.
 pub fn head_sum(attn: &SentenceAttention, heads: &[(usize, usize)]) -> Result<Vec<f64>> {
     let mut total = vec![0.0; attn.tokens.len()];
     for &(l, h) in heads {
-        let s = attn
-            .head(l, h)
-            .ok_or_else(|| Error::InvalidArgument(format!("head {h} of layer {l} does not exist")))?;
+        let s = attn.head(l, h).ok_or_else(|| {
+            Error::InvalidArgument(format!("head {h} of layer {l} does not exist"))
+        })?;
         total.iter_mut().zip(s).for_each(|(t, x)| *t += x);
     }
     Ok(total)
 }
 
 /// Cosine similarity of each sentence to the question (MiniLM).
-pub fn embedding_similarity(embedder: &Embedder, sentences: &[&ContextSentence], question: &str) -> Result<Vec<f64>> {
+pub fn embedding_similarity(
+    embedder: &Embedder,
+    sentences: &[&ContextSentence],
+    question: &str,
+) -> Result<Vec<f64>> {
     let mut texts: Vec<&str> = vec![question];
     texts.extend(sentences.iter().map(|s| s.text.as_str()));
     let v = embedder.embed(&texts)?;
@@ -115,7 +130,9 @@ pub fn zscore(x: &[f64]) -> Vec<f64> {
     let n = x.len().max(1) as f64;
     let mean = x.iter().sum::<f64>() / n;
     let sd = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-    x.iter().map(|v| if sd > 0.0 { (v - mean) / sd } else { 0.0 }).collect()
+    x.iter()
+        .map(|v| if sd > 0.0 { (v - mean) / sd } else { 0.0 })
+        .collect()
 }
 
 /// Keeps the best-scoring sentences whose tokens fit in `budget` (skipping any that

@@ -23,11 +23,14 @@ pub fn split_passages(passages: &[&str]) -> Vec<ContextSentence> {
         .iter()
         .enumerate()
         .flat_map(|(p, text)| {
-            crate::chunk::sentences(text).into_iter().map(move |r| ContextSentence {
-                passage: p,
-                chars: crate::chunk::char_offset(text, r.start)..crate::chunk::char_offset(text, r.end),
-                text: text[r].to_string(),
-            })
+            crate::chunk::sentences(text)
+                .into_iter()
+                .map(move |r| ContextSentence {
+                    passage: p,
+                    chars: crate::chunk::char_offset(text, r.start)
+                        ..crate::chunk::char_offset(text, r.end),
+                    text: text[r].to_string(),
+                })
         })
         .collect()
 }
@@ -59,7 +62,9 @@ pub fn build(
         "user",
         &format!("{INSTRUCTION}\n\nContext:\n{MARKER}\n\nQuestion: {question}"),
     )])?;
-    let (before, after) = template.split_once(MARKER).expect("the template keeps the message");
+    let (before, after) = template
+        .split_once(MARKER)
+        .expect("the template keeps the message");
     let mut ids = generator.encode(before)?;
     let context_start = ids.len();
     let mut ranges = Vec::with_capacity(sentences.len());
@@ -76,7 +81,9 @@ pub fn build(
         previous = Some(s.passage);
     }
     let context = context_start..ids.len();
-    let (gap, rest) = after.split_once("Question: ").expect("the template keeps the question");
+    let (gap, rest) = after
+        .split_once("Question: ")
+        .expect("the template keeps the question");
     ids.extend(generator.encode(gap)?);
     let question_start = ids.len();
     ids.extend(generator.encode(&format!("Question: {rest}{}", focus.unwrap_or("")))?);
