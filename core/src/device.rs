@@ -80,7 +80,7 @@ fn probe_wgpu() -> std::result::Result<Device, String> {
         });
         std::panic::set_hook(hook);
         match result {
-            Ok(v) if v == 3.0 => Ok(()),
+            Ok(3.0) => Ok(()),
             Ok(v) => Err(format!("a test sum gave {v}")),
             Err(panic) => Err(panic
                 .downcast_ref::<String>()

@@ -9,6 +9,9 @@ use crate::model::bert::Embedder;
 use crate::model::generate::Generator;
 use crate::prune::{self, ContextSentence, RETRIEVAL_HEADS};
 
+/// Questions whose evidence was kept, `[half][ratio]` (halves: even and odd questions).
+type Hits = [[usize; 3]; 2];
+
 pub const RATIOS: [(&str, f64); 3] = [("2x", 2.0), ("4x", 4.0), ("8x", 8.0)];
 
 /// Per method, per ratio: the share of questions whose evidence survived.
@@ -83,7 +86,7 @@ pub fn evaluate(
         .collect();
 
     // kept[method][ratio] per question, split by parity.
-    let mut hits: BTreeMap<String, [[usize; 3]; 2]> = BTreeMap::new();
+    let mut hits: BTreeMap<String, Hits> = BTreeMap::new();
     let mut head_hits = vec![[0usize; 2]; all_heads.len()];
     let mut counts = [0usize; 2];
     for (n, q) in questions.iter().enumerate() {
@@ -142,7 +145,7 @@ pub fn evaluate(
     }
 
     let share = |k: usize, n: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
-    let table = |pick: &dyn Fn(&[[usize; 3]; 2], usize) -> (usize, usize)| -> Recall {
+    let table = |pick: &dyn Fn(&Hits, usize) -> (usize, usize)| -> Recall {
         hits.iter()
             .map(|(m, row)| {
                 let by_ratio = RATIOS

@@ -179,7 +179,7 @@ impl Embedder {
             })
             .collect::<Result<Vec<_>>>()?;
         let token_type = t2("embeddings.token_type_embeddings.weight")?
-            .slice([0..1])
+            .narrow(0, 0, 1)
             .reshape([config.hidden_size]);
         Ok(Self {
             tokenizer,
@@ -276,7 +276,7 @@ impl Embedder {
             + self
                 .position
                 .clone()
-                .slice([0..t])
+                .narrow(0, 0, t)
                 .unsqueeze::<3>()
                 .expand([b, t, h])
             + self.token_type.clone().reshape([1, 1, h]).expand([b, t, h]);

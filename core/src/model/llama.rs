@@ -337,8 +337,8 @@ impl Llama {
         let ids: Vec<i32> = chunk.iter().map(|&i| i as i32).collect();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [t]), &self.device);
         let mut x = self.embed.clone().select(0, ids);
-        let cos = self.cos.clone().slice([start..start + t]);
-        let sin = self.sin.clone().slice([start..start + t]);
+        let cos = self.cos.clone().narrow(0, start, t);
+        let sin = self.sin.clone().narrow(0, start, t);
         let mask = causal_mask(start, t, &self.device);
         // Rows of this chunk whose attention is read out.
         let rows = capture.and_then(|c| {
@@ -472,7 +472,7 @@ impl Llama {
     /// Logits of the last row of `x`.
     fn logits(&self, x: Tensor<2>) -> Result<Vec<f32>> {
         let t = x.dims()[0];
-        let last = rms_norm(x.slice([t - 1..t]), &self.norm, self.config.rms_eps);
+        let last = rms_norm(x.narrow(0, t - 1, 1), &self.norm, self.config.rms_eps);
         let head = self.output.as_ref().unwrap_or(&self.embed);
         // `head @ xᵀ` keeps the [vocab, dim] matrix as stored: no transposed copy.
         let logits = head.clone().matmul(last.transpose());
