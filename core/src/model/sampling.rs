@@ -94,7 +94,7 @@ impl Sampler {
             .enumerate()
             .map(|(i, &l)| (i as u32, l / o.temperature))
             .collect();
-        cands.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+        cands.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         if o.top_k > 0 {
             cands.truncate(o.top_k);
         }
