@@ -86,12 +86,12 @@ fn logits_match_references(choice: DeviceChoice, prompts: &[usize]) {
     let exact = common::fixture("smollm2_f32_logits.json");
     let llama = common::fixture("smollm2_llamacpp_logits.json");
     let (mut worst_f32, mut sum_cpp, mut n_cpp) = (0f64, 0f64, 0usize);
-    for (pe, pl) in exact["prompts"]
+    let pairs = exact["prompts"]
         .as_array()
         .unwrap()
         .iter()
-        .zip(llama["prompts"].as_array().unwrap())
-    {
+        .zip(llama["prompts"].as_array().unwrap());
+    for (_, (pe, pl)) in pairs.enumerate().filter(|(i, _)| prompts.contains(i)) {
         let tokens = ids(&pl["tokens"]);
         assert_eq!(g.encode(pl["text"].as_str().unwrap()).unwrap(), tokens);
         assert_eq!(ids(&pe["tokens"]), tokens);
