@@ -32,13 +32,7 @@ pub fn bm25(
          FROM passage_text t JOIN passages p ON p.id = t.rowid JOIN documents d ON d.id = p.document_id
          WHERE passage_text MATCH ? AND {filter_sql} ORDER BY score LIMIT ?"
     );
-    let limit = k as i64;
-    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&expr];
-    all.extend_from_slice(filter_params);
-    all.push(&limit);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(all.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    super::ranked(conn, &sql, &expr, filter_params, k)
 }
 
 #[cfg(test)]

@@ -121,3 +121,21 @@ impl Store {
         &self.conn
     }
 }
+
+/// Runs a ranking query whose parameters are `first`, the filter's, then the limit `k`,
+/// and whose rows are (passage id, score).
+fn ranked(
+    conn: &Connection,
+    sql: &str,
+    first: &dyn rusqlite::ToSql,
+    filter_params: &[&dyn rusqlite::ToSql],
+    k: usize,
+) -> Result<Vec<(i64, f64)>> {
+    let limit = k as i64;
+    let mut all: Vec<&dyn rusqlite::ToSql> = vec![first];
+    all.extend_from_slice(filter_params);
+    all.push(&limit);
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(all.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -46,12 +46,5 @@ pub fn knn_filtered(
          FROM passage_vectors v JOIN passages p ON p.id = v.rowid JOIN documents d ON d.id = p.document_id
          WHERE {filter_sql} ORDER BY dist LIMIT ?"
     );
-    let blob = to_blob(query);
-    let limit = k as i64;
-    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&blob];
-    all.extend_from_slice(filter_params);
-    all.push(&limit);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(all.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    super::ranked(conn, &sql, &to_blob(query), filter_params, k)
 }
