@@ -2,9 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use pith_core::eval::{self, EvalSet};
 use pith_core::{
     DeviceChoice, Engine, EngineOptions, Error, Filter, Method, Result, SearchOptions,
 };
@@ -40,7 +38,7 @@ impl Context {
         dev
     }
 
-    fn open_at(&self, db: PathBuf) -> Result<Engine> {
+    pub fn open_at(&self, db: PathBuf) -> Result<Engine> {
         let mut options = EngineOptions::new(self.models_dir(), db);
         options.device = self.device;
         let engine = Engine::open(options)?;
@@ -65,7 +63,7 @@ fn data_dir() -> PathBuf {
         .join("pith")
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template(&format!(
@@ -243,117 +241,4 @@ pub fn delete(ctx: &Context, ids: &[i64]) -> Result<()> {
         println!("deleted document {id}");
     }
     Ok(())
-}
-
-#[derive(Subcommand)]
-pub enum EvalCommand {
-    /// Recall@1, recall@5 and MRR of vector, BM25 and hybrid search.
-    Retrieval {
-        dir: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Evidence recall of attention pruning and the baselines at 2x, 4x and 8x.
-    Prune {
-        dir: PathBuf,
-        /// Evaluate only the first N questions.
-        #[arg(long)]
-        limit: Option<usize>,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-fn eval_prune(ctx: &Context, dir: &Path, limit: Option<usize>, json: bool) -> Result<()> {
-    let set = EvalSet::load(dir)?;
-    let dev = ctx.device();
-    let generator = pith_core::model::generate::Generator::load(
-        &ctx.generator_path(),
-        &dev.device,
-        pith_core::model::generate::DEFAULT_CONTEXT,
-    )?;
-    let embedder = pith_core::model::bert::Embedder::load(
-        &EngineOptions::new(ctx.models_dir(), "").embedder_dir(),
-        &dev.device,
-    )?;
-    let n = limit
-        .unwrap_or(set.questions.len())
-        .min(set.questions.len());
-    let bar = bar(n as u64, "eval prune");
-    let report = eval::prune::evaluate(&generator, &embedder, &set, limit, &mut |i, _| {
-        bar.set_position(i as u64)
-    })?;
-    bar.finish_and_clear();
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string(&report.recall).expect("serialisable")
-        );
-        return Ok(());
-    }
-    let print = |title: &str, recall: &eval::prune::Recall| {
-        println!(
-            "{title}\n{:<26} {:>6} {:>6} {:>6}",
-            "method", "2x", "4x", "8x"
-        );
-        for (m, r) in recall {
-            println!("{m:<26} {:>6.3} {:>6.3} {:>6.3}", r["2x"], r["4x"], r["8x"]);
-        }
-    };
-    print(
-        &format!("evidence recall, {} questions", report.questions),
-        &report.recall,
-    );
-    print(
-        "\non the odd-numbered questions only (held out from head selection)",
-        &report.check_recall,
-    );
-    println!("\nbest single heads at 4x (selected on even questions, checked on odd):");
-    for h in &report.heads {
-        println!(
-            "  layer {:>2} head {}  {:.3}  {:.3}",
-            h.layer, h.head, h.selection, h.check
-        );
-    }
-    Ok(())
-}
-
-pub fn eval(ctx: &Context, what: EvalCommand) -> Result<()> {
-    match what {
-        EvalCommand::Prune { dir, limit, json } => eval_prune(ctx, &dir, limit, json),
-        EvalCommand::Retrieval { dir, json } => {
-            let set = EvalSet::load(&dir)?;
-            // A fresh database, so the figures are about this set alone.
-            let tmp = std::env::temp_dir().join(format!("pith-eval-{}.db", std::process::id()));
-            let engine = ctx.open_at(ctx.db.clone().unwrap_or_else(|| tmp.clone()))?;
-            let bar = bar(set.questions.len() as u64, "eval");
-            let report = eval::retrieval(&engine, &set, &mut |n, _| bar.set_position(n as u64));
-            bar.finish_and_clear();
-            drop(engine);
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
-            }
-            let report = report?;
-            if json {
-                println!("{}", serde_json::to_string(&report).expect("serialisable"));
-            } else {
-                println!(
-                    "{:<8} {:>9} {:>9} {:>7}",
-                    "method", "recall@1", "recall@5", "MRR"
-                );
-                for (name, m) in &report {
-                    println!(
-                        "{name:<8} {:>9.3} {:>9.3} {:>7.3}",
-                        m.recall_at_1, m.recall_at_5, m.mrr
-                    );
-                }
-                println!(
-                    "({} questions, {} passages)",
-                    set.questions.len(),
-                    set.corpus.len()
-                );
-            }
-            Ok(())
-        }
-    }
 }

@@ -124,6 +124,7 @@ pub fn ask(
     question: &str,
     k: usize,
     prune: Budget,
+    rerank: bool,
     json: bool,
     sampling: &SamplingArgs,
 ) -> Result<()> {
@@ -131,6 +132,7 @@ pub fn ask(
     let options = AskOptions {
         k,
         prune,
+        rerank,
         sampling: sampling.options(),
         ..AskOptions::default()
     };
@@ -154,10 +156,11 @@ pub fn ask(
     }
     let t = &answer.timings;
     eprintln!(
-        "[context {} -> {} tokens; retrieve {:.0} ms, prune {:.0} ms, prefill {:.0} ms, decode {:.0} ms, first token {:.0} ms]",
+        "[context {} -> {} tokens; retrieve {:.0} ms, rerank {:.0} ms, prune {:.0} ms, prefill {:.0} ms, decode {:.0} ms, first token {:.0} ms]",
         answer.context_tokens_before,
         answer.context_tokens_after,
         t.retrieve_ms,
+        t.rerank_ms,
         t.prune_ms,
         t.prefill_ms,
         t.decode_ms,

@@ -1,6 +1,7 @@
 //! `pith`: the offline command-line assistant.
 
 mod commands;
+mod eval;
 mod generate;
 
 use std::path::PathBuf;
@@ -81,6 +82,9 @@ enum Command {
         /// Keep at most this many context tokens.
         #[arg(long)]
         budget: Option<usize>,
+        /// Retrieve 2k passages and keep the k the model's attention ranks best.
+        #[arg(long)]
+        rerank: bool,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -103,7 +107,7 @@ enum Command {
     /// Measure pith on an evaluation set.
     Eval {
         #[command(subcommand)]
-        what: commands::EvalCommand,
+        what: eval::EvalCommand,
     },
 }
 
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
             no_prune,
             ratio,
             budget,
+            rerank,
             json,
             sampling,
         } => {
@@ -140,7 +145,7 @@ fn main() -> ExitCode {
                 (_, _, Some(n)) => pith_core::Budget::Tokens(n),
                 (_, r, None) => pith_core::Budget::Ratio(r.unwrap_or(2.0)),
             };
-            generate::ask(&ctx, &question, k, prune, json, &sampling)
+            generate::ask(&ctx, &question, k, prune, rerank, json, &sampling)
         }
         Command::Generate {
             prompt,
@@ -148,7 +153,7 @@ fn main() -> ExitCode {
             sampling,
         } => generate::generate(&ctx, &prompt, raw, &sampling),
         Command::Chat { sampling } => generate::chat(&ctx, &sampling),
-        Command::Eval { what } => commands::eval(&ctx, what),
+        Command::Eval { what } => eval::eval(&ctx, what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,7 +3,9 @@
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::model::bert::Embedder;
+use crate::model::generate::{Generation, Generator, StopReason};
 use crate::model::sampling::SamplingOptions;
 use crate::prune::{self, Budget, ContextSentence, PruneOptions};
 use crate::rag::{Engine, SearchOptions};
@@ -17,6 +19,9 @@ pub struct AskOptions {
     pub filter: Filter,
     pub prune: Budget,
     pub prune_options: PruneOptions,
+    /// Retrieve twice `k` passages and keep the `k` that the generator's attention
+    /// ranks best (ICR).
+    pub rerank: bool,
     pub sampling: SamplingOptions,
 }
 
@@ -27,8 +32,32 @@ impl Default for AskOptions {
             filter: Filter::default(),
             prune: Budget::Ratio(2.0),
             prune_options: PruneOptions::default(),
+            rerank: false,
             sampling: SamplingOptions::default(),
         }
+    }
+}
+
+impl AskOptions {
+    /// The options the C and uniffi APIs expose; the rest keep their defaults.
+    pub fn from_knobs(
+        k: usize,
+        rerank: bool,
+        prune: Budget,
+        max_tokens: usize,
+        temperature: f32,
+        seed: u64,
+    ) -> Self {
+        let mut options = Self {
+            k,
+            rerank,
+            prune,
+            ..Self::default()
+        };
+        options.sampling.max_tokens = max_tokens;
+        options.sampling.temperature = temperature;
+        options.sampling.seed = seed;
+        options
     }
 }
 
@@ -48,6 +77,7 @@ pub struct Citation {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Timings {
     pub retrieve_ms: f64,
+    pub rerank_ms: f64,
     pub prune_ms: f64,
     pub prefill_ms: f64,
     pub decode_ms: f64,
@@ -72,9 +102,74 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// What answering from a given context produced.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub generation: Generation,
+    /// The context's sentences, and the indices of those kept by pruning.
+    pub sentences: Vec<ContextSentence>,
+    pub kept: Vec<usize>,
+    /// Generator tokens of the context before and after pruning.
+    pub tokens_before: usize,
+    pub tokens_after: usize,
+    pub prune: Duration,
+    /// From the call to the start of generation (pruning and prompt building).
+    pub before_generation: Duration,
+}
+
+/// Answers `question` from `passages` (best first): prunes their sentences to the
+/// budget by attention, then generates from what was kept.
+pub fn answer_from(
+    generator: &Generator,
+    embedder: &Embedder,
+    passages: &[&str],
+    question: &str,
+    options: &AskOptions,
+    on_text: &mut dyn FnMut(&str) -> bool,
+    cancel: Option<&AtomicBool>,
+) -> Result<Reply> {
+    let start = Instant::now();
+    let sentences = prune::split_passages(passages);
+    let all: Vec<&ContextSentence> = sentences.iter().collect();
+    let full = prune::prompt::build(generator, &all, question, None)?;
+    let tokens: Vec<usize> = full.sentences.iter().map(|r| r.len()).collect();
+    let before: usize = tokens.iter().sum();
+    let budget = options.prune.tokens(before)?;
+    let kept: Vec<usize> = if budget >= before {
+        (0..all.len()).collect()
+    } else {
+        let (scores, _) =
+            prune::score(generator, embedder, &all, question, &options.prune_options)?;
+        prune::select(&scores, &tokens, budget)
+    };
+    let prune_time = start.elapsed();
+    let kept_sentences: Vec<&ContextSentence> = kept.iter().map(|&i| all[i]).collect();
+    let prompt = prune::prompt::build(generator, &kept_sentences, question, None)?;
+    let after = kept.iter().map(|&i| tokens[i]).sum();
+    let before_generation = start.elapsed();
+    let generation = generator.generate(&prompt.ids, &options.sampling, on_text, cancel)?;
+    if generation.stop == StopReason::Cancelled {
+        return Err(Error::Cancelled);
+    }
+    Ok(Reply {
+        generation,
+        sentences,
+        kept,
+        tokens_before: before,
+        tokens_after: after,
+        prune: prune_time,
+        before_generation,
+    })
+}
+
+/// The most generator tokens of candidates that one rerank prompt takes, leaving room
+/// in the 2048-token context for the instruction and the question.
+const RERANK_TOKENS: usize = 1600;
+
 impl Engine {
-    /// Answers `question` from the database, streaming the answer through `on_text`
-    /// (return false to stop); `cancel` stops it from another thread.
+    /// Answers `question` from the database, streaming the answer through `on_text`;
+    /// `on_text` returning false, or `cancel` set from another thread, stops it with
+    /// [`Error::Cancelled`].
     pub fn ask(
         &self,
         question: &str,
@@ -84,58 +179,79 @@ impl Engine {
     ) -> Result<Answer> {
         let start = Instant::now();
         let search = SearchOptions {
-            k: options.k,
+            k: if options.rerank {
+                options.k * 2
+            } else {
+                options.k
+            },
             method: Method::Hybrid,
             filter: options.filter.clone(),
         };
-        let hits = self.search(question, &search)?;
+        let mut hits = self.search(question, &search)?;
         let retrieve = start.elapsed();
         let generator = self.generator()?;
+        let rerank_start = Instant::now();
+        if options.rerank && hits.len() > 1 {
+            hits = self.rerank(&generator, hits, question, options.k)?;
+        }
+        let rerank = rerank_start.elapsed();
         let texts: Vec<&str> = hits.iter().map(|h| h.passage.text.as_str()).collect();
-        let sentences = prune::split_passages(&texts);
-        let all: Vec<&ContextSentence> = sentences.iter().collect();
-
-        let prune_start = Instant::now();
-        let full = prune::prompt::build(&generator, &all, question, None)?;
-        let tokens: Vec<usize> = full.sentences.iter().map(|r| r.len()).collect();
-        let before: usize = tokens.iter().sum();
-        let budget = options.prune.tokens(before)?;
-        let kept: Vec<usize> = if budget >= before {
-            (0..all.len()).collect()
-        } else {
-            let (scores, _) = prune::score(
-                &generator,
-                self.embedder(),
-                &all,
-                question,
-                &options.prune_options,
-            )?;
-            prune::select(&scores, &tokens, budget)
-        };
-        let prune_time = prune_start.elapsed();
-        let after: usize = kept.iter().map(|&i| tokens[i]).sum();
-
-        let kept_sentences: Vec<&ContextSentence> = kept.iter().map(|&i| all[i]).collect();
-        let prompt = prune::prompt::build(&generator, &kept_sentences, question, None)?;
-        let before_generation = start.elapsed();
-        let generation = generator.generate(&prompt.ids, &options.sampling, on_text, cancel)?;
-        let citations = cite(&hits, &sentences, &kept);
+        let answer_start = start.elapsed();
+        let reply = answer_from(
+            &generator,
+            self.embedder(),
+            &texts,
+            question,
+            options,
+            on_text,
+            cancel,
+        )?;
+        let g = &reply.generation;
         Ok(Answer {
-            text: generation.text.trim().to_string(),
-            citations,
-            context_tokens_before: before,
-            context_tokens_after: after,
-            prompt_tokens: generation.prompt_tokens,
-            generated_tokens: generation.tokens.len(),
-            stop: generation.stop,
+            text: g.text.trim().to_string(),
+            citations: cite(&hits, &reply.sentences, &reply.kept),
+            context_tokens_before: reply.tokens_before,
+            context_tokens_after: reply.tokens_after,
+            prompt_tokens: g.prompt_tokens,
+            generated_tokens: g.tokens.len(),
+            stop: g.stop,
             timings: Timings {
                 retrieve_ms: ms(retrieve),
-                prune_ms: ms(prune_time),
-                prefill_ms: ms(generation.prefill),
-                decode_ms: ms(generation.decode),
-                first_token_ms: ms(before_generation + generation.first_token),
+                rerank_ms: ms(rerank),
+                prune_ms: ms(reply.prune),
+                prefill_ms: ms(g.prefill),
+                decode_ms: ms(g.decode),
+                first_token_ms: ms(answer_start + reply.before_generation + g.first_token),
             },
         })
+    }
+
+    /// The `k` candidates the generator's attention ranks best, best first. Candidates
+    /// are taken in retrieval order while they fit in one rerank prompt.
+    fn rerank(
+        &self,
+        generator: &Generator,
+        hits: Vec<crate::store::Hit>,
+        question: &str,
+        k: usize,
+    ) -> Result<Vec<crate::store::Hit>> {
+        let mut used = 0;
+        let mut candidates = Vec::with_capacity(hits.len());
+        for h in hits {
+            used += generator.encode(&h.passage.text)?.len();
+            if used > RERANK_TOKENS && !candidates.is_empty() {
+                break;
+            }
+            candidates.push(h);
+        }
+        let texts: Vec<&str> = candidates.iter().map(|h| h.passage.text.as_str()).collect();
+        let scores = prune::rerank::rerank(generator, &texts, question, prune::RERANK_HEADS)?;
+        let mut slots: Vec<Option<crate::store::Hit>> = candidates.into_iter().map(Some).collect();
+        Ok(prune::ranking(&scores)
+            .into_iter()
+            .take(k)
+            .filter_map(|i| slots[i].take())
+            .collect())
     }
 }
 

@@ -21,6 +21,13 @@ pub struct EngineOptions {
     pub db_path: PathBuf,
     pub device: DeviceChoice,
     pub chunk: ChunkSize,
+    /// The embedder's directory, when not `models_dir/minilm`.
+    pub embedder: Option<PathBuf>,
+    /// The generator's GGUF file, when not the bundled SmolLM2 in `models_dir`.
+    pub generator: Option<PathBuf>,
+    /// CPU threads for the flex device; 0 uses every core. Process-wide: the thread pool
+    /// is set by the first engine that asks, and a later engine cannot change it.
+    pub threads: usize,
 }
 
 impl EngineOptions {
@@ -30,16 +37,23 @@ impl EngineOptions {
             db_path: db_path.into(),
             device: DeviceChoice::default(),
             chunk: ChunkSize::default(),
+            embedder: None,
+            generator: None,
+            threads: 0,
         }
     }
 
     pub fn embedder_dir(&self) -> PathBuf {
-        self.models_dir.join("minilm")
+        self.embedder
+            .clone()
+            .unwrap_or_else(|| self.models_dir.join("minilm"))
     }
 
     pub fn generator_path(&self) -> PathBuf {
-        self.models_dir
-            .join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        self.generator.clone().unwrap_or_else(|| {
+            self.models_dir
+                .join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+        })
     }
 }
 
@@ -98,6 +112,9 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Loads the embedder on the chosen device and opens the database.
     pub fn open(options: EngineOptions) -> Result<Self> {
+        if options.threads > 0 {
+            set_threads(options.threads)?;
+        }
         let device = device::open(options.device);
         let embedder = Embedder::load(&options.embedder_dir(), &device.device)?;
         let id = EmbedderId {
@@ -241,6 +258,22 @@ impl Engine {
     pub fn with_store<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
         f(&self.store())
     }
+}
+
+/// Sizes the CPU thread pool of the flex device; it can be set once per process.
+fn set_threads(n: usize) -> Result<()> {
+    if rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .is_ok()
+        || rayon::current_num_threads() == n
+    {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "threads = {n}: this process already runs {} CPU threads, set by an earlier engine",
+        rayon::current_num_threads()
+    )))
 }
 
 /// Reads a text file, refusing binaries (NUL bytes) and invalid UTF-8 with a clear error.

@@ -52,6 +52,30 @@ impl EvalSet {
             questions: read_jsonl(&dir.join("questions.jsonl"))?,
         })
     }
+
+    /// The first `limit` questions, or all.
+    pub fn first(&self, limit: Option<usize>) -> &[Question] {
+        &self.questions[..limit.unwrap_or(usize::MAX).min(self.questions.len())]
+    }
+
+    /// The texts of a question's context passages, and the index of the gold one.
+    pub fn context(&self, q: &Question) -> Result<(Vec<&str>, usize)> {
+        let texts = q
+            .context
+            .iter()
+            .map(|id| {
+                self.corpus
+                    .iter()
+                    .find(|p| p.id == *id)
+                    .map(|p| p.text.as_str())
+                    .ok_or_else(|| Error::InvalidArgument(format!("passage {id} not in corpus")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let gold = q.context.iter().position(|c| *c == q.gold).ok_or_else(|| {
+            Error::InvalidArgument(format!("question {}: gold not in context", q.id))
+        })?;
+        Ok((texts, gold))
+    }
 }
 
 /// Recall@1, recall@5 and mean reciprocal rank (over the top 10) of the gold passage.
@@ -131,3 +155,5 @@ pub fn retrieval(
 }
 
 pub mod prune;
+pub mod qa;
+pub mod rerank;

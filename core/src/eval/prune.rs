@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::EvalSet;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::bert::Embedder;
 use crate::model::generate::Generator;
 use crate::prune::{self, ContextSentence, RETRIEVAL_HEADS};
@@ -72,36 +72,16 @@ pub fn evaluate(
     limit: Option<usize>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PruneReport> {
-    let passages: BTreeMap<&str, &str> = set
-        .corpus
-        .iter()
-        .map(|p| (p.id.as_str(), p.text.as_str()))
-        .collect();
-    let questions = &set.questions[..limit.unwrap_or(usize::MAX).min(set.questions.len())];
-    let cfg = &generator.llama().config;
-    let all_layers: Vec<usize> = (0..cfg.layers).collect();
-    let all_heads: Vec<(usize, usize)> = all_layers
-        .iter()
-        .flat_map(|&l| (0..cfg.heads).map(move |h| (l, h)))
-        .collect();
+    let questions = set.first(limit);
+    let all_layers: Vec<usize> = (0..generator.llama().config.layers).collect();
+    let all_heads = prune::rerank::all_heads(generator);
 
     // kept[method][ratio] per question, split by parity.
     let mut hits: BTreeMap<String, Hits> = BTreeMap::new();
     let mut head_hits = vec![[0usize; 2]; all_heads.len()];
     let mut counts = [0usize; 2];
     for (n, q) in questions.iter().enumerate() {
-        let texts =
-            q.context
-                .iter()
-                .map(|id| {
-                    passages.get(id.as_str()).copied().ok_or_else(|| {
-                        Error::InvalidArgument(format!("passage {id} not in corpus"))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-        let gold = q.context.iter().position(|c| *c == q.gold).ok_or_else(|| {
-            Error::InvalidArgument(format!("question {}: gold not in context", q.id))
-        })?;
+        let (texts, gold) = set.context(q)?;
         let sentences = prune::split_passages(&texts);
         let refs: Vec<&ContextSentence> = sentences.iter().collect();
         let attn = prune::sentence_attention(generator, &refs, &q.question, &all_layers, true)?;

@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod prompt;
+pub mod rerank;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -19,6 +20,9 @@ use crate::model::generate::Generator;
 /// on the odd ones (see docs/eval.md).
 pub const RETRIEVAL_HEADS: &[(usize, usize)] = &[(17, 4), (15, 6), (18, 6), (21, 8)];
 
+/// The heads whose calibrated attention ranks whole passages (ICR); see docs/eval.md.
+pub const RERANK_HEADS: &[(usize, usize)] = RETRIEVAL_HEADS;
+
 /// How much context to keep.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,6 +36,16 @@ pub enum Budget {
 }
 
 impl Budget {
+    /// The budget from the two knobs of the C and uniffi APIs: `tokens` when non-zero,
+    /// else `ratio`, where 0 and 1 both mean no pruning.
+    pub fn from_knobs(ratio: f64, tokens: usize) -> Self {
+        match (tokens, ratio) {
+            (0, r) if r == 0.0 || r == 1.0 => Budget::Off,
+            (0, r) => Budget::Ratio(r),
+            (n, _) => Budget::Tokens(n),
+        }
+    }
+
     /// The token budget for a context of `total` tokens.
     pub fn tokens(self, total: usize) -> Result<usize> {
         match self {
@@ -138,10 +152,8 @@ pub fn zscore(x: &[f64]) -> Vec<f64> {
 /// Keeps the best-scoring sentences whose tokens fit in `budget` (skipping any that
 /// would overflow it), returned in their original order.
 pub fn select(scores: &[f64], tokens: &[usize], budget: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     let mut used = 0;
-    let mut kept: Vec<usize> = order
+    let mut kept: Vec<usize> = ranking(scores)
         .into_iter()
         .filter(|&i| {
             let fits = used + tokens[i] <= budget;
@@ -153,6 +165,13 @@ pub fn select(scores: &[f64], tokens: &[usize], budget: usize) -> Vec<usize> {
         .collect();
     kept.sort_unstable();
     kept
+}
+
+/// Indices ordered by score, best first; ties keep the given order.
+pub fn ranking(scores: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order
 }
 
 /// Scores for the baselines: leading sentences first, or a seeded random order.

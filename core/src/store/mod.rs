@@ -8,6 +8,7 @@ mod fulltext;
 mod schema;
 mod search;
 mod vectors;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;

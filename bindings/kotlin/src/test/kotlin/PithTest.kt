@@ -1,0 +1,131 @@
+package dev.pith
+
+import java.io.File
+import java.nio.file.Files
+import java.util.concurrent.CopyOnWriteArrayList
+import kotlinx.coroutines.runBlocking
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.MethodOrderer
+import org.junit.jupiter.api.Order
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.TestMethodOrder
+import org.junit.jupiter.api.assertThrows
+
+const val BEES = "Honeybees live in colonies of up to sixty thousand workers. The queen lays up to " +
+    "two thousand eggs a day. Worker bees communicate the direction of flowers through the " +
+    "waggle dance. Drones do not sting, and their only task is to mate with a queen."
+
+/** One engine, on the real models and a real database, shared by the tests in order. */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation::class)
+class PithTest {
+    private val models = System.getProperty("pith.models")
+    private val dir = Files.createTempDirectory("pith-kotlin").toFile()
+    private lateinit var engine: Engine
+    private var bees = 0L
+
+    @BeforeAll
+    fun open() {
+        engine = Engine.open(EngineConfig(modelsDir = models, dbPath = File(dir, "test.db").path, device = Device.CPU))
+    }
+
+    @AfterAll
+    fun close() {
+        engine.destroy()
+        dir.deleteRecursively()
+    }
+
+    @Test
+    @Order(1)
+    fun ingestReportsProgressAndDeduplicates() {
+        val progress = CopyOnWriteArrayList<Pair<ULong, ULong>>()
+        val listener = object : ProgressListener {
+            override fun onProgress(done: ULong, total: ULong) { progress.add(done to total) }
+        }
+        val first = engine.ingestText("bees", BEES, """{"topic": "bees"}""", listener)
+        assertFalse(first.duplicate)
+        assertTrue(first.passages > 0u)
+        assertEquals(first.passages, progress.last().first)
+        bees = first.documentId
+        assertTrue(engine.ingestText("again", BEES, null, null).duplicate)
+
+        val file = File(dir, "bread.md")
+        file.writeText("# Sourdough\n\nA sourdough starter is flour and water fermented by wild yeast.\n")
+        engine.ingestFile(file.path, null, null)
+        val docs = engine.documents()
+        assertEquals(listOf("bees", file.path), docs.map { it.source })
+        assertTrue(docs[0].metadataJson.contains("topic"))
+    }
+
+    @Test
+    @Order(2)
+    fun searchFindsThePassage() {
+        for (method in SearchMethod.values()) {
+            val hits = engine.search("How many eggs does the queen lay?", 2u, method)
+            assertEquals("bees", hits.first().source, "method $method")
+            assertTrue(hits.first().text.contains("eggs"))
+            assertTrue(hits.first().endChar > hits.first().startChar)
+        }
+    }
+
+    @Test
+    @Order(3)
+    fun askStreamsTheAnswerWithCitations() {
+        val pieces = CopyOnWriteArrayList<String>()
+        val listener = object : AnswerListener {
+            override fun onText(text: String) { pieces.add(text) }
+        }
+        val answer = engine.ask("How many eggs does the queen lay a day?", AskConfig(k = 2u, maxTokens = 24u), listener, null)
+        assertTrue(pieces.isNotEmpty())
+        assertEquals(pieces.joinToString("").trim(), answer.text)
+        assertTrue(answer.citations.isNotEmpty())
+        assertEquals(bees, answer.citations.first().documentId)
+        assertTrue(answer.stats.contextTokensAfter <= answer.stats.contextTokensBefore)
+        assertTrue(answer.stats.firstTokenMs > 0.0)
+    }
+
+    @Test
+    @Order(4)
+    fun askAsyncGivesTheSameGreedyAnswer() = runBlocking {
+        val config = AskConfig(k = 2u, maxTokens = 12u, pruneRatio = 0.0)
+        val blocking = engine.ask("What do drones do?", config, null, null)
+        val suspended = engine.askAsync("What do drones do?", config, null, null)
+        assertEquals(blocking.text, suspended.text)
+    }
+
+    @Test
+    @Order(5)
+    fun askIsCancelledFromAnotherThread() {
+        val cancel = CancelHandle()
+        val listener = object : AnswerListener {
+            override fun onText(text: String) { Thread { cancel.cancel() }.apply { start(); join() } }
+        }
+        assertThrows<PithException.Cancelled> {
+            engine.ask("What is the waggle dance?", AskConfig(k = 2u, maxTokens = 200u), listener, cancel)
+        }
+        assertTrue(cancel.isCancelled())
+        cancel.reset()
+        assertFalse(cancel.isCancelled())
+    }
+
+    @Test
+    @Order(6)
+    fun errorsComeBackAsExceptionsWithMessages() {
+        val bad = assertThrows<PithException.InvalidArgument> { engine.ingestText("x", "text", "[1]", null) }
+        assertTrue(bad.message!!.contains("JSON object"))
+        assertThrows<PithException.InvalidArgument> { engine.search("  ", 3u, SearchMethod.HYBRID) }
+        assertThrows<PithException.Io> { engine.ingestFile(File(dir, "missing.txt").path, null, null) }
+        val binary = File(dir, "image.txt").apply { writeBytes(byteArrayOf(0x50, 0x4b, 0, 0, 3, 4)) }
+        assertThrows<PithException.InvalidArgument> { engine.ingestFile(binary.path, null, null) }
+        assertThrows<PithException.Io> {
+            Engine.open(EngineConfig(modelsDir = File(dir, "no-models").path, dbPath = File(dir, "x.db").path))
+        }
+        engine.deleteDocument(bees)
+        assertThrows<PithException.NotFound> { engine.deleteDocument(bees) }
+    }
+}

@@ -1,0 +1,103 @@
+"""The generated Python bindings on the real models: ingest, search, streamed ask,
+cancellation and errors. scripts/test-bindings runs it with PITH_MODELS set and the
+built libpith_uniffi.so beside pith.py."""
+
+import os
+import threading
+
+import pytest
+
+import pith
+
+BEES = (
+    "Honeybees live in colonies of up to sixty thousand workers. The queen lays up to "
+    "two thousand eggs a day. Worker bees communicate the direction of flowers through the "
+    "waggle dance. Drones do not sting, and their only task is to mate with a queen."
+)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    db = tmp_path_factory.mktemp("pith") / "test.db"
+    config = pith.EngineConfig(
+        models_dir=os.environ["PITH_MODELS"], db_path=str(db), device=pith.Device.CPU
+    )
+    return pith.Engine.open(config)
+
+
+@pytest.fixture(scope="module")
+def bees(engine):
+    class Progress(pith.ProgressListener):
+        def __init__(self):
+            self.calls = []
+
+        def on_progress(self, done, total):
+            self.calls.append((done, total))
+
+    progress = Progress()
+    result = engine.ingest_text("bees", BEES, '{"topic": "bees"}', progress)
+    assert not result.duplicate and result.passages > 0
+    assert progress.calls[-1] == (result.passages, result.passages)
+    return result.document_id
+
+
+def test_ingest_deduplicates_and_lists(engine, bees, tmp_path):
+    assert engine.ingest_text("again", BEES, None, None).duplicate
+    path = tmp_path / "bread.md"
+    path.write_text("# Sourdough\n\nA sourdough starter is flour and water fermented by wild yeast.\n")
+    engine.ingest_file(str(path), None, None)
+    docs = engine.documents()
+    assert [d.source for d in docs][:1] == ["bees"]
+    assert str(path) in [d.source for d in docs]
+    assert "topic" in docs[0].metadata_json
+
+
+def test_search_every_method(engine, bees):
+    for method in (pith.SearchMethod.HYBRID, pith.SearchMethod.VECTOR, pith.SearchMethod.BM25):
+        hits = engine.search("How many eggs does the queen lay?", 2, method)
+        assert hits[0].source == "bees" and "eggs" in hits[0].text
+        assert hits[0].end_char > hits[0].start_char
+
+
+def test_streamed_ask_with_citations(engine, bees):
+    class Stream(pith.AnswerListener):
+        def __init__(self):
+            self.pieces = []
+
+        def on_text(self, text):
+            self.pieces.append(text)
+
+    stream = Stream()
+    config = pith.AskConfig(k=2, max_tokens=24)
+    answer = engine.ask("How many eggs does the queen lay a day?", config, stream, None)
+    assert stream.pieces and "".join(stream.pieces).strip() == answer.text
+    assert answer.citations and answer.citations[0].document_id == bees
+    assert answer.stats.context_tokens_after <= answer.stats.context_tokens_before
+    assert answer.stats.first_token_ms > 0
+
+
+def test_cancel_from_another_thread(engine, bees):
+    cancel = pith.CancelHandle()
+
+    class Canceller(pith.AnswerListener):
+        def on_text(self, text):
+            t = threading.Thread(target=cancel.cancel)
+            t.start()
+            t.join()
+
+    with pytest.raises(pith.PithError.Cancelled):
+        engine.ask("What is the waggle dance?", pith.AskConfig(k=2, max_tokens=200), Canceller(), cancel)
+    assert cancel.is_cancelled()
+
+
+def test_errors_are_exceptions_with_messages(engine, tmp_path):
+    with pytest.raises(pith.PithError.InvalidArgument, match="JSON object"):
+        engine.ingest_text("x", "some text", "[1]", None)
+    with pytest.raises(pith.PithError.InvalidArgument):
+        engine.search("   ", 3, pith.SearchMethod.HYBRID)
+    with pytest.raises(pith.PithError.Io):
+        engine.ingest_file(str(tmp_path / "missing.txt"), None, None)
+    with pytest.raises(pith.PithError.NotFound):
+        engine.delete_document(987654)
+    with pytest.raises(pith.PithError.Io):
+        pith.Engine.open(pith.EngineConfig(models_dir=str(tmp_path / "none"), db_path=str(tmp_path / "x.db")))

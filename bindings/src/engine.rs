@@ -1,0 +1,216 @@
+//! The engine object, its listeners and the cancel handle.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pith_core::{AskOptions, DeviceChoice, EngineOptions, SearchOptions};
+
+use crate::error::PithError;
+use crate::records::{
+    Answer, AskConfig, Device, Document, EngineConfig, IngestResult, SearchHit, SearchMethod,
+};
+
+/// Receives ingest progress: passages embedded so far, and the document's total.
+#[uniffi::export(with_foreign)]
+pub trait ProgressListener: Send + Sync {
+    fn on_progress(&self, done: u64, total: u64);
+}
+
+/// Receives each new piece of an answer as it is generated (never a broken character).
+#[uniffi::export(with_foreign)]
+pub trait AnswerListener: Send + Sync {
+    fn on_text(&self, text: String);
+}
+
+/// Cancels a running ask from any thread.
+#[derive(Debug, Default, uniffi::Object)]
+pub struct CancelHandle(AtomicBool);
+
+#[uniffi::export]
+impl CancelHandle {
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The ask using this handle stops soon with `PithError.Cancelled`.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst)
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Clears the handle so it can serve another ask.
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst)
+    }
+}
+
+/// An open pith engine; safe to use from several threads at once.
+#[derive(uniffi::Object)]
+pub struct Engine(pith_core::Engine);
+
+#[uniffi::export]
+impl Engine {
+    /// Loads the embedder and opens (or creates) the database.
+    #[uniffi::constructor]
+    pub fn open(config: EngineConfig) -> Result<Arc<Self>, PithError> {
+        let mut options = EngineOptions::new(config.models_dir, config.db_path);
+        options.embedder = config.embedder_dir.map(Into::into);
+        options.generator = config.generator_path.map(Into::into);
+        options.device = match config.device {
+            Some(Device::Cpu) => DeviceChoice::Cpu,
+            Some(Device::Gpu) | None => DeviceChoice::Gpu,
+        };
+        options.threads = config.threads as usize;
+        Ok(Arc::new(Self(pith_core::Engine::open(options)?)))
+    }
+
+    /// The device in use: Gpu, or Cpu when asked for or when no GPU was found.
+    pub fn device(&self) -> Device {
+        match self.0.device().kind {
+            DeviceChoice::Gpu => Device::Gpu,
+            DeviceChoice::Cpu => Device::Cpu,
+        }
+    }
+
+    /// Why the engine runs on the CPU although the GPU was asked for, if it does.
+    pub fn device_warning(&self) -> Option<String> {
+        self.0.device().warning.clone()
+    }
+
+    /// Chunks, embeds and stores one document in one transaction. `metadata_json` is a
+    /// JSON object; identical content already stored is not stored twice.
+    pub fn ingest_text(
+        &self,
+        source: String,
+        text: String,
+        metadata_json: Option<String>,
+        progress: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<IngestResult, PithError> {
+        let metadata = metadata_json.as_deref().unwrap_or("{}");
+        let mut report = progress_fn(progress);
+        Ok(self
+            .0
+            .ingest_text(&source, &text, metadata, &mut report)?
+            .into())
+    }
+
+    /// Reads a UTF-8 text file and ingests it; binary files are refused.
+    pub fn ingest_file(
+        &self,
+        path: String,
+        metadata_json: Option<String>,
+        progress: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<IngestResult, PithError> {
+        let metadata = metadata_json.as_deref().unwrap_or("{}");
+        let mut report = progress_fn(progress);
+        Ok(self
+            .0
+            .ingest_file(Path::new(&path), metadata, &mut report)?
+            .into())
+    }
+
+    /// The stored documents, oldest first.
+    pub fn documents(&self) -> Result<Vec<Document>, PithError> {
+        Ok(self.0.documents()?.into_iter().map(Into::into).collect())
+    }
+
+    /// Deletes a document with all its passages; `NotFound` when there is none.
+    pub fn delete_document(&self, document_id: i64) -> Result<(), PithError> {
+        Ok(self.0.delete_document(document_id)?)
+    }
+
+    /// At most `k` passages, best first.
+    pub fn search(
+        &self,
+        query: String,
+        k: u32,
+        method: SearchMethod,
+    ) -> Result<Vec<SearchHit>, PithError> {
+        let options = SearchOptions {
+            k: k as usize,
+            method: method.into(),
+            ..SearchOptions::default()
+        };
+        Ok(self
+            .0
+            .search(&query, &options)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Answers from the stored documents, streaming the text to `listener`; `cancel`
+    /// stops it from another thread with `PithError.Cancelled`. Blocks: call it off the
+    /// UI thread, or use `ask_async`.
+    pub fn ask(
+        &self,
+        question: String,
+        config: AskConfig,
+        listener: Option<Arc<dyn AnswerListener>>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<Answer, PithError> {
+        let mut stream = |text: &str| {
+            if let Some(l) = &listener {
+                l.on_text(text.to_string());
+            }
+            true
+        };
+        let cancel = cancel.as_ref().map(|c| &c.0);
+        let answer = self
+            .0
+            .ask(&question, &AskOptions::from(&config), &mut stream, cancel)?;
+        Ok(answer.into())
+    }
+
+    /// `ask` on a thread of its own: a Kotlin `suspend` function, a Swift `async` one.
+    /// Cancelling the coroutine or task stops the generation too.
+    pub async fn ask_async(
+        self: Arc<Self>,
+        question: String,
+        config: AskConfig,
+        listener: Option<Arc<dyn AnswerListener>>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<Answer, PithError> {
+        let cancel = cancel.unwrap_or_default();
+        let mut stop_if_dropped = CancelOnDrop(Some(cancel.clone()));
+        let (send, receive) = futures_channel::oneshot::channel();
+        std::thread::Builder::new()
+            .name("pith-ask".into())
+            .spawn(move || {
+                let _ = send.send(self.ask(question, config, listener, Some(cancel)));
+            })
+            .map_err(|e| PithError::Device {
+                message: format!("cannot start a thread: {e}"),
+            })?;
+        let answer = receive.await;
+        stop_if_dropped.0 = None;
+        answer.map_err(|_| PithError::Cancelled {
+            message: "the ask thread ended without an answer".into(),
+        })?
+    }
+}
+
+/// Dropped with the future of `ask_async` before the answer came: a caller that stopped
+/// waiting wants no answer, so its ask thread stops too.
+struct CancelOnDrop(Option<Arc<CancelHandle>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            c.cancel();
+        }
+    }
+}
+
+fn progress_fn(listener: Option<Arc<dyn ProgressListener>>) -> impl FnMut(usize, usize) {
+    move |done, total| {
+        if let Some(l) = &listener {
+            l.on_progress(done as u64, total as u64);
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The plain values that cross into Kotlin, Swift and Python.
+
+use pith_core::model::generate::StopReason;
+
+/// Where pith runs its models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Device {
+    /// The GPU through wgpu; falls back to the CPU when there is none.
+    Gpu,
+    Cpu,
+}
+
+/// How to open an engine.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct EngineConfig {
+    /// Directory holding minilm/ and smollm2/ as scripts/fetch-models lays them out.
+    pub models_dir: String,
+    /// The SQLite database file; created when missing.
+    pub db_path: String,
+    /// The embedder's directory, when not models_dir/minilm.
+    #[uniffi(default = None)]
+    pub embedder_dir: Option<String>,
+    /// The generator's GGUF file, when not the SmolLM2 file in models_dir.
+    #[uniffi(default = None)]
+    pub generator_path: Option<String>,
+    /// None is the GPU, falling back to the CPU when there is none.
+    #[uniffi(default = None)]
+    pub device: Option<Device>,
+    /// CPU threads, process-wide; 0 uses every core.
+    #[uniffi(default = 0)]
+    pub threads: u32,
+}
+
+/// What ingesting one document did.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct IngestResult {
+    pub document_id: i64,
+    pub passages: u64,
+    /// True when the same content was already stored; nothing was written.
+    pub duplicate: bool,
+}
+
+/// A stored document.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Document {
+    pub id: i64,
+    pub source: String,
+    pub metadata_json: String,
+    /// Length in characters (Unicode scalar values).
+    pub chars: u64,
+    pub passages: u64,
+    /// Unix time of ingest, in seconds.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SearchMethod {
+    /// Vector and full-text search fused by reciprocal rank.
+    Hybrid,
+    Vector,
+    Bm25,
+}
+
+/// A passage found by search.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SearchHit {
+    pub document_id: i64,
+    pub passage_id: i64,
+    pub source: String,
+    pub text: String,
+    /// Character offsets of the passage in its document.
+    pub start_char: u64,
+    pub end_char: u64,
+    /// Higher is better; comparable only within one search.
+    pub score: f64,
+}
+
+/// How to answer one question.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct AskConfig {
+    /// Passages retrieved by hybrid search.
+    #[uniffi(default = 5)]
+    pub k: u32,
+    /// Retrieve 2k passages and keep the k the model's attention ranks best.
+    #[uniffi(default = false)]
+    pub rerank: bool,
+    /// Keep 1/prune_ratio of the context by attention; 0 or 1 keeps it all.
+    #[uniffi(default = 2.0)]
+    pub prune_ratio: f64,
+    /// When non-zero, keep at most this many context tokens instead of using the ratio.
+    #[uniffi(default = 0)]
+    pub prune_budget: u32,
+    #[uniffi(default = 256)]
+    pub max_tokens: u32,
+    /// 0 is greedy.
+    #[uniffi(default = 0.0)]
+    pub temperature: f32,
+    #[uniffi(default = 42)]
+    pub seed: u64,
+}
+
+/// A span of a document the answer was given from.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Citation {
+    pub document_id: i64,
+    pub passage_id: i64,
+    pub source: String,
+    pub start_char: u64,
+    pub end_char: u64,
+    pub snippet: String,
+}
+
+/// Figures of one answer.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct AnswerStats {
+    pub context_tokens_before: u64,
+    pub context_tokens_after: u64,
+    pub prompt_tokens: u64,
+    pub generated_tokens: u64,
+    /// True when generation stopped at max_tokens.
+    pub truncated: bool,
+    pub retrieve_ms: f64,
+    pub prune_ms: f64,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    pub first_token_ms: f64,
+}
+
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Answer {
+    pub text: String,
+    pub citations: Vec<Citation>,
+    pub stats: AnswerStats,
+}
+
+impl From<pith_core::IngestReport> for IngestResult {
+    fn from(r: pith_core::IngestReport) -> Self {
+        Self {
+            document_id: r.document_id,
+            passages: r.passages as u64,
+            duplicate: r.duplicate,
+        }
+    }
+}
+
+impl From<pith_core::DocumentInfo> for Document {
+    fn from(d: pith_core::DocumentInfo) -> Self {
+        Self {
+            id: d.id,
+            source: d.source,
+            metadata_json: d.metadata.to_string(),
+            chars: d.chars as u64,
+            passages: d.passages as u64,
+            created_at: d.created_at,
+        }
+    }
+}
+
+impl From<pith_core::Hit> for SearchHit {
+    fn from(h: pith_core::Hit) -> Self {
+        let p = h.passage;
+        Self {
+            document_id: p.document_id,
+            passage_id: p.id,
+            source: p.source,
+            text: p.text,
+            start_char: p.start_char as u64,
+            end_char: p.end_char as u64,
+            score: h.score,
+        }
+    }
+}
+
+impl From<SearchMethod> for pith_core::Method {
+    fn from(m: SearchMethod) -> Self {
+        match m {
+            SearchMethod::Hybrid => Self::Hybrid,
+            SearchMethod::Vector => Self::Vector,
+            SearchMethod::Bm25 => Self::Bm25,
+        }
+    }
+}
+
+impl From<&AskConfig> for pith_core::AskOptions {
+    fn from(c: &AskConfig) -> Self {
+        Self::from_knobs(
+            c.k as usize,
+            c.rerank,
+            pith_core::Budget::from_knobs(c.prune_ratio, c.prune_budget as usize),
+            c.max_tokens as usize,
+            c.temperature,
+            c.seed,
+        )
+    }
+}
+
+impl From<pith_core::Answer> for Answer {
+    fn from(a: pith_core::Answer) -> Self {
+        let t = a.timings;
+        Self {
+            text: a.text,
+            citations: a
+                .citations
+                .into_iter()
+                .map(|c| Citation {
+                    document_id: c.document_id,
+                    passage_id: c.passage_id,
+                    source: c.source,
+                    start_char: c.start_char as u64,
+                    end_char: c.end_char as u64,
+                    snippet: c.snippet,
+                })
+                .collect(),
+            stats: AnswerStats {
+                context_tokens_before: a.context_tokens_before as u64,
+                context_tokens_after: a.context_tokens_after as u64,
+                prompt_tokens: a.prompt_tokens as u64,
+                generated_tokens: a.generated_tokens as u64,
+                truncated: a.stop == StopReason::MaxTokens,
+                retrieve_ms: t.retrieve_ms,
+                prune_ms: t.prune_ms,
+                prefill_ms: t.prefill_ms,
+                decode_ms: t.decode_ms,
+                first_token_ms: t.first_token_ms,
+            },
+        }
+    }
+}

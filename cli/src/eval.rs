@@ -1,0 +1,210 @@
+//! `pith eval`: retrieval, pruning, rerank and end-to-end answers on a SQuAD-style set.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use pith_core::eval::{self, EvalSet};
+use pith_core::model::bert::Embedder;
+use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
+use pith_core::{EngineOptions, Result};
+
+use crate::commands::{Context, bar};
+
+#[derive(Subcommand)]
+pub enum EvalCommand {
+    /// Recall@1, recall@5 and MRR of vector, BM25 and hybrid search.
+    Retrieval {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evidence recall of attention pruning and the baselines at 2x, 4x and 8x.
+    Prune {
+        dir: PathBuf,
+        /// Evaluate only the first N questions.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recall@1 and MRR of the gold passage among the five context passages, attention
+    /// rerank against embedding order.
+    Rerank {
+        dir: PathBuf,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exact match, F1, containment and time to first token of answers from the five
+    /// context passages, without pruning and pruned at 2x and 4x.
+    Qa {
+        dir: PathBuf,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn eval(ctx: &Context, what: EvalCommand) -> Result<()> {
+    match what {
+        EvalCommand::Retrieval { dir, json } => retrieval(ctx, &dir, json),
+        EvalCommand::Prune { dir, limit, json } => prune(ctx, &dir, limit, json),
+        EvalCommand::Rerank { dir, limit, json } => rerank(ctx, &dir, limit, json),
+        EvalCommand::Qa { dir, limit, json } => qa(ctx, &dir, limit, json),
+    }
+}
+
+/// The set, both models, and a progress bar over the questions evaluated.
+fn setup(
+    ctx: &Context,
+    dir: &Path,
+    limit: Option<usize>,
+    what: &str,
+) -> Result<(EvalSet, Generator, Embedder, indicatif::ProgressBar)> {
+    let set = EvalSet::load(dir)?;
+    let dev = ctx.device();
+    let generator = Generator::load(&ctx.generator_path(), &dev.device, DEFAULT_CONTEXT)?;
+    let embedder = Embedder::load(
+        &EngineOptions::new(ctx.models_dir(), "").embedder_dir(),
+        &dev.device,
+    )?;
+    let bar = bar(set.first(limit).len() as u64, what);
+    Ok((set, generator, embedder, bar))
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string(value).expect("serialisable"));
+}
+
+fn retrieval(ctx: &Context, dir: &Path, json: bool) -> Result<()> {
+    let set = EvalSet::load(dir)?;
+    // A fresh database, so the figures are about this set alone.
+    let tmp = std::env::temp_dir().join(format!("pith-eval-{}.db", std::process::id()));
+    let engine = ctx.open_at(ctx.db.clone().unwrap_or_else(|| tmp.clone()))?;
+    let bar = bar(set.questions.len() as u64, "eval");
+    let report = eval::retrieval(&engine, &set, &mut |n, _| bar.set_position(n as u64));
+    bar.finish_and_clear();
+    drop(engine);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
+    }
+    let report = report?;
+    if json {
+        print_json(&report);
+        return Ok(());
+    }
+    println!(
+        "{:<8} {:>9} {:>9} {:>7}",
+        "method", "recall@1", "recall@5", "MRR"
+    );
+    for (name, m) in &report {
+        println!(
+            "{name:<8} {:>9.3} {:>9.3} {:>7.3}",
+            m.recall_at_1, m.recall_at_5, m.mrr
+        );
+    }
+    println!(
+        "({} questions, {} passages)",
+        set.questions.len(),
+        set.corpus.len()
+    );
+    Ok(())
+}
+
+fn prune(ctx: &Context, dir: &Path, limit: Option<usize>, json: bool) -> Result<()> {
+    let (set, generator, embedder, bar) = setup(ctx, dir, limit, "eval prune")?;
+    let report = eval::prune::evaluate(&generator, &embedder, &set, limit, &mut |i, _| {
+        bar.set_position(i as u64)
+    })?;
+    bar.finish_and_clear();
+    if json {
+        print_json(&report.recall);
+        return Ok(());
+    }
+    let print = |title: &str, recall: &eval::prune::Recall| {
+        println!(
+            "{title}\n{:<26} {:>6} {:>6} {:>6}",
+            "method", "2x", "4x", "8x"
+        );
+        for (m, r) in recall {
+            println!("{m:<26} {:>6.3} {:>6.3} {:>6.3}", r["2x"], r["4x"], r["8x"]);
+        }
+    };
+    print(
+        &format!("evidence recall, {} questions", report.questions),
+        &report.recall,
+    );
+    print(
+        "\non the odd-numbered questions only (held out from head selection)",
+        &report.check_recall,
+    );
+    println!("\nbest single heads at 4x (selected on even questions, checked on odd):");
+    for h in &report.heads {
+        println!(
+            "  layer {:>2} head {}  {:.3}  {:.3}",
+            h.layer, h.head, h.selection, h.check
+        );
+    }
+    Ok(())
+}
+
+fn rerank(ctx: &Context, dir: &Path, limit: Option<usize>, json: bool) -> Result<()> {
+    let (set, generator, embedder, bar) = setup(ctx, dir, limit, "eval rerank")?;
+    let report = eval::rerank::evaluate(&generator, &embedder, &set, limit, &mut |i, _| {
+        bar.set_position(i as u64)
+    })?;
+    bar.finish_and_clear();
+    if json {
+        print_json(&report.methods);
+        return Ok(());
+    }
+    println!(
+        "gold passage among 5, {} questions (check: odd-numbered only)",
+        report.questions
+    );
+    println!(
+        "{:<26} {:>9} {:>7} {:>15} {:>9}",
+        "method", "recall@1", "MRR", "check recall@1", "check MRR"
+    );
+    for (m, r) in &report.methods {
+        let c = &report.check[m];
+        println!(
+            "{m:<26} {:>9.3} {:>7.3} {:>15.3} {:>9.3}",
+            r.recall_at_1, r.mrr, c.recall_at_1, c.mrr
+        );
+    }
+    println!("\nbest single heads by MRR (selected on even questions, checked on odd):");
+    for h in &report.heads {
+        println!(
+            "  layer {:>2} head {}  {:.3}  {:.3}",
+            h.layer, h.head, h.selection, h.check
+        );
+    }
+    Ok(())
+}
+
+fn qa(ctx: &Context, dir: &Path, limit: Option<usize>, json: bool) -> Result<()> {
+    let (set, generator, embedder, bar) = setup(ctx, dir, limit, "eval qa")?;
+    let report = eval::qa::evaluate(&generator, &embedder, &set, limit, &mut |i, _| {
+        bar.set_position(i as u64)
+    })?;
+    bar.finish_and_clear();
+    if json {
+        print_json(&report);
+        return Ok(());
+    }
+    println!(
+        "{:<11} {:>6} {:>6} {:>12} {:>15} {:>15}",
+        "setting", "EM", "F1", "containment", "context tokens", "TTFT median ms"
+    );
+    for (name, m) in &report {
+        println!(
+            "{name:<11} {:>6.3} {:>6.3} {:>12.3} {:>15.0} {:>15.0}",
+            m.exact_match, m.f1, m.containment, m.context_tokens, m.first_token_ms
+        );
+    }
+    println!("({} questions)", set.first(limit).len());
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Attention rerank (ICR): the candidates and the question in one prompt; each
+//! candidate scores the attention the question pays it, minus what a content-free
+//! question pays it. One pass ranks all candidates, plus the calibration pass on the
+//! same cached context.
+
+use super::attention::sentence_attention;
+use super::head_sum;
+use super::prompt::ContextSentence;
+use crate::error::Result;
+use crate::model::generate::Generator;
+
+/// The score of each passage, higher is more relevant, from the summed calibrated
+/// attention of `heads`.
+pub fn rerank(
+    generator: &Generator,
+    passages: &[&str],
+    question: &str,
+    heads: &[(usize, usize)],
+) -> Result<Vec<f64>> {
+    let whole: Vec<ContextSentence> = passages
+        .iter()
+        .enumerate()
+        .map(|(i, text)| ContextSentence {
+            passage: i,
+            chars: 0..text.chars().count(),
+            text: text.to_string(),
+        })
+        .collect();
+    let refs: Vec<&ContextSentence> = whole.iter().collect();
+    let mut layers: Vec<usize> = heads.iter().map(|&(l, _)| l).collect();
+    layers.sort_unstable();
+    layers.dedup();
+    let attn = sentence_attention(generator, &refs, question, &layers, true)?;
+    head_sum(&attn, heads)
+}
+
+/// Every head of every layer, as the ICR paper sums them.
+pub fn all_heads(generator: &Generator) -> Vec<(usize, usize)> {
+    let c = &generator.llama().config;
+    (0..c.layers)
+        .flat_map(|l| (0..c.heads).map(move |h| (l, h)))
+        .collect()
+}

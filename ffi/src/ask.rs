@@ -1,0 +1,259 @@
+//! Asking a question: options, streaming, cancellation and the answer.
+
+use std::ffi::{c_char, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pith_core::model::generate::StopReason;
+use pith_core::{Answer, AskOptions, Budget};
+
+use crate::convert::{
+    CStrings, c_string, count, free_handle, into_handle, item, obj_arg, out_arg, str_arg,
+};
+use crate::engine::{engine, pith_engine};
+use crate::status::{guard, guard_value, pith_status};
+
+/// How to answer one question. Start from pith_ask_options_default().
+#[repr(C)]
+pub struct pith_ask_options {
+    /// Passages retrieved by hybrid search (default 5).
+    pub k: usize,
+    /// Retrieve 2k passages and keep the k the model's attention ranks best.
+    pub rerank: bool,
+    /// Keep 1/prune_ratio of the context by attention (default 2); 0 or 1 keeps it all.
+    pub prune_ratio: f64,
+    /// When non-zero, keep at most this many context tokens instead of using the ratio.
+    pub prune_budget: usize,
+    /// The most tokens to generate (default 256).
+    pub max_tokens: usize,
+    /// 0 is greedy (the default); higher is more varied.
+    pub temperature: f32,
+    /// Seed of the sampler, so that a sampled answer can be reproduced.
+    pub seed: u64,
+}
+
+/// The default options of pith_ask.
+#[unsafe(no_mangle)]
+pub extern "C" fn pith_ask_options_default() -> pith_ask_options {
+    let d = AskOptions::default();
+    pith_ask_options {
+        k: d.k,
+        rerank: d.rerank,
+        prune_ratio: match d.prune {
+            Budget::Ratio(r) => r,
+            _ => 0.0,
+        },
+        prune_budget: 0,
+        max_tokens: d.sampling.max_tokens,
+        temperature: d.sampling.temperature,
+        seed: d.sampling.seed,
+    }
+}
+
+fn ask_options(o: &pith_ask_options) -> AskOptions {
+    AskOptions::from_knobs(
+        o.k,
+        o.rerank,
+        Budget::from_knobs(o.prune_ratio, o.prune_budget),
+        o.max_tokens,
+        o.temperature,
+        o.seed,
+    )
+}
+
+/// A flag that cancels a running pith_ask from any thread.
+pub struct pith_cancel(AtomicBool);
+
+/// A new, unset cancel flag; freed with pith_cancel_free.
+#[unsafe(no_mangle)]
+pub extern "C" fn pith_cancel_new() -> *mut pith_cancel {
+    guard_value(std::ptr::null_mut(), || {
+        into_handle(pith_cancel(AtomicBool::new(false)))
+    })
+}
+
+/// Sets the flag: a pith_ask using it stops soon and returns PITH_CANCELLED.
+/// Safe to call from any thread while the ask runs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_cancel_trigger(cancel: *const pith_cancel) {
+    guard_value((), || {
+        if let Some(c) = unsafe { cancel.as_ref() } {
+            c.0.store(true, Ordering::SeqCst)
+        }
+    })
+}
+
+/// Clears the flag so it can serve another ask.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_cancel_reset(cancel: *const pith_cancel) {
+    guard_value((), || {
+        if let Some(c) = unsafe { cancel.as_ref() } {
+            c.0.store(false, Ordering::SeqCst)
+        }
+    })
+}
+
+/// Frees a cancel flag; NULL is allowed. No ask may still be using it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_cancel_free(cancel: *mut pith_cancel) {
+    guard_value((), || unsafe { free_handle(cancel) })
+}
+
+/// Receives each new piece of the answer (UTF-8, never a broken character) as it is
+/// generated. Returning non-zero cancels the ask.
+pub type pith_text_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, text: *const c_char) -> i32>;
+
+/// A span of a document the answer was given from. Strings belong to the pith_answer.
+#[repr(C)]
+pub struct pith_citation {
+    pub document_id: i64,
+    pub passage_id: i64,
+    pub source: *const c_char,
+    /// Character offsets of the cited text in its document.
+    pub start_char: usize,
+    pub end_char: usize,
+    /// The cited text.
+    pub snippet: *const c_char,
+}
+
+/// Figures of one answer.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct pith_answer_stats {
+    /// Context tokens retrieved, and kept after pruning.
+    pub context_tokens_before: usize,
+    pub context_tokens_after: usize,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    /// True when generation stopped at max_tokens rather than at the end of the answer.
+    pub truncated: bool,
+    pub retrieve_ms: f64,
+    pub prune_ms: f64,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    /// From the call to the first token of the answer.
+    pub first_token_ms: f64,
+}
+
+/// An answer with its citations; freed with pith_answer_free.
+pub struct pith_answer {
+    text: *const c_char,
+    citations: Vec<pith_citation>,
+    stats: pith_answer_stats,
+    _strings: CStrings,
+}
+
+fn answer(a: Answer) -> pith_answer {
+    let mut strings = CStrings::default();
+    let citations = a
+        .citations
+        .iter()
+        .map(|c| pith_citation {
+            document_id: c.document_id,
+            passage_id: c.passage_id,
+            source: strings.add(&c.source),
+            start_char: c.start_char,
+            end_char: c.end_char,
+            snippet: strings.add(&c.snippet),
+        })
+        .collect();
+    let t = &a.timings;
+    let stats = pith_answer_stats {
+        context_tokens_before: a.context_tokens_before,
+        context_tokens_after: a.context_tokens_after,
+        prompt_tokens: a.prompt_tokens,
+        generated_tokens: a.generated_tokens,
+        truncated: a.stop == StopReason::MaxTokens,
+        retrieve_ms: t.retrieve_ms,
+        prune_ms: t.prune_ms,
+        prefill_ms: t.prefill_ms,
+        decode_ms: t.decode_ms,
+        first_token_ms: t.first_token_ms,
+    };
+    pith_answer {
+        text: strings.add(&a.text),
+        citations,
+        stats,
+        _strings: strings,
+    }
+}
+
+/// Answers `question` from the stored documents: retrieve, prune by attention, generate.
+/// `options`, `on_text`, `user_data` and `cancel` may be NULL. The answer streams through
+/// `on_text`; the whole answer with citations goes to *answer_out. Cancelled (by the
+/// callback or `cancel`), it returns PITH_CANCELLED and no answer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_ask(
+    engine: *const pith_engine,
+    question: *const c_char,
+    options: *const pith_ask_options,
+    on_text: pith_text_fn,
+    user_data: *mut c_void,
+    cancel: *const pith_cancel,
+    answer_out: *mut *mut pith_answer,
+) -> pith_status {
+    guard(|| {
+        let out = unsafe { out_arg(answer_out, "answer_out") }?;
+        *out = std::ptr::null_mut();
+        let engine = unsafe { self::engine(engine) }?;
+        let question = unsafe { str_arg(question, "question") }?;
+        let options = match unsafe { options.as_ref() } {
+            Some(o) => ask_options(o),
+            None => AskOptions::default(),
+        };
+        let cancel = unsafe { cancel.as_ref() }.map(|c| &c.0);
+        let mut stream = |text: &str| {
+            let Some(f) = on_text else { return true };
+            let text = c_string(text);
+            // SAFETY: the caller's callback, with the caller's user_data.
+            unsafe { f(user_data, text.as_ptr()) == 0 }
+        };
+        let a = engine.ask(question, &options, &mut stream, cancel)?;
+        *out = into_handle(answer(a));
+        Ok(())
+    })
+}
+
+/// The answer's text; NULL for NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_answer_text(answer: *const pith_answer) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        unsafe { answer.as_ref() }.map_or(std::ptr::null(), |a| a.text)
+    })
+}
+
+/// The number of citations; 0 for NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_answer_citations_len(answer: *const pith_answer) -> usize {
+    guard_value(0, || unsafe { count(answer, |a| &a.citations) })
+}
+
+/// The citation at `index`, in the order of the context, or NULL when out of range.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_answer_citation(
+    answer: *const pith_answer,
+    index: usize,
+) -> *const pith_citation {
+    guard_value(std::ptr::null(), || unsafe {
+        item(answer, index, |a| &a.citations)
+    })
+}
+
+/// Copies the answer's figures to *stats_out.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_answer_stats_get(
+    answer: *const pith_answer,
+    stats_out: *mut pith_answer_stats,
+) -> pith_status {
+    guard(|| {
+        let a = unsafe { obj_arg(answer, "answer") }?;
+        *unsafe { out_arg(stats_out, "stats_out") }? = a.stats;
+        Ok(())
+    })
+}
+
+/// Frees an answer; NULL is allowed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_answer_free(answer: *mut pith_answer) {
+    guard_value((), || unsafe { free_handle(answer) })
+}

@@ -1,0 +1,194 @@
+//! Opening and closing an engine, and ingesting documents.
+
+use std::ffi::{c_char, c_void};
+use std::path::Path;
+
+use pith_core::{DeviceChoice, Engine, EngineOptions, IngestReport};
+
+use crate::convert::{
+    free_handle, into_handle, obj_arg, opt_path_arg, opt_str_arg, out_arg, str_arg,
+};
+use crate::status::{guard, guard_value, pith_status};
+
+/// An open engine: the embedder, the database and (loaded on the first question) the
+/// generator. Shared by threads; freed with pith_engine_free.
+pub struct pith_engine(Engine);
+
+/// How to open an engine. Start from pith_engine_options_default() and set what you need.
+#[repr(C)]
+pub struct pith_engine_options {
+    /// Directory holding minilm/ and smollm2/ as scripts/fetch-models lays them out.
+    pub models_dir: *const c_char,
+    /// The SQLite database file; created when missing. Required.
+    pub db_path: *const c_char,
+    /// The embedder's directory; NULL for models_dir/minilm.
+    pub embedder_dir: *const c_char,
+    /// The generator's GGUF file; NULL for the SmolLM2 file in models_dir.
+    pub generator_path: *const c_char,
+    /// "gpu" (the default; falls back to the CPU when no GPU is found) or "cpu"; NULL for gpu.
+    pub device: *const c_char,
+    /// CPU threads for the CPU device, process-wide; 0 uses every core.
+    pub threads: u32,
+}
+
+/// Options with every field at its default: models in "models", no database yet.
+#[unsafe(no_mangle)]
+pub extern "C" fn pith_engine_options_default() -> pith_engine_options {
+    pith_engine_options {
+        models_dir: c"models".as_ptr(),
+        db_path: std::ptr::null(),
+        embedder_dir: std::ptr::null(),
+        generator_path: std::ptr::null(),
+        device: std::ptr::null(),
+        threads: 0,
+    }
+}
+
+unsafe fn engine_options(o: &pith_engine_options) -> pith_core::Result<EngineOptions> {
+    let models = unsafe { str_arg(o.models_dir, "models_dir") }?;
+    let db = unsafe { str_arg(o.db_path, "db_path") }?;
+    let mut options = EngineOptions::new(models, db);
+    options.embedder = unsafe { opt_path_arg(o.embedder_dir, "embedder_dir") }?;
+    options.generator = unsafe { opt_path_arg(o.generator_path, "generator_path") }?;
+    if let Some(device) = unsafe { opt_str_arg(o.device, "device") }? {
+        options.device = device.parse::<DeviceChoice>()?;
+    }
+    options.threads = o.threads as usize;
+    Ok(options)
+}
+
+/// Opens an engine: loads the embedder and opens (or creates) the database.
+/// On success *engine_out owns the engine; on failure it is set to NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_engine_open(
+    options: *const pith_engine_options,
+    engine_out: *mut *mut pith_engine,
+) -> pith_status {
+    guard(|| {
+        let out = unsafe { out_arg(engine_out, "engine_out") }?;
+        *out = std::ptr::null_mut();
+        let options = unsafe { engine_options(obj_arg(options, "options")?) }?;
+        *out = into_handle(pith_engine(Engine::open(options)?));
+        Ok(())
+    })
+}
+
+/// Closes an engine. NULL is allowed. No other call on it may be running.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_engine_free(engine: *mut pith_engine) {
+    guard_value((), || unsafe { free_handle(engine) })
+}
+
+/// "gpu" or "cpu": the device the engine runs on (a static string).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_engine_device(engine: *const pith_engine) -> *const c_char {
+    guard_value(std::ptr::null(), || match unsafe { engine.as_ref() } {
+        Some(e) if e.0.device().kind == DeviceChoice::Gpu => c"gpu".as_ptr(),
+        Some(_) => c"cpu".as_ptr(),
+        None => std::ptr::null(),
+    })
+}
+
+pub(crate) unsafe fn engine<'a>(ptr: *const pith_engine) -> pith_core::Result<&'a Engine> {
+    Ok(&unsafe { obj_arg(ptr, "engine") }?.0)
+}
+
+/// Called as ingest proceeds with the passages embedded so far and the document's total.
+pub type pith_progress_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, done: usize, total: usize)>;
+
+/// What one ingest did.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct pith_ingest_result {
+    pub document_id: i64,
+    /// Passages stored; 0 for a duplicate.
+    pub passages: usize,
+    /// True when the same content was already stored; nothing was written.
+    pub duplicate: bool,
+}
+
+fn ingest_result(report: IngestReport) -> pith_ingest_result {
+    pith_ingest_result {
+        document_id: report.document_id,
+        passages: report.passages,
+        duplicate: report.duplicate,
+    }
+}
+
+unsafe fn ingest(
+    result_out: *mut pith_ingest_result,
+    metadata_json: *const c_char,
+    progress: pith_progress_fn,
+    user_data: *mut c_void,
+    run: impl FnOnce(&str, &mut dyn FnMut(usize, usize)) -> pith_core::Result<IngestReport>,
+) -> pith_core::Result<()> {
+    let metadata = unsafe { opt_str_arg(metadata_json, "metadata_json") }?.unwrap_or("{}");
+    let mut report = |done, total| {
+        if let Some(f) = progress {
+            // SAFETY: the caller's callback, with the caller's user_data.
+            unsafe { f(user_data, done, total) }
+        }
+    };
+    let result = run(metadata, &mut report)?;
+    if let Some(out) = unsafe { result_out.as_mut() } {
+        *out = ingest_result(result);
+    }
+    Ok(())
+}
+
+/// Chunks, embeds and stores one document in one transaction. `source` names it in
+/// citations; `metadata_json` is a JSON object or NULL; `progress` and `result_out`
+/// may be NULL. Identical content already stored is not stored twice.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_ingest_text(
+    engine: *const pith_engine,
+    source: *const c_char,
+    text: *const c_char,
+    metadata_json: *const c_char,
+    progress: pith_progress_fn,
+    user_data: *mut c_void,
+    result_out: *mut pith_ingest_result,
+) -> pith_status {
+    guard(|| {
+        let engine = unsafe { self::engine(engine) }?;
+        let source = unsafe { str_arg(source, "source") }?;
+        let text = unsafe { str_arg(text, "text") }?;
+        unsafe {
+            ingest(result_out, metadata_json, progress, user_data, |meta, p| {
+                engine.ingest_text(source, text, meta, p)
+            })
+        }
+    })
+}
+
+/// Reads a UTF-8 text file and ingests it as pith_ingest_text does; binary files and
+/// invalid UTF-8 are refused with PITH_INVALID_ARGUMENT.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_ingest_file(
+    engine: *const pith_engine,
+    path: *const c_char,
+    metadata_json: *const c_char,
+    progress: pith_progress_fn,
+    user_data: *mut c_void,
+    result_out: *mut pith_ingest_result,
+) -> pith_status {
+    guard(|| {
+        let engine = unsafe { self::engine(engine) }?;
+        let path = Path::new(unsafe { str_arg(path, "path") }?);
+        unsafe {
+            ingest(result_out, metadata_json, progress, user_data, |meta, p| {
+                engine.ingest_file(path, meta, p)
+            })
+        }
+    })
+}
+
+/// Deletes a document with all its passages; PITH_NOT_FOUND when there is none.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_delete_document(
+    engine: *const pith_engine,
+    document_id: i64,
+) -> pith_status {
+    guard(|| unsafe { self::engine(engine) }?.delete_document(document_id))
+}

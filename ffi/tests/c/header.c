@@ -1,0 +1,3 @@
+#include <pith.h>
+
+int pith_header_compiles_as_c(void) { return PITH_OK; }

@@ -1,0 +1,440 @@
+/*
+ * test_pith: calls every function of pith.h, each error path included, on the real
+ * models. Run under valgrind or AddressSanitizer by scripts/test-c.
+ *
+ *   test_pith MODELS_DIR WORK_DIR
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <pith.h>
+
+static int failures = 0;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            const char *last = pith_last_error();                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n", __FILE__,     \
+                    __LINE__, #cond, last ? last : "none");                           \
+            failures++;                                                               \
+        }                                                                             \
+    } while (0)
+
+/* The call fails with `expected`, and leaves a message for this thread. */
+#define CHECK_STATUS(call, expected)                                                  \
+    do {                                                                              \
+        pith_status s_ = (call);                                                      \
+        if (s_ != (expected)) {                                                       \
+            const char *last = pith_last_error();                                     \
+            fprintf(stderr, "%s:%d: %s gave %s, expected %s (last error: %s)\n",        \
+                    __FILE__, __LINE__, #call, pith_status_name(s_),                  \
+                    pith_status_name(expected), last ? last : "none");                \
+            failures++;                                                               \
+        } else if ((expected) != PITH_OK) {                                           \
+            CHECK(pith_last_error() != NULL && strlen(pith_last_error()) > 0);        \
+        }                                                                             \
+    } while (0)
+
+static const char *models_dir;
+static char db_path[4096];
+static char work_dir[4096];
+
+static void path_in_work(char *out, const char *name) {
+    snprintf(out, 4096, "%s/%s", work_dir, name);
+}
+
+static void write_file(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len) {
+        perror(path);
+        exit(2);
+    }
+    fclose(f);
+}
+
+/* A copy of the embedder's directory named `name`: every file linked, except that the
+ * weights are cut to `weight_bytes` when that is non-zero. */
+static void embedder_copy(char *out, const char *name, size_t weight_bytes) {
+    static const char *files[] = {"config.json", "tokenizer.json", "model.safetensors",
+                                  "tokenizer_config.json", "special_tokens_map.json",
+                                  "vocab.txt", "modules.json", "sentence_bert_config.json"};
+    path_in_work(out, name);
+    mkdir(out, 0755);
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char from[4096], to[4096];
+        snprintf(from, sizeof from, "%s/minilm/%s", models_dir, files[i]);
+        snprintf(to, sizeof to, "%s/%s", out, files[i]);
+        unlink(to);
+        if (weight_bytes && strcmp(files[i], "model.safetensors") == 0) {
+            FILE *f = fopen(from, "rb");
+            char *buf = malloc(weight_bytes);
+            size_t n = f ? fread(buf, 1, weight_bytes, f) : 0;
+            if (f) fclose(f);
+            write_file(to, buf, n);
+            free(buf);
+        } else {
+            char *abs = realpath(from, NULL);
+            if (!abs || symlink(abs, to) != 0) perror(to);
+            free(abs);
+        }
+    }
+}
+
+static void test_static_functions(void) {
+    CHECK(pith_last_error() == NULL);
+    CHECK(strncmp(pith_version(), "0.", 2) == 0);
+    CHECK(strcmp(pith_status_name(PITH_OK), "ok") == 0);
+    for (int s = PITH_INVALID_ARGUMENT; s <= PITH_PANIC; s++)
+        CHECK(strlen(pith_status_name((pith_status)s)) > 0);
+    pith_engine_options o = pith_engine_options_default();
+    CHECK(o.db_path == NULL && o.threads == 0 && o.models_dir != NULL);
+    pith_ask_options a = pith_ask_options_default();
+    CHECK(a.k == 5 && a.prune_ratio == 2.0 && a.max_tokens > 0);
+    /* Every _free accepts NULL. */
+    pith_engine_free(NULL);
+    pith_documents_free(NULL);
+    pith_hits_free(NULL);
+    pith_answer_free(NULL);
+    pith_cancel_free(NULL);
+    pith_cancel_trigger(NULL);
+    pith_cancel_reset(NULL);
+    /* Accessors answer NULL or 0 for NULL. */
+    CHECK(pith_documents_len(NULL) == 0 && pith_documents_get(NULL, 0) == NULL);
+    CHECK(pith_hits_len(NULL) == 0 && pith_hits_get(NULL, 0) == NULL);
+    CHECK(pith_answer_text(NULL) == NULL && pith_answer_citations_len(NULL) == 0);
+    CHECK(pith_answer_citation(NULL, 0) == NULL && pith_engine_device(NULL) == NULL);
+    pith_answer_stats stats;
+    CHECK_STATUS(pith_answer_stats_get(NULL, &stats), PITH_INVALID_ARGUMENT);
+}
+
+static void test_open_errors(void) {
+    pith_engine *engine = (pith_engine *)1;
+    pith_engine_options o = pith_engine_options_default();
+    o.models_dir = models_dir;
+    o.device = "cpu";
+
+    CHECK_STATUS(pith_engine_open(NULL, &engine), PITH_INVALID_ARGUMENT);
+    CHECK(engine == NULL);
+    CHECK_STATUS(pith_engine_open(&o, NULL), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_engine_open(&o, &engine), PITH_INVALID_ARGUMENT); /* no db_path */
+    o.db_path = "\xff\xfe.db";
+    CHECK_STATUS(pith_engine_open(&o, &engine), PITH_INVALID_ARGUMENT);
+    o.db_path = db_path;
+    o.device = "tpu";
+    CHECK_STATUS(pith_engine_open(&o, &engine), PITH_INVALID_ARGUMENT);
+    o.device = "cpu";
+
+    char missing[4096];
+    path_in_work(missing, "no-such-models");
+    o.models_dir = missing;
+    CHECK_STATUS(pith_engine_open(&o, &engine), PITH_IO);
+    o.models_dir = models_dir;
+
+    char broken[4096];
+    embedder_copy(broken, "truncated-embedder", 4096);
+    o.embedder_dir = broken;
+    CHECK_STATUS(pith_engine_open(&o, &engine), PITH_MODEL);
+    CHECK(strstr(pith_last_error(), "model.safetensors") != NULL);
+    o.embedder_dir = NULL;
+
+    char garbage[4096];
+    path_in_work(garbage, "not-a-database.db");
+    const char text[] = "this is not an SQLite database, just some text that is long enough"
+                        " to fill a header and more, more, more, more, more, more, more.";
+    write_file(garbage, text, sizeof text);
+    o.db_path = garbage;
+    CHECK_STATUS(pith_engine_open(&o, &engine), PITH_DATABASE);
+    CHECK(engine == NULL);
+}
+
+static void count_progress(void *user_data, size_t done, size_t total) {
+    size_t *calls = user_data;
+    CHECK(done <= total && total > 0);
+    (*calls)++;
+}
+
+static const char *BEES =
+    "Honeybees live in colonies of up to sixty thousand workers. The queen lays up to two "
+    "thousand eggs a day. Worker bees communicate the direction of flowers through the "
+    "waggle dance, whose angle gives the direction relative to the sun. Drones do not "
+    "sting, and their only task is to mate with a queen.";
+
+static int64_t test_ingest(const pith_engine *engine) {
+    pith_ingest_result r;
+    size_t calls = 0;
+    CHECK_STATUS(pith_ingest_text(NULL, "x", "y", NULL, NULL, NULL, &r), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_ingest_text(engine, NULL, "y", NULL, NULL, NULL, &r), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_ingest_text(engine, "x", NULL, NULL, NULL, NULL, &r), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_ingest_text(engine, "bad", "caf\xc3(", NULL, NULL, NULL, &r),
+                 PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_ingest_text(engine, "empty", "  \n ", NULL, NULL, NULL, &r),
+                 PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_ingest_text(engine, "bees", BEES, "[1, 2]", NULL, NULL, &r),
+                 PITH_INVALID_ARGUMENT);
+
+    CHECK_STATUS(pith_ingest_text(engine, "bees", BEES, "{\"topic\": \"bees\"}", count_progress,
+                                  &calls, &r),
+                 PITH_OK);
+    CHECK(r.document_id > 0 && r.passages > 0 && !r.duplicate && calls > 0);
+    int64_t bees = r.document_id;
+    CHECK_STATUS(pith_ingest_text(engine, "bees again", BEES, NULL, NULL, NULL, &r), PITH_OK);
+    CHECK(r.duplicate && r.document_id == bees);
+    CHECK_STATUS(pith_ingest_text(engine, "no result", "Lighthouses guide ships at night.",
+                                  NULL, NULL, NULL, NULL),
+                 PITH_OK);
+
+    char path[4096];
+    path_in_work(path, "sourdough.md");
+    const char bread[] = "# Sourdough\n\nA sourdough starter is flour and water fermented by "
+                         "wild yeast and lactic acid bacteria. Feed it daily.\n";
+    write_file(path, bread, sizeof bread - 1);
+    CHECK_STATUS(pith_ingest_file(engine, path, NULL, count_progress, &calls, &r), PITH_OK);
+    CHECK(r.document_id > bees && !r.duplicate);
+
+    path_in_work(path, "missing.txt");
+    CHECK_STATUS(pith_ingest_file(engine, path, NULL, NULL, NULL, &r), PITH_IO);
+    path_in_work(path, "binary.txt");
+    const char binary[] = {'P', 'K', 3, 4, 0, 0, 1, 2};
+    write_file(path, binary, sizeof binary);
+    CHECK_STATUS(pith_ingest_file(engine, path, NULL, NULL, NULL, &r), PITH_INVALID_ARGUMENT);
+    path_in_work(path, "latin1.txt");
+    write_file(path, "caf\xe9", 4);
+    CHECK_STATUS(pith_ingest_file(engine, path, NULL, NULL, NULL, &r), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_ingest_file(engine, NULL, NULL, NULL, NULL, &r), PITH_INVALID_ARGUMENT);
+    return bees;
+}
+
+static void test_documents(const pith_engine *engine, int64_t bees) {
+    pith_documents *docs = (pith_documents *)1;
+    CHECK_STATUS(pith_documents_list(NULL, &docs), PITH_INVALID_ARGUMENT);
+    CHECK(docs == NULL);
+    CHECK_STATUS(pith_documents_list(engine, NULL), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_documents_list(engine, &docs), PITH_OK);
+    CHECK(pith_documents_len(docs) == 3);
+    const pith_document *d = pith_documents_get(docs, 0);
+    CHECK(d != NULL && d->id == bees && strcmp(d->source, "bees") == 0);
+    CHECK(d != NULL && strstr(d->metadata_json, "\"topic\"") != NULL);
+    CHECK(d != NULL && d->chars == strlen(BEES) && d->passages > 0 && d->created_at > 0);
+    CHECK(pith_documents_get(docs, 3) == NULL);
+    pith_documents_free(docs);
+}
+
+static void test_search(const pith_engine *engine) {
+    pith_hits *hits = (pith_hits *)1;
+    CHECK_STATUS(pith_search(NULL, "queen", 3, NULL, &hits), PITH_INVALID_ARGUMENT);
+    CHECK(hits == NULL);
+    CHECK_STATUS(pith_search(engine, NULL, 3, NULL, &hits), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_search(engine, "", 3, NULL, &hits), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_search(engine, "queen", 3, "magic", &hits), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_search(engine, "queen", 3, NULL, NULL), PITH_INVALID_ARGUMENT);
+    const char *methods[] = {NULL, "hybrid", "vector", "bm25"};
+    for (size_t m = 0; m < 4; m++) {
+        CHECK_STATUS(pith_search(engine, "How many eggs does the queen lay?", 2, methods[m], &hits),
+                     PITH_OK);
+        CHECK(pith_hits_len(hits) >= 1 && pith_hits_len(hits) <= 2);
+        const pith_hit *top = pith_hits_get(hits, 0);
+        CHECK(top != NULL && strcmp(top->source, "bees") == 0);
+        CHECK(top != NULL && strstr(top->text, "eggs") != NULL && top->end_char > top->start_char);
+        CHECK(pith_hits_get(hits, 2) == NULL);
+        pith_hits_free(hits);
+    }
+}
+
+struct stream {
+    char text[4096];
+    size_t pieces;
+    int cancel_after; /* cancel through the return value after this many pieces; 0 never */
+    pith_cancel *flag; /* when set, triggered from another thread after the first piece */
+    pthread_t thread;
+    int started;
+};
+
+static void *trigger(void *flag) {
+    pith_cancel_trigger(flag);
+    return NULL;
+}
+
+static int32_t on_text(void *user_data, const char *text) {
+    struct stream *s = user_data;
+    strncat(s->text, text, sizeof s->text - strlen(s->text) - 1);
+    s->pieces++;
+    if (s->flag && !s->started) {
+        s->started = pthread_create(&s->thread, NULL, trigger, s->flag) == 0;
+    }
+    return s->cancel_after && (int)s->pieces >= s->cancel_after;
+}
+
+static void test_ask(const pith_engine *engine) {
+    pith_answer *answer = (pith_answer *)1;
+    pith_ask_options o = pith_ask_options_default();
+    o.k = 2;
+    o.max_tokens = 24;
+    CHECK_STATUS(pith_ask(NULL, "q?", &o, NULL, NULL, NULL, &answer), PITH_INVALID_ARGUMENT);
+    CHECK(answer == NULL);
+    CHECK_STATUS(pith_ask(engine, NULL, &o, NULL, NULL, NULL, &answer), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_ask(engine, "q?", &o, NULL, NULL, NULL, NULL), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_ask(engine, "\xc0\xaf?", &o, NULL, NULL, NULL, &answer),
+                 PITH_INVALID_ARGUMENT);
+    o.prune_ratio = 0.5;
+    CHECK_STATUS(pith_ask(engine, "How many eggs does the queen lay?", &o, NULL, NULL, NULL,
+                          &answer),
+                 PITH_INVALID_ARGUMENT);
+    o.prune_ratio = 2.0;
+
+    struct stream s = {0};
+    CHECK_STATUS(pith_ask(engine, "How many eggs does the queen lay a day?", &o, on_text, &s,
+                          NULL, &answer),
+                 PITH_OK);
+    const char *text = pith_answer_text(answer);
+    CHECK(text != NULL && strlen(text) > 0 && s.pieces > 0);
+    CHECK(text != NULL && strstr(s.text, text) != NULL); /* the text is what streamed, trimmed */
+    CHECK(pith_answer_citations_len(answer) >= 1);
+    const pith_citation *c = pith_answer_citation(answer, 0);
+    CHECK(c != NULL && c->document_id > 0 && c->passage_id > 0 && strlen(c->snippet) > 0);
+    CHECK(c != NULL && c->end_char > c->start_char && strlen(c->source) > 0);
+    CHECK(pith_answer_citation(answer, 99) == NULL);
+    pith_answer_stats stats;
+    CHECK_STATUS(pith_answer_stats_get(answer, NULL), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_answer_stats_get(answer, &stats), PITH_OK);
+    CHECK(stats.context_tokens_after <= stats.context_tokens_before);
+    CHECK(stats.context_tokens_after > 0 && stats.generated_tokens > 0);
+    CHECK(stats.prompt_tokens > stats.context_tokens_after && stats.first_token_ms > 0);
+    CHECK(stats.generated_tokens <= 24 && stats.retrieve_ms >= 0 && stats.prefill_ms > 0);
+    pith_answer_free(answer);
+
+    /* No pruning, no callback, default options but for the length. */
+    o.prune_ratio = 0;
+    CHECK_STATUS(pith_ask(engine, "What do drones do?", &o, NULL, NULL, NULL, &answer), PITH_OK);
+    CHECK_STATUS(pith_answer_stats_get(answer, &stats), PITH_OK);
+    CHECK(stats.context_tokens_after == stats.context_tokens_before);
+    pith_answer_free(answer);
+
+    /* Cancelled by the callback. */
+    struct stream c1 = {.cancel_after = 2};
+    CHECK_STATUS(pith_ask(engine, "What is the waggle dance?", &o, on_text, &c1, NULL, &answer),
+                 PITH_CANCELLED);
+    CHECK(answer == NULL && c1.pieces == 2);
+
+    /* Cancelled from another thread, and by a flag set before the call. */
+    pith_cancel *flag = pith_cancel_new();
+    CHECK(flag != NULL);
+    struct stream c2 = {.flag = flag};
+    o.max_tokens = 200;
+    CHECK_STATUS(pith_ask(engine, "What is the waggle dance?", &o, on_text, &c2, flag, &answer),
+                 PITH_CANCELLED);
+    if (c2.started) pthread_join(c2.thread, NULL);
+    CHECK(answer == NULL && c2.pieces < 200);
+    CHECK_STATUS(pith_ask(engine, "What is the waggle dance?", &o, NULL, NULL, flag, &answer),
+                 PITH_CANCELLED);
+    pith_cancel_reset(flag);
+    o.max_tokens = 4;
+    CHECK_STATUS(pith_ask(engine, "What is the waggle dance?", &o, NULL, NULL, flag, &answer),
+                 PITH_OK);
+    pith_answer_free(answer);
+    pith_cancel_free(flag);
+}
+
+/* Several threads search one engine at once and all see what one thread sees. */
+struct searcher {
+    const pith_engine *engine;
+    int64_t top;
+    int ok;
+};
+
+static void *search_thread(void *arg) {
+    struct searcher *s = arg;
+    s->ok = 1;
+    for (int i = 0; i < 3; i++) {
+        pith_hits *hits = NULL;
+        if (pith_search(s->engine, "sourdough starter", 1, NULL, &hits) != PITH_OK ||
+            pith_hits_len(hits) != 1 || pith_hits_get(hits, 0)->passage_id != s->top)
+            s->ok = 0;
+        pith_hits_free(hits);
+    }
+    return NULL;
+}
+
+static void test_threads(const pith_engine *engine) {
+    pith_hits *hits = NULL;
+    CHECK_STATUS(pith_search(engine, "sourdough starter", 1, NULL, &hits), PITH_OK);
+    struct searcher searchers[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        searchers[i] = (struct searcher){engine, pith_hits_get(hits, 0)->passage_id, 0};
+        CHECK(pthread_create(&threads[i], NULL, search_thread, &searchers[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK(searchers[i].ok);
+    }
+    pith_hits_free(hits);
+}
+
+static void test_delete(const pith_engine *engine, int64_t bees) {
+    CHECK_STATUS(pith_delete_document(NULL, bees), PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_delete_document(engine, bees), PITH_OK);
+    CHECK_STATUS(pith_delete_document(engine, bees), PITH_NOT_FOUND);
+    pith_hits *hits = NULL;
+    CHECK_STATUS(pith_search(engine, "queen eggs", 5, NULL, &hits), PITH_OK);
+    for (size_t i = 0; i < pith_hits_len(hits); i++)
+        CHECK(pith_hits_get(hits, i)->document_id != bees);
+    pith_hits_free(hits);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s MODELS_DIR WORK_DIR\n", argv[0]);
+        return 2;
+    }
+    models_dir = argv[1];
+    snprintf(work_dir, sizeof work_dir, "%s", argv[2]);
+    mkdir(work_dir, 0755);
+    path_in_work(db_path, "test.db");
+    unlink(db_path);
+
+    test_static_functions();
+    test_open_errors();
+
+    pith_engine_options o = pith_engine_options_default();
+    o.models_dir = models_dir;
+    o.db_path = db_path;
+    o.device = "cpu";
+    o.threads = 2;
+    pith_engine *engine = NULL;
+    CHECK_STATUS(pith_engine_open(&o, &engine), PITH_OK);
+    if (!engine) return 1;
+    CHECK(strcmp(pith_engine_device(engine), "cpu") == 0);
+
+    /* The thread pool is the process's: a second engine cannot resize it. */
+    pith_engine *second = NULL;
+    o.threads = 3;
+    CHECK_STATUS(pith_engine_open(&o, &second), PITH_INVALID_ARGUMENT);
+    /* A database built by another embedder is refused. */
+    char other[4096];
+    embedder_copy(other, "other-embedder", 0);
+    o.threads = 0;
+    o.embedder_dir = other;
+    CHECK_STATUS(pith_engine_open(&o, &second), PITH_INCOMPATIBLE_DATABASE);
+    CHECK(second == NULL);
+
+    int64_t bees = test_ingest(engine);
+    test_documents(engine, bees);
+    test_search(engine);
+    test_threads(engine);
+    test_ask(engine);
+    test_delete(engine, bees);
+    pith_engine_free(engine);
+
+    if (failures) {
+        fprintf(stderr, "test_pith: %d checks failed\n", failures);
+        return 1;
+    }
+    printf("test_pith: all checks passed\n");
+    return 0;
+}
