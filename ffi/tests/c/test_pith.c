@@ -4,7 +4,7 @@
  *
  *   test_pith MODELS_DIR WORK_DIR
  */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +43,7 @@ static int failures = 0;
 
 static const char *models_dir;
 static char db_path[4096];
-static char work_dir[4096];
+static char work_dir[2048];
 
 static void path_in_work(char *out, const char *name) {
     snprintf(out, 4096, "%s/%s", work_dir, name);
