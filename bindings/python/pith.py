@@ -1867,7 +1867,8 @@ class _UniffiFfiConverterTypeSearchHit(_UniffiConverterRustBuffer):
 # namespace.
 class PithError(Exception):
     """
-    Becomes `PithException` in Kotlin, `PithError` in Swift and Python.
+    Becomes `PithException` in Kotlin, `PithError` in Swift and Python; each variant
+    carries pith's message (flat, because Kotlin's exceptions already own `message`).
 """
     pass
 
@@ -1875,129 +1876,53 @@ _UniffiTempPithError = PithError
 
 class PithError:  # type: ignore
     """
-    Becomes `PithException` in Kotlin, `PithError` in Swift and Python.
+    Becomes `PithException` in Kotlin, `PithError` in Swift and Python; each variant
+    carries pith's message (flat, because Kotlin's exceptions already own `message`).
 """
     
     class InvalidArgument(_UniffiTempPithError):
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
         def __repr__(self):
-            return "PithError.InvalidArgument({})".format(str(self))
+            return "PithError.InvalidArgument({})".format(repr(str(self)))
     _UniffiTempPithError.InvalidArgument = InvalidArgument # type: ignore
     class Model(_UniffiTempPithError):
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
         def __repr__(self):
-            return "PithError.Model({})".format(str(self))
+            return "PithError.Model({})".format(repr(str(self)))
     _UniffiTempPithError.Model = Model # type: ignore
     class Unsupported(_UniffiTempPithError):
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
         def __repr__(self):
-            return "PithError.Unsupported({})".format(str(self))
+            return "PithError.Unsupported({})".format(repr(str(self)))
     _UniffiTempPithError.Unsupported = Unsupported # type: ignore
     class IncompatibleDatabase(_UniffiTempPithError):
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
         def __repr__(self):
-            return "PithError.IncompatibleDatabase({})".format(str(self))
+            return "PithError.IncompatibleDatabase({})".format(repr(str(self)))
     _UniffiTempPithError.IncompatibleDatabase = IncompatibleDatabase # type: ignore
     class Database(_UniffiTempPithError):
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
         def __repr__(self):
-            return "PithError.Database({})".format(str(self))
+            return "PithError.Database({})".format(repr(str(self)))
     _UniffiTempPithError.Database = Database # type: ignore
     class Io(_UniffiTempPithError):
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
         def __repr__(self):
-            return "PithError.Io({})".format(str(self))
+            return "PithError.Io({})".format(repr(str(self)))
     _UniffiTempPithError.Io = Io # type: ignore
     class Tokenizer(_UniffiTempPithError):
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
         def __repr__(self):
-            return "PithError.Tokenizer({})".format(str(self))
+            return "PithError.Tokenizer({})".format(repr(str(self)))
     _UniffiTempPithError.Tokenizer = Tokenizer # type: ignore
     class ContextOverflow(_UniffiTempPithError):
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
         def __repr__(self):
-            return "PithError.ContextOverflow({})".format(str(self))
+            return "PithError.ContextOverflow({})".format(repr(str(self)))
     _UniffiTempPithError.ContextOverflow = ContextOverflow # type: ignore
     class Device(_UniffiTempPithError):
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
         def __repr__(self):
-            return "PithError.Device({})".format(str(self))
+            return "PithError.Device({})".format(repr(str(self)))
     _UniffiTempPithError.Device = Device # type: ignore
     class Cancelled(_UniffiTempPithError):
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
         def __repr__(self):
-            return "PithError.Cancelled({})".format(str(self))
+            return "PithError.Cancelled({})".format(repr(str(self)))
     _UniffiTempPithError.Cancelled = Cancelled # type: ignore
     class NotFound(_UniffiTempPithError):
-        
-        def __init__(self, message):
-            super().__init__(", ".join([
-                "message={!r}".format(message),
-            ]))
-            self.message = message
-
         def __repr__(self):
-            return "PithError.NotFound({})".format(str(self))
+            return "PithError.NotFound({})".format(repr(str(self)))
     _UniffiTempPithError.NotFound = NotFound # type: ignore
 
 PithError = _UniffiTempPithError # type: ignore
@@ -2057,74 +1982,52 @@ class _UniffiFfiConverterTypePithError(_UniffiConverterRustBuffer):
     @staticmethod
     def check_lower(value):
         if isinstance(value, PithError.InvalidArgument):
-            _UniffiFfiConverterString.check_lower(value.message)
             return
         if isinstance(value, PithError.Model):
-            _UniffiFfiConverterString.check_lower(value.message)
             return
         if isinstance(value, PithError.Unsupported):
-            _UniffiFfiConverterString.check_lower(value.message)
             return
         if isinstance(value, PithError.IncompatibleDatabase):
-            _UniffiFfiConverterString.check_lower(value.message)
             return
         if isinstance(value, PithError.Database):
-            _UniffiFfiConverterString.check_lower(value.message)
             return
         if isinstance(value, PithError.Io):
-            _UniffiFfiConverterString.check_lower(value.message)
             return
         if isinstance(value, PithError.Tokenizer):
-            _UniffiFfiConverterString.check_lower(value.message)
             return
         if isinstance(value, PithError.ContextOverflow):
-            _UniffiFfiConverterString.check_lower(value.message)
             return
         if isinstance(value, PithError.Device):
-            _UniffiFfiConverterString.check_lower(value.message)
             return
         if isinstance(value, PithError.Cancelled):
-            _UniffiFfiConverterString.check_lower(value.message)
             return
         if isinstance(value, PithError.NotFound):
-            _UniffiFfiConverterString.check_lower(value.message)
             return
 
     @staticmethod
     def write(value, buf):
         if isinstance(value, PithError.InvalidArgument):
             buf.write_i32(1)
-            _UniffiFfiConverterString.write(value.message, buf)
         if isinstance(value, PithError.Model):
             buf.write_i32(2)
-            _UniffiFfiConverterString.write(value.message, buf)
         if isinstance(value, PithError.Unsupported):
             buf.write_i32(3)
-            _UniffiFfiConverterString.write(value.message, buf)
         if isinstance(value, PithError.IncompatibleDatabase):
             buf.write_i32(4)
-            _UniffiFfiConverterString.write(value.message, buf)
         if isinstance(value, PithError.Database):
             buf.write_i32(5)
-            _UniffiFfiConverterString.write(value.message, buf)
         if isinstance(value, PithError.Io):
             buf.write_i32(6)
-            _UniffiFfiConverterString.write(value.message, buf)
         if isinstance(value, PithError.Tokenizer):
             buf.write_i32(7)
-            _UniffiFfiConverterString.write(value.message, buf)
         if isinstance(value, PithError.ContextOverflow):
             buf.write_i32(8)
-            _UniffiFfiConverterString.write(value.message, buf)
         if isinstance(value, PithError.Device):
             buf.write_i32(9)
-            _UniffiFfiConverterString.write(value.message, buf)
         if isinstance(value, PithError.Cancelled):
             buf.write_i32(10)
-            _UniffiFfiConverterString.write(value.message, buf)
         if isinstance(value, PithError.NotFound):
             buf.write_i32(11)
-            _UniffiFfiConverterString.write(value.message, buf)
 
 
 

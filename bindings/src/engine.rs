@@ -184,14 +184,10 @@ impl Engine {
             .spawn(move || {
                 let _ = send.send(self.ask(question, config, listener, Some(cancel)));
             })
-            .map_err(|e| PithError::Device {
-                message: format!("cannot start a thread: {e}"),
-            })?;
+            .map_err(|e| PithError::Device(format!("cannot start a thread: {e}")))?;
         let answer = receive.await;
         stop_if_dropped.0 = None;
-        answer.map_err(|_| PithError::Cancelled {
-            message: "the ask thread ended without an answer".into(),
-        })?
+        answer.map_err(|_| PithError::Cancelled("the ask thread ended without an answer".into()))?
     }
 }
 

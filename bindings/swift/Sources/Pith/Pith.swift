@@ -2255,35 +2255,36 @@ public func FfiConverterTypeDevice_lower(_ value: Device) -> RustBuffer {
 
 
 /**
- * Becomes `PithException` in Kotlin, `PithError` in Swift and Python.
+ * Becomes `PithException` in Kotlin, `PithError` in Swift and Python; each variant
+ * carries pith's message (flat, because Kotlin's exceptions already own `message`).
  */
 public 
 enum PithError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
 
     
     
-    case InvalidArgument(message: String
-    )
-    case Model(message: String
-    )
-    case Unsupported(message: String
-    )
-    case IncompatibleDatabase(message: String
-    )
-    case Database(message: String
-    )
-    case Io(message: String
-    )
-    case Tokenizer(message: String
-    )
-    case ContextOverflow(message: String
-    )
-    case Device(message: String
-    )
-    case Cancelled(message: String
-    )
-    case NotFound(message: String
-    )
+    case InvalidArgument(message: String)
+    
+    case Model(message: String)
+    
+    case Unsupported(message: String)
+    
+    case IncompatibleDatabase(message: String)
+    
+    case Database(message: String)
+    
+    case Io(message: String)
+    
+    case Tokenizer(message: String)
+    
+    case ContextOverflow(message: String)
+    
+    case Device(message: String)
+    
+    case Cancelled(message: String)
+    
+    case NotFound(message: String)
+    
 
     
 
@@ -2315,39 +2316,50 @@ public struct FfiConverterTypePithError: FfiConverterRustBuffer {
         
         case 1: return .InvalidArgument(
             message: try FfiConverterString.read(from: &buf)
-            )
+        )
+        
         case 2: return .Model(
             message: try FfiConverterString.read(from: &buf)
-            )
+        )
+        
         case 3: return .Unsupported(
             message: try FfiConverterString.read(from: &buf)
-            )
+        )
+        
         case 4: return .IncompatibleDatabase(
             message: try FfiConverterString.read(from: &buf)
-            )
+        )
+        
         case 5: return .Database(
             message: try FfiConverterString.read(from: &buf)
-            )
+        )
+        
         case 6: return .Io(
             message: try FfiConverterString.read(from: &buf)
-            )
+        )
+        
         case 7: return .Tokenizer(
             message: try FfiConverterString.read(from: &buf)
-            )
+        )
+        
         case 8: return .ContextOverflow(
             message: try FfiConverterString.read(from: &buf)
-            )
+        )
+        
         case 9: return .Device(
             message: try FfiConverterString.read(from: &buf)
-            )
+        )
+        
         case 10: return .Cancelled(
             message: try FfiConverterString.read(from: &buf)
-            )
+        )
+        
         case 11: return .NotFound(
             message: try FfiConverterString.read(from: &buf)
-            )
+        )
+        
 
-         default: throw UniffiInternalError.unexpectedEnumCase
+        default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
 
@@ -2357,61 +2369,30 @@ public struct FfiConverterTypePithError: FfiConverterRustBuffer {
         
 
         
-        
-        case let .InvalidArgument(message):
+        case .InvalidArgument(_ /* message is ignored*/):
             writeInt(&buf, Int32(1))
-            FfiConverterString.write(message, into: &buf)
-            
-        
-        case let .Model(message):
+        case .Model(_ /* message is ignored*/):
             writeInt(&buf, Int32(2))
-            FfiConverterString.write(message, into: &buf)
-            
-        
-        case let .Unsupported(message):
+        case .Unsupported(_ /* message is ignored*/):
             writeInt(&buf, Int32(3))
-            FfiConverterString.write(message, into: &buf)
-            
-        
-        case let .IncompatibleDatabase(message):
+        case .IncompatibleDatabase(_ /* message is ignored*/):
             writeInt(&buf, Int32(4))
-            FfiConverterString.write(message, into: &buf)
-            
-        
-        case let .Database(message):
+        case .Database(_ /* message is ignored*/):
             writeInt(&buf, Int32(5))
-            FfiConverterString.write(message, into: &buf)
-            
-        
-        case let .Io(message):
+        case .Io(_ /* message is ignored*/):
             writeInt(&buf, Int32(6))
-            FfiConverterString.write(message, into: &buf)
-            
-        
-        case let .Tokenizer(message):
+        case .Tokenizer(_ /* message is ignored*/):
             writeInt(&buf, Int32(7))
-            FfiConverterString.write(message, into: &buf)
-            
-        
-        case let .ContextOverflow(message):
+        case .ContextOverflow(_ /* message is ignored*/):
             writeInt(&buf, Int32(8))
-            FfiConverterString.write(message, into: &buf)
-            
-        
-        case let .Device(message):
+        case .Device(_ /* message is ignored*/):
             writeInt(&buf, Int32(9))
-            FfiConverterString.write(message, into: &buf)
-            
-        
-        case let .Cancelled(message):
+        case .Cancelled(_ /* message is ignored*/):
             writeInt(&buf, Int32(10))
-            FfiConverterString.write(message, into: &buf)
-            
-        
-        case let .NotFound(message):
+        case .NotFound(_ /* message is ignored*/):
             writeInt(&buf, Int32(11))
-            FfiConverterString.write(message, into: &buf)
-            
+
+        
         }
     }
 }

@@ -3444,107 +3444,37 @@ public object FfiConverterTypeDevice: FfiConverterRustBuffer<Device> {
 
 
 /**
- * Becomes `PithException` in Kotlin, `PithError` in Swift and Python.
+ * Becomes `PithException` in Kotlin, `PithError` in Swift and Python; each variant
+ * carries pith's message (flat, because Kotlin's exceptions already own `message`).
  */
-sealed class PithException: kotlin.Exception() {
-    
-    class InvalidArgument(
+sealed class PithException(message: String): kotlin.Exception(message) {
         
-        val `message`: kotlin.String
-        ) : PithException() {
-        override val message
-            get() = "message=${ `message` }"
-    }
-    
-    class Model(
+        class InvalidArgument(message: String) : PithException(message)
         
-        val `message`: kotlin.String
-        ) : PithException() {
-        override val message
-            get() = "message=${ `message` }"
-    }
-    
-    class Unsupported(
+        class Model(message: String) : PithException(message)
         
-        val `message`: kotlin.String
-        ) : PithException() {
-        override val message
-            get() = "message=${ `message` }"
-    }
-    
-    class IncompatibleDatabase(
+        class Unsupported(message: String) : PithException(message)
         
-        val `message`: kotlin.String
-        ) : PithException() {
-        override val message
-            get() = "message=${ `message` }"
-    }
-    
-    class Database(
+        class IncompatibleDatabase(message: String) : PithException(message)
         
-        val `message`: kotlin.String
-        ) : PithException() {
-        override val message
-            get() = "message=${ `message` }"
-    }
-    
-    class Io(
+        class Database(message: String) : PithException(message)
         
-        val `message`: kotlin.String
-        ) : PithException() {
-        override val message
-            get() = "message=${ `message` }"
-    }
-    
-    class Tokenizer(
+        class Io(message: String) : PithException(message)
         
-        val `message`: kotlin.String
-        ) : PithException() {
-        override val message
-            get() = "message=${ `message` }"
-    }
-    
-    class ContextOverflow(
+        class Tokenizer(message: String) : PithException(message)
         
-        val `message`: kotlin.String
-        ) : PithException() {
-        override val message
-            get() = "message=${ `message` }"
-    }
-    
-    class Device(
+        class ContextOverflow(message: String) : PithException(message)
         
-        val `message`: kotlin.String
-        ) : PithException() {
-        override val message
-            get() = "message=${ `message` }"
-    }
-    
-    class Cancelled(
+        class Device(message: String) : PithException(message)
         
-        val `message`: kotlin.String
-        ) : PithException() {
-        override val message
-            get() = "message=${ `message` }"
-    }
-    
-    class NotFound(
+        class Cancelled(message: String) : PithException(message)
         
-        val `message`: kotlin.String
-        ) : PithException() {
-        override val message
-            get() = "message=${ `message` }"
-    }
-    
-
-    
-
+        class NotFound(message: String) : PithException(message)
+        
 
     companion object ErrorHandler : UniffiRustCallStatusErrorHandler<PithException> {
         override fun lift(error_buf: RustBuffer.ByValue): PithException = FfiConverterTypePithError.lift(error_buf)
     }
-
-    
 }
 
 /**
@@ -3553,160 +3483,71 @@ sealed class PithException: kotlin.Exception() {
 public object FfiConverterTypePithError : FfiConverterRustBuffer<PithException> {
     override fun read(buf: ByteBuffer): PithException {
         
-
-        return when(buf.getInt()) {
-            1 -> PithException.InvalidArgument(
-                FfiConverterString.read(buf),
-                )
-            2 -> PithException.Model(
-                FfiConverterString.read(buf),
-                )
-            3 -> PithException.Unsupported(
-                FfiConverterString.read(buf),
-                )
-            4 -> PithException.IncompatibleDatabase(
-                FfiConverterString.read(buf),
-                )
-            5 -> PithException.Database(
-                FfiConverterString.read(buf),
-                )
-            6 -> PithException.Io(
-                FfiConverterString.read(buf),
-                )
-            7 -> PithException.Tokenizer(
-                FfiConverterString.read(buf),
-                )
-            8 -> PithException.ContextOverflow(
-                FfiConverterString.read(buf),
-                )
-            9 -> PithException.Device(
-                FfiConverterString.read(buf),
-                )
-            10 -> PithException.Cancelled(
-                FfiConverterString.read(buf),
-                )
-            11 -> PithException.NotFound(
-                FfiConverterString.read(buf),
-                )
+            return when(buf.getInt()) {
+            1 -> PithException.InvalidArgument(FfiConverterString.read(buf))
+            2 -> PithException.Model(FfiConverterString.read(buf))
+            3 -> PithException.Unsupported(FfiConverterString.read(buf))
+            4 -> PithException.IncompatibleDatabase(FfiConverterString.read(buf))
+            5 -> PithException.Database(FfiConverterString.read(buf))
+            6 -> PithException.Io(FfiConverterString.read(buf))
+            7 -> PithException.Tokenizer(FfiConverterString.read(buf))
+            8 -> PithException.ContextOverflow(FfiConverterString.read(buf))
+            9 -> PithException.Device(FfiConverterString.read(buf))
+            10 -> PithException.Cancelled(FfiConverterString.read(buf))
+            11 -> PithException.NotFound(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
+        
     }
 
     override fun allocationSize(value: PithException): ULong {
-        return when(value) {
-            is PithException.InvalidArgument -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`message`)
-            )
-            is PithException.Model -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`message`)
-            )
-            is PithException.Unsupported -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`message`)
-            )
-            is PithException.IncompatibleDatabase -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`message`)
-            )
-            is PithException.Database -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`message`)
-            )
-            is PithException.Io -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`message`)
-            )
-            is PithException.Tokenizer -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`message`)
-            )
-            is PithException.ContextOverflow -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`message`)
-            )
-            is PithException.Device -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`message`)
-            )
-            is PithException.Cancelled -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`message`)
-            )
-            is PithException.NotFound -> (
-                // Add the size for the Int that specifies the variant plus the size needed for all fields
-                4UL
-                + FfiConverterString.allocationSize(value.`message`)
-            )
-        }
+        return 4UL
     }
 
     override fun write(value: PithException, buf: ByteBuffer) {
         when(value) {
             is PithException.InvalidArgument -> {
                 buf.putInt(1)
-                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
             is PithException.Model -> {
                 buf.putInt(2)
-                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
             is PithException.Unsupported -> {
                 buf.putInt(3)
-                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
             is PithException.IncompatibleDatabase -> {
                 buf.putInt(4)
-                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
             is PithException.Database -> {
                 buf.putInt(5)
-                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
             is PithException.Io -> {
                 buf.putInt(6)
-                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
             is PithException.Tokenizer -> {
                 buf.putInt(7)
-                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
             is PithException.ContextOverflow -> {
                 buf.putInt(8)
-                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
             is PithException.Device -> {
                 buf.putInt(9)
-                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
             is PithException.Cancelled -> {
                 buf.putInt(10)
-                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
             is PithException.NotFound -> {
                 buf.putInt(11)
-                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
