@@ -117,3 +117,112 @@ fn pruning_keeps_evidence_reached_through_a_pronoun() {
     let texts: Vec<&str> = kept.iter().map(|&i| sentences[i].text.as_str()).collect();
     assert!(texts.iter().any(|t| t.contains("1822")), "kept {texts:?}");
 }
+
+#[test]
+fn attention_rerank_puts_the_answering_passage_first() {
+    let e = engine();
+    let g = e.generator().unwrap();
+    let passages = [
+        "Sourdough is leavened by a starter of flour and water that wild yeast ferments.",
+        "Honeybees find food by following the waggle dance of their nest mates.",
+        "The Fresnel lens, invented by Augustin-Jean Fresnel in 1822, made lighthouse beams visible far out at sea.",
+        "A loaf needs about two percent of its flour weight in salt.",
+    ];
+    let scores = prune::rerank::rerank(
+        &g,
+        &passages,
+        "Who invented the lighthouse lens?",
+        prune::RERANK_HEADS,
+    )
+    .unwrap();
+    assert_eq!(scores.len(), passages.len());
+    assert_eq!(prune::ranking(&scores)[0], 2, "{scores:?}");
+
+    let options = AskOptions {
+        k: 2,
+        rerank: true,
+        sampling: SamplingOptions::greedy(16),
+        ..AskOptions::default()
+    };
+    let answer = e
+        .ask(
+            "Who invented the Fresnel lens?",
+            &options,
+            &mut |_| true,
+            None,
+        )
+        .unwrap();
+    assert!(answer.timings.rerank_ms > 0.0);
+    assert!(
+        answer
+            .citations
+            .iter()
+            .any(|c| c.source.ends_with("lighthouses.md"))
+    );
+}
+
+/// Eight threads ingest, search and ask on one engine at once; every ask gives what it
+/// gave alone (greedy, and restricted to the sample documents, which the concurrent
+/// ingests do not touch).
+#[test]
+fn concurrent_ingest_search_and_ask_agree_with_one_at_a_time() {
+    let e = engine();
+    let samples: Vec<i64> = e
+        .documents()
+        .unwrap()
+        .iter()
+        .filter(|d| d.source.contains("samples"))
+        .map(|d| d.id)
+        .collect();
+    let options = AskOptions {
+        k: 3,
+        filter: pith_core::Filter {
+            documents: samples,
+            metadata: vec![],
+        },
+        sampling: SamplingOptions::greedy(12),
+        ..AskOptions::default()
+    };
+    let questions = [
+        "How much salt does a sourdough loaf use?",
+        "What does the waggle dance tell other bees?",
+        "Who invented the Fresnel lens?",
+    ];
+    let alone: Vec<String> = questions
+        .iter()
+        .map(|q| e.ask(q, &options, &mut |_| true, None).unwrap().text)
+        .collect();
+    let search_alone = e.search("waggle dance", &Default::default()).unwrap();
+
+    std::thread::scope(|s| {
+        let mut handles = vec![];
+        for (q, want) in questions.iter().zip(&alone) {
+            let options = &options;
+            handles.push(s.spawn(move || {
+                let text = e.ask(q, options, &mut |_| true, None).unwrap().text;
+                assert_eq!(&text, want, "question {q:?}");
+            }));
+        }
+        for t in 0..2 {
+            handles.push(s.spawn(move || {
+                let text =
+                    format!("Concurrent note {t}: the tide tables for harbour {t} were revised.");
+                e.ingest_text(&format!("note-{t}"), &text, "{}", &mut |_, _| {})
+                    .unwrap();
+            }));
+        }
+        for _ in 0..3 {
+            let expected: Vec<i64> = search_alone.iter().map(|h| h.passage.id).collect();
+            handles.push(s.spawn(move || {
+                let hits = e.search("waggle dance", &Default::default()).unwrap();
+                let ids: Vec<i64> = hits.iter().map(|h| h.passage.id).collect();
+                // New notes may join the tail of the ranking, never displace the top hit.
+                assert_eq!(ids[0], expected[0]);
+            }));
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    assert!(e.with_store(|s| s.verify()).unwrap().is_empty());
+}

@@ -2,40 +2,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use pith_core::eval::{self, EvalSet};
-use pith_core::{DeviceChoice, Engine, EngineOptions, Error, Filter, Method, SearchOptions};
+use pith_core::{Engine, Error, Filter, Method, SearchOptions};
 
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("pith-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-    fn path(&self) -> PathBuf {
-        self.0.join("pith.db")
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn options(db: &TempDb) -> EngineOptions {
-    let mut o = EngineOptions::new(common::models(), db.path());
-    o.device = DeviceChoice::Cpu;
-    o
-}
-
-fn engine(db: &TempDb) -> Engine {
-    Engine::open(options(db)).unwrap()
-}
+use common::{TempDb, engine, options};
 
 const LIGHTHOUSE: &str = "A lighthouse guides ships at night. The Fresnel lens, invented by Augustin-Jean Fresnel in 1822, made lights visible much farther away.";
 const BEES: &str =
@@ -117,7 +87,7 @@ fn ingest_search_dedup_and_delete() {
         e.delete_document(a.document_id),
         Err(Error::NotFound(_))
     ));
-    e.with_store(|s| s.integrity_check()).unwrap();
+    assert_eq!(e.with_store(|s| s.verify()).unwrap(), Vec::<String>::new());
 }
 
 #[test]

@@ -104,18 +104,13 @@ impl Store {
         &self.embedder
     }
 
-    /// Runs `PRAGMA integrity_check`; `Ok(())` when SQLite answers "ok".
-    pub fn integrity_check(&self) -> Result<()> {
-        let answer: String = self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        if answer == "ok" {
-            Ok(())
-        } else {
-            Err(Error::IncompatibleDatabase(format!(
-                "integrity check failed: {answer}"
-            )))
-        }
+    /// Caps the database file at about `max_bytes`; a write beyond it fails with a
+    /// "database or disk is full" error and changes nothing, as a full disk would.
+    pub fn set_size_limit(&self, max_bytes: u64) -> Result<()> {
+        let page: u64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        self.conn
+            .pragma_update(None, "max_page_count", (max_bytes / page).max(1))?;
+        Ok(())
     }
 
     pub(crate) fn conn(&self) -> &Connection {

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use pith_core::{DeviceChoice, Engine, EngineOptions};
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -30,4 +32,36 @@ pub fn fixture(name: &str) -> serde_json::Value {
 
 pub fn eval_dir() -> PathBuf {
     root().join("../shared/eval/squad-superbowl")
+}
+
+/// A scratch directory for one test's database, removed when dropped.
+pub struct TempDb(pub PathBuf);
+
+impl TempDb {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("pith-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+    pub fn path(&self) -> PathBuf {
+        self.0.join("pith.db")
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Engine options on the CPU device for a scratch database.
+pub fn options(db: &TempDb) -> EngineOptions {
+    let mut o = EngineOptions::new(models(), db.path());
+    o.device = DeviceChoice::Cpu;
+    o
+}
+
+pub fn engine(db: &TempDb) -> Engine {
+    Engine::open(options(db)).unwrap()
 }
