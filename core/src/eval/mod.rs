@@ -154,6 +154,38 @@ pub fn retrieval(
         .collect())
 }
 
+/// One head's figure, averaged over the selection (even-numbered) and the check
+/// (odd-numbered) questions: heads are chosen on one half and checked on the other.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HeadScore {
+    pub layer: usize,
+    pub head: usize,
+    pub selection: f64,
+    pub check: f64,
+}
+
+/// The twelve heads with the best selection-half mean of `totals` (per head, per half).
+pub fn best_heads(
+    heads: &[(usize, usize)],
+    totals: &[[f64; 2]],
+    counts: [usize; 2],
+) -> Vec<HeadScore> {
+    let mean = |x: f64, n: usize| if n == 0 { 0.0 } else { x / n as f64 };
+    let mut best: Vec<HeadScore> = heads
+        .iter()
+        .zip(totals)
+        .map(|(&(layer, head), t)| HeadScore {
+            layer,
+            head,
+            selection: mean(t[0], counts[0]),
+            check: mean(t[1], counts[1]),
+        })
+        .collect();
+    best.sort_by(|a, b| b.selection.total_cmp(&a.selection));
+    best.truncate(12);
+    best
+}
+
 pub mod prune;
 pub mod qa;
 pub mod rerank;

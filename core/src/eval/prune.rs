@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::EvalSet;
+use super::{EvalSet, HeadScore, best_heads};
 use crate::error::Result;
 use crate::model::bert::Embedder;
 use crate::model::generate::Generator;
@@ -17,15 +17,6 @@ pub const RATIOS: [(&str, f64); 3] = [("2x", 2.0), ("4x", 4.0), ("8x", 8.0)];
 /// Per method, per ratio: the share of questions whose evidence survived.
 pub type Recall = BTreeMap<String, BTreeMap<&'static str, f64>>;
 
-/// One head's evidence recall at 4x on the selection and check halves.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct HeadRecall {
-    pub layer: usize,
-    pub head: usize,
-    pub selection: f64,
-    pub check: f64,
-}
-
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PruneReport {
     pub questions: usize,
@@ -34,7 +25,7 @@ pub struct PruneReport {
     /// Recall on the odd-numbered questions only (heads were chosen on the even ones).
     pub check_recall: Recall,
     /// The best heads by selection-half recall at 4x.
-    pub heads: Vec<HeadRecall>,
+    pub heads: Vec<HeadScore>,
 }
 
 /// Whether the kept sentences hold one answer span of the gold passage whole.
@@ -78,7 +69,7 @@ pub fn evaluate(
 
     // kept[method][ratio] per question, split by parity.
     let mut hits: BTreeMap<String, Hits> = BTreeMap::new();
-    let mut head_hits = vec![[0usize; 2]; all_heads.len()];
+    let mut head_hits = vec![[0.0f64; 2]; all_heads.len()];
     let mut counts = [0usize; 2];
     for (n, q) in questions.iter().enumerate() {
         let (texts, gold) = set.context(q)?;
@@ -118,8 +109,12 @@ pub fn evaluate(
         for (i, &(l, h)) in all_heads.iter().enumerate() {
             let scores = attn.head(l, h).expect("all layers were read");
             let kept = prune::select(&scores, &attn.tokens, budget4);
-            head_hits[i][half] +=
-                usize::from(evidence_kept(&sentences, &kept, gold, &q.answer_spans));
+            head_hits[i][half] += f64::from(u8::from(evidence_kept(
+                &sentences,
+                &kept,
+                gold,
+                &q.answer_spans,
+            )));
         }
         progress(n + 1, questions.len());
     }
@@ -142,22 +137,10 @@ pub fn evaluate(
     };
     let recall = table(&|row, r| (row[0][r] + row[1][r], counts[0] + counts[1]));
     let check_recall = table(&|row, r| (row[1][r], counts[1]));
-    let mut heads: Vec<HeadRecall> = all_heads
-        .iter()
-        .zip(&head_hits)
-        .map(|(&(layer, head), h)| HeadRecall {
-            layer,
-            head,
-            selection: share(h[0], counts[0]),
-            check: share(h[1], counts[1]),
-        })
-        .collect();
-    heads.sort_by(|a, b| b.selection.total_cmp(&a.selection));
-    heads.truncate(12);
     Ok(PruneReport {
         questions: questions.len(),
         recall,
         check_recall,
-        heads,
+        heads: best_heads(&all_heads, &head_hits, counts),
     })
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::EvalSet;
+use super::{EvalSet, HeadScore, best_heads};
 use crate::error::Result;
 use crate::model::bert::Embedder;
 use crate::model::generate::Generator;
@@ -17,15 +17,6 @@ pub struct RankMetrics {
     pub mrr: f64,
 }
 
-/// One head's MRR on the selection (even) and check (odd) questions.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct HeadRank {
-    pub layer: usize,
-    pub head: usize,
-    pub selection: f64,
-    pub check: f64,
-}
-
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RerankReport {
     pub questions: usize,
@@ -33,7 +24,7 @@ pub struct RerankReport {
     /// The same on the odd-numbered questions only.
     pub check: BTreeMap<String, RankMetrics>,
     /// The heads with the best selection-half MRR.
-    pub heads: Vec<HeadRank>,
+    pub heads: Vec<HeadScore>,
 }
 
 /// Reciprocal rank of `gold` when passages are ordered by `scores`.
@@ -62,15 +53,7 @@ pub fn evaluate(
     let mut counts = [0usize; 2];
     for (n, q) in questions.iter().enumerate() {
         let (texts, gold) = set.context(q)?;
-        let whole: Vec<ContextSentence> = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| ContextSentence {
-                passage: i,
-                chars: 0..t.chars().count(),
-                text: t.to_string(),
-            })
-            .collect();
+        let whole = prune::rerank::whole_passages(&texts);
         let refs: Vec<&ContextSentence> = whole.iter().collect();
         let attn = prune::sentence_attention(generator, &refs, &q.question, &all_layers, true)?;
         let methods: [(&str, Vec<f64>); 5] = [
@@ -117,22 +100,10 @@ pub fn evaluate(
             })
             .collect()
     };
-    let mut heads: Vec<HeadRank> = all_heads
-        .iter()
-        .zip(&head_rr)
-        .map(|(&(layer, head), rr)| HeadRank {
-            layer,
-            head,
-            selection: mean(rr[0], counts[0]),
-            check: mean(rr[1], counts[1]),
-        })
-        .collect();
-    heads.sort_by(|a, b| b.selection.total_cmp(&a.selection));
-    heads.truncate(12);
     Ok(RerankReport {
         questions: questions.len(),
         methods: table(&[0, 1]),
         check: table(&[1]),
-        heads,
+        heads: best_heads(&all_heads, &head_rr, counts),
     })
 }

@@ -17,7 +17,18 @@ pub fn rerank(
     question: &str,
     heads: &[(usize, usize)],
 ) -> Result<Vec<f64>> {
-    let whole: Vec<ContextSentence> = passages
+    let whole = whole_passages(passages);
+    let refs: Vec<&ContextSentence> = whole.iter().collect();
+    let mut layers: Vec<usize> = heads.iter().map(|&(l, _)| l).collect();
+    layers.sort_unstable();
+    layers.dedup();
+    let attn = sentence_attention(generator, &refs, question, &layers, true)?;
+    head_sum(&attn, heads)
+}
+
+/// Each passage as one unit, so that attention is summed over the whole passage.
+pub fn whole_passages(passages: &[&str]) -> Vec<ContextSentence> {
+    passages
         .iter()
         .enumerate()
         .map(|(i, text)| ContextSentence {
@@ -25,13 +36,7 @@ pub fn rerank(
             chars: 0..text.chars().count(),
             text: text.to_string(),
         })
-        .collect();
-    let refs: Vec<&ContextSentence> = whole.iter().collect();
-    let mut layers: Vec<usize> = heads.iter().map(|&(l, _)| l).collect();
-    layers.sort_unstable();
-    layers.dedup();
-    let attn = sentence_attention(generator, &refs, question, &layers, true)?;
-    head_sum(&attn, heads)
+        .collect()
 }
 
 /// Every head of every layer, as the ICR paper sums them.
