@@ -9,6 +9,10 @@ use crate::model::bert::Embedder;
 use crate::model::generate::Generator;
 use crate::prune::{self, ContextSentence, RETRIEVAL_HEADS};
 
+/// The two best single heads of the selection half that sit at or below layer 15: a
+/// scoring pass that needs only 16 of the 30 layers, measured as a candidate.
+const SHALLOW_HEADS: &[(usize, usize)] = &[(15, 6), (14, 3)];
+
 /// Questions whose evidence was kept, `[half][ratio]` (halves: even and odd questions).
 type Hits = [[usize; 3]; 2];
 
@@ -88,6 +92,10 @@ pub fn evaluate(
             (
                 "attention_all_heads",
                 prune::fuse(&prune::head_sum(&attn, &all_heads)?, &sim),
+            ),
+            (
+                "attention_shallow_heads",
+                prune::fuse(&prune::head_sum(&attn, SHALLOW_HEADS)?, &sim),
             ),
             ("attention_no_fusion", selected),
             ("embedding", sim),
