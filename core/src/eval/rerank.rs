@@ -56,17 +56,16 @@ pub fn evaluate(
         let whole = prune::rerank::whole_passages(&texts);
         let refs: Vec<&ContextSentence> = whole.iter().collect();
         let attn = prune::sentence_attention(generator, &refs, &q.question, &all_layers, true)?;
-        let methods: [(&str, Vec<f64>); 5] = [
-            ("attention", prune::head_sum(&attn, RERANK_HEADS)?),
+        let selected = prune::head_sum(&attn, RERANK_HEADS)?;
+        let raw = prune::head_sum(&attn.uncalibrated(), RERANK_HEADS)?;
+        let sim = prune::embedding_similarity(embedder, &refs, &q.question)?;
+        let methods: [(&str, Vec<f64>); 7] = [
+            ("attention", selected.clone()),
+            ("attention_fused", prune::fuse(&selected, &sim)),
             ("attention_all_heads", prune::head_sum(&attn, &all_heads)?),
-            (
-                "attention_no_calibration",
-                prune::head_sum(&attn.uncalibrated(), RERANK_HEADS)?,
-            ),
-            (
-                "embedding",
-                prune::embedding_similarity(embedder, &refs, &q.question)?,
-            ),
+            ("attention_no_calibration", raw.clone()),
+            ("attention_no_calibration_fused", prune::fuse(&raw, &sim)),
+            ("embedding", sim),
             ("given_order", prune::lead_scores(refs.len())),
         ];
         let half = n % 2;
