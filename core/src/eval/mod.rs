@@ -1,5 +1,5 @@
 //! Evaluation on a SQuAD-style set (`corpus.jsonl`, `questions.jsonl`), as
-//! `../shared/eval/README.md` describes.
+//! `eval/README.md` (a copy of `../shared/eval/README.md`) describes.
 
 use std::collections::BTreeMap;
 use std::path::Path;

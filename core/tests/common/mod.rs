@@ -30,8 +30,9 @@ pub fn fixture(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
+/// The evaluation set, copied into the repository so that a clean clone tests alone.
 pub fn eval_dir() -> PathBuf {
-    root().join("../shared/eval/squad-superbowl")
+    root().join("eval/squad-superbowl")
 }
 
 /// A scratch directory for one test's database, removed when dropped.
