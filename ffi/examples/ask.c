@@ -21,7 +21,8 @@ static int has_suffix(const char *name, const char *suffix) {
 }
 
 static void on_progress(void *user_data, size_t done, size_t total) {
-    fprintf(stderr, "\r  %s: %zu/%zu passages", (const char *)user_data, done, total);
+    if (done == total)
+        fprintf(stderr, "  %s: %zu passages embedded\n", (const char *)user_data, total);
 }
 
 static int32_t on_text(void *user_data, const char *text) {
@@ -50,7 +51,7 @@ static int ingest_folder(const pith_engine *engine, const char *folder) {
             closedir(dir);
             return fail(path, status);
         }
-        fprintf(stderr, "\r%s: document %lld, %s\n", path, (long long)result.document_id,
+        fprintf(stderr, "%s: document %lld, %s\n", path, (long long)result.document_id,
                 result.duplicate ? "already stored" : "stored");
     }
     closedir(dir);
