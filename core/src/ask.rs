@@ -112,13 +112,17 @@ pub struct Reply {
     /// Generator tokens of the context before and after pruning.
     pub tokens_before: usize,
     pub tokens_after: usize,
+    /// From the call to the start of the answer's prefill: scoring and selection when
+    /// pruned.
     pub prune: Duration,
-    /// From the call to the start of generation (pruning and prompt building).
-    pub before_generation: Duration,
 }
 
 /// Answers `question` from `passages` (best first): prunes their sentences to the
 /// budget by attention, then generates from what was kept.
+///
+/// A pruned answer does not prefill again: the scoring pass's cache keeps the lower
+/// layers of the kept tokens, and only the layers above the deepest retrieval head
+/// run over them (see [`crate::model::llama::Llama::keep_and_finish`]).
 pub fn answer_from(
     generator: &Generator,
     embedder: &Embedder,
@@ -135,30 +139,45 @@ pub fn answer_from(
     let tokens: Vec<usize> = full.sentences.iter().map(|r| r.len()).collect();
     let before: usize = tokens.iter().sum();
     let budget = options.prune.tokens(before)?;
-    let kept: Vec<usize> = if budget >= before {
-        (0..all.len()).collect()
+    let (kept, generation) = if budget >= before {
+        let generation = generator.generate(&full.ids, &options.sampling, on_text, cancel)?;
+        ((0..all.len()).collect(), generation)
     } else {
-        let (scores, _) =
+        let (scores, pass) =
             prune::score(generator, embedder, &all, question, &options.prune_options)?;
-        prune::select(&scores, &tokens, budget)
+        let kept = prune::select(&scores, &pass.attention.tokens, budget);
+        let positions = pass.prompt.kept_positions(&kept);
+        let prefill_start = Instant::now();
+        let mut cache = pass.cache;
+        let logits =
+            generator
+                .llama()
+                .keep_and_finish(&mut cache, pass.hidden, &positions, pass.depth)?;
+        let history = positions.iter().map(|&p| pass.prompt.ids[p]).collect();
+        let generation = generator.continue_from(
+            cache,
+            history,
+            logits,
+            prefill_start,
+            &options.sampling,
+            on_text,
+            cancel,
+        )?;
+        (kept, generation)
     };
-    let prune_time = start.elapsed();
-    let kept_sentences: Vec<&ContextSentence> = kept.iter().map(|&i| all[i]).collect();
-    let prompt = prune::prompt::build(generator, &kept_sentences, question, None)?;
-    let after = kept.iter().map(|&i| tokens[i]).sum();
-    let before_generation = start.elapsed();
-    let generation = generator.generate(&prompt.ids, &options.sampling, on_text, cancel)?;
     if generation.stop == StopReason::Cancelled {
         return Err(Error::Cancelled);
     }
+    let prune = start
+        .elapsed()
+        .saturating_sub(generation.prefill + generation.decode);
     Ok(Reply {
+        tokens_before: before,
+        tokens_after: kept.iter().map(|&i| tokens[i]).sum(),
         generation,
         sentences,
         kept,
-        tokens_before: before,
-        tokens_after: after,
-        prune: prune_time,
-        before_generation,
+        prune,
     })
 }
 
@@ -221,7 +240,7 @@ impl Engine {
                 prune_ms: ms(reply.prune),
                 prefill_ms: ms(g.prefill),
                 decode_ms: ms(g.decode),
-                first_token_ms: ms(answer_start + reply.before_generation + g.first_token),
+                first_token_ms: ms(answer_start + reply.prune + g.first_token),
             },
         })
     }

@@ -104,7 +104,7 @@ fn pruning_keeps_evidence_reached_through_a_pronoun() {
     ];
     let sentences = prune::split_passages(&passages);
     let refs: Vec<&ContextSentence> = sentences.iter().collect();
-    let (scores, tokens) = prune::score(
+    let (scores, pass) = prune::score(
         &g,
         e.embedder(),
         &refs,
@@ -112,8 +112,9 @@ fn pruning_keeps_evidence_reached_through_a_pronoun() {
         &PruneOptions::default(),
     )
     .unwrap();
+    let tokens = &pass.attention.tokens;
     let total: usize = tokens.iter().sum();
-    let kept = prune::select(&scores, &tokens, total / 4);
+    let kept = prune::select(&scores, tokens, total / 4);
     let texts: Vec<&str> = kept.iter().map(|&i| sentences[i].text.as_str()).collect();
     assert!(texts.iter().any(|t| t.contains("1822")), "kept {texts:?}");
 }

@@ -65,7 +65,7 @@ fn logprobs(g: &Generator, tokens: &[u32]) -> Vec<Vec<f64>> {
                 &g.llama()
                     .forward(&[t], &mut cache, None, None)
                     .unwrap()
-                    .0
+                    .logits
                     .unwrap(),
             )
         })
@@ -146,7 +146,11 @@ fn greedy_matches_references(choice: DeviceChoice, tokens: usize) {
         want.truncate(tokens);
         cpp.truncate(tokens);
         let mut cache = g.new_cache();
-        let (mut logits, _) = g.llama().forward(&prompt, &mut cache, None, None).unwrap();
+        let mut logits = g
+            .llama()
+            .forward(&prompt, &mut cache, None, None)
+            .unwrap()
+            .logits;
         let mut got = vec![];
         while got.len() < want.len() {
             let next = argmax(logits.as_ref().unwrap());
@@ -155,7 +159,7 @@ fn greedy_matches_references(choice: DeviceChoice, tokens: usize) {
                 .llama()
                 .forward(&[next], &mut cache, None, None)
                 .unwrap()
-                .0;
+                .logits;
         }
         assert_eq!(
             got, want,
@@ -288,4 +292,83 @@ fn context_overflow_is_an_error() {
         matches!(err, pith_core::Error::ContextOverflow { .. }),
         "{err}"
     );
+}
+
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-2, "{what}: logits differ by up to {worst}");
+    assert_eq!(argmax(got), argmax(want), "{what}: top-1 differs");
+}
+
+/// A pruned answer resumes from the scoring pass's cache: whatever it keeps must give
+/// what a full pass over the kept tokens at their positions gives.
+#[test]
+fn keep_and_finish_matches_a_full_pass() {
+    let g = generator(DeviceChoice::Cpu);
+    let llama = g.llama();
+    let prompt = g
+        .encode("The lighthouse stood on the cliff. Paris is the capital of France, and the capital of Germany is")
+        .unwrap();
+    let n = prompt.len();
+    let full = |tokens: &[u32]| {
+        let mut cache = g.new_cache();
+        let pass = llama.forward(tokens, &mut cache, None, None).unwrap();
+        (pass.logits.unwrap(), cache)
+    };
+    let cut = |depth: usize| {
+        let mut cache = g.new_cache();
+        let pass = llama
+            .forward(&prompt, &mut cache, None, Some(depth))
+            .unwrap();
+        (cache, pass.hidden.unwrap())
+    };
+    let (want, _) = full(&prompt);
+    for depth in [0, 9, llama.config.layers] {
+        let (mut cache, hidden) = cut(depth);
+        let all: Vec<usize> = (0..n).collect();
+        let got = llama
+            .keep_and_finish(&mut cache, hidden, &all, depth)
+            .unwrap();
+        assert_close(
+            &got,
+            &want,
+            &format!("every slot kept after {depth} layers"),
+        );
+    }
+    // Causal attention never looked ahead: a kept prefix is the prefix's own pass.
+    let (mut cache, hidden) = cut(9);
+    let half: Vec<usize> = (0..n / 2).collect();
+    let got = llama.keep_and_finish(&mut cache, hidden, &half, 9).unwrap();
+    assert_close(&got, &full(&prompt[..n / 2]).0, "a kept prefix");
+    // Dropped before any layer ran: RoPE is relative, so the rest alone at its own
+    // positions; decoding then goes on at the positions after the last kept one.
+    let (mut cache, hidden) = cut(0);
+    let rest: Vec<usize> = (1..n).collect();
+    let mut got = llama.keep_and_finish(&mut cache, hidden, &rest, 0).unwrap();
+    assert_eq!(cache.next_position(), n);
+    let (mut want, mut reference) = full(&prompt[1..]);
+    for step in 0..4 {
+        assert_close(
+            &got,
+            &want,
+            &format!("decode step {step} after a dropped token"),
+        );
+        let next = argmax(&want);
+        got = llama
+            .forward(&[next], &mut cache, None, None)
+            .unwrap()
+            .logits
+            .unwrap();
+        want = llama
+            .forward(&[next], &mut reference, None, None)
+            .unwrap()
+            .logits
+            .unwrap();
+    }
+    let err = llama.keep_and_finish(&mut g.new_cache(), cut(0).1, &[3, 2], 0);
+    assert!(err.is_err(), "slots out of order are refused");
 }

@@ -7,11 +7,7 @@ use super::{EvalSet, HeadScore, best_heads};
 use crate::error::Result;
 use crate::model::bert::Embedder;
 use crate::model::generate::Generator;
-use crate::prune::{self, ContextSentence, RETRIEVAL_HEADS};
-
-/// The two best single heads of the selection half that sit at or below layer 15: a
-/// scoring pass that needs only 16 of the 30 layers, measured as a candidate.
-const SHALLOW_HEADS: &[(usize, usize)] = &[(15, 6), (14, 3)];
+use crate::prune::{self, ContextSentence, RERANK_HEADS, RETRIEVAL_HEADS};
 
 /// Questions whose evidence was kept, `[half][ratio]` (halves: even and odd questions).
 type Hits = [[usize; 3]; 2];
@@ -94,8 +90,10 @@ pub fn evaluate(
                 prune::fuse(&prune::head_sum(&attn, &all_heads)?, &sim),
             ),
             (
-                "attention_shallow_heads",
-                prune::fuse(&prune::head_sum(&attn, SHALLOW_HEADS)?, &sim),
+                // The four best heads at any depth, which rerank uses: a deeper
+                // scoring pass for a little more recall.
+                "attention_deep_heads",
+                prune::fuse(&prune::head_sum(&attn, RERANK_HEADS)?, &sim),
             ),
             ("attention_no_fusion", selected),
             ("embedding", sim),

@@ -124,7 +124,7 @@ pub fn evaluate(
                 f64::from(u8::from(normalize(text).contains(&normalize(a))))
             });
             m.context_tokens += reply.tokens_after as f64;
-            ttft.push((reply.before_generation + reply.generation.first_token).as_secs_f64() * 1e3);
+            ttft.push((reply.prune + reply.generation.first_token).as_secs_f64() * 1e3);
         }
         progress(n + 1, questions.len());
     }

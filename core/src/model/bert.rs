@@ -23,14 +23,12 @@ struct Linear {
 
 impl Linear {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, t, _] = x.dims();
+        let [b, t, h] = x.dims();
         let out = self.bias.dims()[0];
-        x.matmul(
-            self.weight_t
-                .clone()
-                .unsqueeze::<3>()
-                .expand([b, self.weight_t.dims()[0], out]),
-        ) + self.bias.clone().reshape([1, 1, out]).expand([b, t, out])
+        // One [b·t, in] × [in, out] matmul: a batch of b small products with the
+        // weight broadcast to each runs several times slower on the CPU device.
+        let y = x.reshape([b * t, h]).matmul(self.weight_t.clone());
+        (y + self.bias.clone().reshape([1, out]).expand([b * t, out])).reshape([b, t, out])
     }
 }
 

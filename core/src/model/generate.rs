@@ -142,8 +142,8 @@ impl Generator {
     ) -> Result<Generation> {
         let mut cache = self.new_cache();
         let start = Instant::now();
-        let (logits, _) = self.llama.forward(prompt, &mut cache, None, None)?;
-        let logits = logits.expect("a full forward pass returns logits");
+        let pass = self.llama.forward(prompt, &mut cache, None, None)?;
+        let logits = pass.logits.expect("a full forward pass returns logits");
         self.continue_from(
             cache,
             prompt.to_vec(),
@@ -195,14 +195,14 @@ impl Generator {
                 break StopReason::StopString;
             }
             history.push(next);
-            if cache.len() >= cache.capacity() {
+            if cache.next_position() >= cache.capacity() {
                 return Err(Error::ContextOverflow {
-                    needed: cache.len() + 1,
+                    needed: cache.next_position() + 1,
                     limit: cache.capacity(),
                 });
             }
-            let (l, _) = self.llama.forward(&[next], &mut cache, None, None)?;
-            logits = l.expect("a full forward pass returns logits");
+            let pass = self.llama.forward(&[next], &mut cache, None, None)?;
+            logits = pass.logits.expect("a full forward pass returns logits");
         };
         let rest = stream.finish();
         if !rest.is_empty() && stop != StopReason::Cancelled {

@@ -123,12 +123,20 @@ pub struct KvCache {
     values: Vec<Tensor<3>>,
     len: usize,
     capacity: usize,
+    /// Positions dropped by [`Llama::keep_and_finish`]: slot `s` appended after it holds
+    /// position `s + skipped`.
+    skipped: usize,
 }
 
 impl KvCache {
-    /// Positions filled so far.
+    /// Slots filled so far.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The position of the next token: the slots filled plus any positions dropped.
+    pub fn next_position(&self) -> usize {
+        self.len + self.skipped
     }
 
     pub fn is_empty(&self) -> bool {
@@ -146,7 +154,7 @@ impl KvCache {
 }
 
 /// Which attention to read out during a forward pass: from the query rows at
-/// `queries` (absolute positions) in the given layers, onto every cached position.
+/// `queries` (cache slots) in the given layers, onto every cached slot.
 #[derive(Debug, Clone)]
 pub struct Capture {
     pub queries: Range<usize>,
@@ -167,6 +175,25 @@ impl LayerAttention {
     pub fn at(&self, head: usize, query: usize, key: usize) -> f32 {
         self.weights[(head * self.queries + query) * self.keys + key]
     }
+}
+
+/// What a forward pass gives back.
+pub struct Pass {
+    /// Logits of the last token; `None` when `stop_after` cut the pass short.
+    pub logits: Option<Vec<f32>>,
+    /// The attention asked for by the capture.
+    pub attention: Vec<LayerAttention>,
+    /// For a pass cut short, the hidden states `[tokens, dim]` after its last layer,
+    /// from which [`Llama::keep_and_finish`] runs the remaining layers.
+    pub hidden: Option<Tensor<2>>,
+}
+
+/// What the rows of one chunk need besides their hidden states: RoPE tables for their
+/// positions and the causal mask over the cache slots they see.
+struct Rows {
+    cos: Tensor<2>,
+    sin: Tensor<2>,
+    mask: Tensor<2>,
 }
 
 /// The decoder's weights on a device.
@@ -271,12 +298,11 @@ impl Llama {
             values: (0..self.config.layers).map(|_| zeros()).collect(),
             len: 0,
             capacity,
+            skipped: 0,
         }
     }
 
-    /// Runs `tokens` through the model after what `cache` holds, in chunks, and returns
-    /// the logits of the last token (`None` when `stop_after` cut the pass short) and
-    /// the attention asked for by `capture`.
+    /// Runs `tokens` through the model after what `cache` holds, in chunks.
     ///
     /// `stop_after` runs only the first layers: enough for an attention read-out,
     /// leaving the cache valid for those layers only.
@@ -286,11 +312,11 @@ impl Llama {
         cache: &mut KvCache,
         capture: Option<&Capture>,
         stop_after: Option<usize>,
-    ) -> Result<(Option<Vec<f32>>, Vec<LayerAttention>)> {
+    ) -> Result<Pass> {
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("no tokens to run".into()));
         }
-        let needed = cache.len + tokens.len();
+        let needed = cache.next_position() + tokens.len();
         if needed > cache.capacity {
             return Err(Error::ContextOverflow {
                 needed,
@@ -306,61 +332,140 @@ impl Llama {
             .unwrap_or(self.config.layers)
             .min(self.config.layers);
         let mut captured: Vec<(usize, Vec<Tensor<3>>)> = vec![];
-        let mut last = None;
+        let mut outputs = vec![];
         for chunk in tokens.chunks(PREFILL_CHUNK) {
-            let start = cache.len;
-            let x = self.run_chunk(chunk, start, cache, layers, capture, &mut captured);
-            cache.len += chunk.len();
-            last = Some(x);
+            let (start, t) = (cache.len, chunk.len());
+            let ids: Vec<i32> = chunk.iter().map(|&i| i as i32).collect();
+            let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [t]), &self.device);
+            let x = self.embed.clone().select(0, ids);
+            let position = cache.next_position();
+            let rope = (
+                self.cos.clone().narrow(0, position, t),
+                self.sin.clone().narrow(0, position, t),
+            );
+            // Rows of this chunk whose attention is read out.
+            let read = capture.and_then(|c| {
+                let lo = c.queries.start.max(start);
+                let hi = c.queries.end.min(start + t);
+                (lo < hi).then(|| (&c.layers[..], (lo - start)..(hi - start)))
+            });
+            let x = self.run_layers(x, 0..layers, cache, &rope, read, &mut captured);
+            cache.len += t;
+            outputs.push(x);
         }
-        let logits = match (last, stop_after) {
-            (Some(x), None) => Some(self.logits(x)?),
-            _ => None,
-        };
         let attention = captured
             .into_iter()
             .map(|(layer, parts)| self.read_attention(layer, parts))
             .collect::<Result<_>>()?;
-        Ok((logits, attention))
+        let last = outputs.pop().expect("at least one chunk ran");
+        Ok(match stop_after {
+            None => Pass {
+                logits: Some(self.logits(last)?),
+                attention,
+                hidden: None,
+            },
+            Some(_) => {
+                outputs.push(last);
+                Pass {
+                    logits: None,
+                    attention,
+                    hidden: Some(Tensor::cat(outputs, 0)),
+                }
+            }
+        })
     }
 
-    fn run_chunk(
+    /// Keeps only the cache slots `keep` (ascending) and finishes a pass that ran the
+    /// first `depth` layers (`stop_after` in [`Llama::forward`]) over every slot:
+    /// `hidden` holds that pass's states for all slots in order. The layers from `depth`
+    /// on run over the kept rows alone, at their original positions, so there the kept
+    /// tokens never see the dropped ones. Returns the logits of the last kept slot;
+    /// tokens appended later take the positions after it.
+    ///
+    /// This is how a pruned prompt is answered without a second prefill: the scoring
+    /// pass already holds the lower layers of every kept token.
+    pub fn keep_and_finish(
         &self,
-        chunk: &[u32],
-        start: usize,
         cache: &mut KvCache,
-        layers: usize,
-        capture: Option<&Capture>,
+        hidden: Tensor<2>,
+        keep: &[usize],
+        depth: usize,
+    ) -> Result<Vec<f32>> {
+        let ascending = keep.windows(2).all(|w| w[0] < w[1]);
+        let Some(&last) = keep.last().filter(|&&l| ascending && l < cache.len) else {
+            return Err(Error::InvalidArgument(format!(
+                "slots to keep must be ascending and below {}",
+                cache.len
+            )));
+        };
+        if hidden.dims()[0] != cache.len || depth > self.config.layers || cache.skipped != 0 {
+            return Err(Error::InvalidArgument(
+                "keep_and_finish needs the states of one cut-short pass over the whole cache"
+                    .into(),
+            ));
+        }
+        let n = keep.len();
+        let ids: Vec<i32> = keep.iter().map(|&s| s as i32).collect();
+        let slots = Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), &self.device);
+        let [kvh, _, hd] = cache.keys[0].dims();
+        for layer in 0..depth {
+            for kv in [&mut cache.keys[layer], &mut cache.values[layer]] {
+                let kept = kv.clone().select(1, slots.clone());
+                let old = std::mem::replace(kv, Tensor::empty([0, 0, 0], &self.device));
+                *kv = old.slice_assign([0..kvh, 0..n, 0..hd], kept);
+            }
+        }
+        let x = hidden.select(0, slots.clone());
+        let dim = self.config.dim;
+        let mut out = None;
+        for lo in (0..n).step_by(PREFILL_CHUNK) {
+            let hi = (lo + PREFILL_CHUNK).min(n);
+            cache.len = lo;
+            let positions = slots.clone().narrow(0, lo, hi - lo);
+            let rope = (
+                self.cos.clone().select(0, positions.clone()),
+                self.sin.clone().select(0, positions),
+            );
+            let rows = x.clone().slice([lo..hi, 0..dim]);
+            out = Some(self.run_layers(
+                rows,
+                depth..self.config.layers,
+                cache,
+                &rope,
+                None,
+                &mut vec![],
+            ));
+        }
+        cache.len = n;
+        cache.skipped = last + 1 - n;
+        self.logits(out.expect("at least one slot kept"))
+    }
+
+    /// Runs `layers` over the rows `x` that take the cache slots from `cache.len` on,
+    /// with RoPE tables `rope` (cos, sin) for their positions; `read` names the layers
+    /// and rows whose attention goes into `captured`.
+    fn run_layers(
+        &self,
+        mut x: Tensor<2>,
+        layers: Range<usize>,
+        cache: &mut KvCache,
+        rope: &(Tensor<2>, Tensor<2>),
+        read: Option<(&[usize], Range<usize>)>,
         captured: &mut Vec<(usize, Vec<Tensor<3>>)>,
     ) -> Tensor<2> {
-        let t = chunk.len();
-        let ids: Vec<i32> = chunk.iter().map(|&i| i as i32).collect();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [t]), &self.device);
-        let mut x = self.embed.clone().select(0, ids);
-        let cos = self.cos.clone().narrow(0, start, t);
-        let sin = self.sin.clone().narrow(0, start, t);
-        let mask = causal_mask(start, t, &self.device);
-        // Rows of this chunk whose attention is read out.
-        let rows = capture.and_then(|c| {
-            let lo = c.queries.start.max(start);
-            let hi = c.queries.end.min(start + t);
-            (lo < hi).then(|| (lo - start)..(hi - start))
-        });
-        for (i, block) in self.blocks.iter().take(layers).enumerate() {
-            let want = rows
-                .clone()
-                .filter(|_| capture.is_some_and(|c| c.layers.contains(&i)));
-            let (h, probs) = self.attention(
-                block,
-                x.clone(),
-                i,
-                start,
-                cache,
-                &cos,
-                &sin,
-                mask.clone(),
-                want,
-            );
+        let (start, t) = (cache.len, x.dims()[0]);
+        let rows = Rows {
+            cos: rope.0.clone(),
+            sin: rope.1.clone(),
+            mask: causal_mask(start, t, &self.device),
+        };
+        for i in layers {
+            let block = &self.blocks[i];
+            let want = read
+                .as_ref()
+                .filter(|(l, _)| l.contains(&i))
+                .map(|(_, rows)| rows.clone());
+            let (h, probs) = self.attention(block, x.clone(), i, cache, &rows, want);
             if let Some(p) = probs {
                 match captured.iter_mut().find(|(l, _)| *l == i) {
                     Some((_, parts)) => parts.push(p),
@@ -377,23 +482,22 @@ impl Llama {
         x
     }
 
-    /// One attention sub-layer. Returns its output and, when `want` names rows of this
-    /// chunk, their attention probabilities `[heads, rows, keys]`.
-    #[allow(clippy::too_many_arguments)]
+    /// One attention sub-layer over rows that take the cache slots from `cache.len`
+    /// on. Returns its output and, when `want` names rows of this chunk, their
+    /// attention probabilities `[heads, rows, keys]`.
     fn attention(
         &self,
         block: &Block,
         x: Tensor<2>,
         layer: usize,
-        start: usize,
         cache: &mut KvCache,
-        cos: &Tensor<2>,
-        sin: &Tensor<2>,
-        mask: Tensor<2>,
+        rows: &Rows,
         want: Option<Range<usize>>,
     ) -> (Tensor<2>, Option<Tensor<3>>) {
+        let Rows { cos, sin, mask } = rows;
         let c = &self.config;
         let (t, hd, kvh, group) = (x.dims()[0], c.head_dim, c.kv_heads, c.group());
+        let start = cache.len;
         let n = rms_norm(x, &block.attn_norm, c.rms_eps);
         let q = self.rope(
             block.q.forward(n.clone()).reshape([t, c.heads, hd]),
@@ -425,7 +529,7 @@ impl Llama {
             .reshape([kvh, group * t, hd]);
         let scores = q.matmul(k_all.transpose()).div_scalar((hd as f64).sqrt());
         let scores = scores.reshape([kvh, group, t, end])
-            + mask.reshape([1, 1, t, end]).expand([kvh, group, t, end]);
+            + mask.clone().reshape([1, 1, t, end]).expand([kvh, group, t, end]);
         let probs = softmax(scores, 3);
         let read = want.map(|r| {
             probs

@@ -2,10 +2,12 @@
 //! focus prompt after them) attend to the context; a content-free question ("N/A")
 //! measures the position and sink bias, which is subtracted.
 
-use super::prompt::{self, ContextSentence};
+use burn::tensor::Tensor;
+
+use super::prompt::{self, ContextSentence, Prompt};
 use crate::error::Result;
 use crate::model::generate::Generator;
-use crate::model::llama::{Capture, LayerAttention};
+use crate::model::llama::{Capture, KvCache, LayerAttention, Pass};
 
 /// Opens the answer so the last rows predict it, as AttentionRAG's focus prompt does.
 pub const FOCUS: &str = "The answer is";
@@ -46,10 +48,21 @@ impl SentenceAttention {
     }
 }
 
-/// Reads the attention of `layers` from the question rows onto each sentence, in one
-/// prefill of the context (only up to the deepest layer asked for) plus the question;
-/// with `calibrate`, the question part runs again with "N/A" on the same cached
-/// context and its attention is subtracted.
+/// The scoring pass: the attention read out, and what the answer's prefill resumes
+/// from ([`crate::model::llama::Llama::keep_and_finish`]).
+pub struct ScoringPass {
+    pub attention: SentenceAttention,
+    /// The prompt scored, with the real question and the focus prompt.
+    pub prompt: Prompt,
+    /// The prompt's cache, filled up to `depth` layers.
+    pub cache: KvCache,
+    /// Every prompt token's hidden state after layer `depth - 1`.
+    pub hidden: Tensor<2>,
+    pub depth: usize,
+}
+
+/// Reads the attention of `layers` from the question rows onto each sentence; see
+/// [`scoring_pass`].
 pub fn sentence_attention(
     generator: &Generator,
     sentences: &[&ContextSentence],
@@ -57,32 +70,52 @@ pub fn sentence_attention(
     layers: &[usize],
     calibrate: bool,
 ) -> Result<SentenceAttention> {
+    Ok(scoring_pass(generator, sentences, question, layers, calibrate)?.attention)
+}
+
+/// Reads the attention of `layers` from the question rows onto each sentence, in one
+/// prefill of the context (only up to the deepest layer asked for) plus the question;
+/// with `calibrate`, the question part runs first with "N/A" on the same cached
+/// context, and its attention is subtracted.
+pub fn scoring_pass(
+    generator: &Generator,
+    sentences: &[&ContextSentence],
+    question: &str,
+    layers: &[usize],
+    calibrate: bool,
+) -> Result<ScoringPass> {
     let real = prompt::build(generator, sentences, question, Some(FOCUS))?;
     let llama = generator.llama();
     let depth = layers.iter().max().map_or(1, |&l| l + 1);
     let mut cache = generator.new_cache();
     let shared = real.context.end;
-    llama.forward(&real.ids[..shared], &mut cache, None, Some(depth))?;
+    let context = llama.forward(&real.ids[..shared], &mut cache, None, Some(depth))?;
 
-    let read = |p: &prompt::Prompt,
-                cache: &mut crate::model::llama::KvCache|
-     -> Result<Vec<LayerAttention>> {
+    let read = |p: &Prompt, cache: &mut KvCache| -> Result<Pass> {
         cache.truncate(shared);
         let capture = Capture {
             queries: p.question.clone(),
             layers: layers.to_vec(),
         };
-        Ok(llama
-            .forward(&p.ids[shared..], cache, Some(&capture), Some(depth))?
-            .1)
+        llama.forward(&p.ids[shared..], cache, Some(&capture), Some(depth))
     };
-    let attn = read(&real, &mut cache)?;
+    // The calibration pass first, so that the cache ends up holding the real question.
     let null = if calibrate {
         let p = prompt::build(generator, sentences, NULL_QUESTION, Some(FOCUS))?;
-        Some(read(&p, &mut cache)?)
+        Some(read(&p, &mut cache)?.attention)
     } else {
         None
     };
+    let pass = read(&real, &mut cache)?;
+    let attn = pass.attention;
+    let cut_short = "a pass cut short returns its hidden states";
+    let hidden = Tensor::cat(
+        vec![
+            context.hidden.expect(cut_short),
+            pass.hidden.expect(cut_short),
+        ],
+        0,
+    );
 
     let heads = llama.config.heads;
     let mass = |a: &LayerAttention, h: usize| -> Vec<f64> {
@@ -103,11 +136,18 @@ pub fn sentence_attention(
             .flat_map(|a| (0..heads).map(move |h| mass(a, h)))
             .collect()
     };
-    Ok(SentenceAttention {
+    let attention = SentenceAttention {
         layers: attn.iter().map(|a| a.layer).collect(),
         heads,
         real: per_head(&attn),
         null: null.as_deref().map(per_head),
         tokens: real.sentences.iter().map(|r| r.len()).collect(),
+    };
+    Ok(ScoringPass {
+        attention,
+        prompt: real,
+        cache,
+        hidden,
+        depth,
     })
 }

@@ -8,20 +8,23 @@ pub mod rerank;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-pub use attention::{SentenceAttention, sentence_attention};
+pub use attention::{ScoringPass, SentenceAttention, scoring_pass, sentence_attention};
 pub use prompt::{ContextSentence, split_passages};
 
 use crate::error::{Error, Result};
 use crate::model::bert::Embedder;
 use crate::model::generate::Generator;
 
-/// Retrieval heads of SmolLM2-135M as (layer, head), counted from 0. Chosen by
-/// `pith eval heads` on even-numbered questions of the squad-superbowl set and checked
-/// on the odd ones (see docs/eval.md).
-pub const RETRIEVAL_HEADS: &[(usize, usize)] = &[(17, 4), (15, 6), (18, 6), (21, 8)];
+/// Retrieval heads of SmolLM2-135M as (layer, head), counted from 0: the two best
+/// single heads at or below layer 15 on even-numbered questions of the squad-superbowl
+/// set, checked on the odd ones (see docs/eval.md). Shallow on purpose: the scoring
+/// pass runs only 16 of the 30 layers over the whole context, and the answer's prefill
+/// runs the other 14 over the kept tokens alone.
+pub const RETRIEVAL_HEADS: &[(usize, usize)] = &[(15, 6), (14, 3)];
 
-/// The heads whose calibrated attention ranks whole passages (ICR); see docs/eval.md.
-pub const RERANK_HEADS: &[(usize, usize)] = RETRIEVAL_HEADS;
+/// The heads whose calibrated attention ranks whole passages (ICR): the best four
+/// single heads at any depth (see docs/eval.md); rerank needs no cache afterwards.
+pub const RERANK_HEADS: &[(usize, usize)] = &[(17, 4), (15, 6), (18, 6), (21, 8)];
 
 /// How much context to keep.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -82,26 +85,27 @@ impl Default for PruneOptions {
 }
 
 /// Sentence scores from the shipped pruner (or an ablation of it), higher is better,
-/// and the generator tokens each sentence takes.
+/// and the scoring pass they came from (its `attention.tokens` are the generator
+/// tokens each sentence takes).
 pub fn score(
     generator: &Generator,
     embedder: &Embedder,
     sentences: &[&ContextSentence],
     question: &str,
     options: &PruneOptions,
-) -> Result<(Vec<f64>, Vec<usize>)> {
+) -> Result<(Vec<f64>, ScoringPass)> {
     let mut layers: Vec<usize> = options.heads.iter().map(|&(l, _)| l).collect();
     layers.sort_unstable();
     layers.dedup();
-    let attn = sentence_attention(generator, sentences, question, &layers, options.calibrate)?;
-    let mut total = head_sum(&attn, &options.heads)?;
+    let pass = scoring_pass(generator, sentences, question, &layers, options.calibrate)?;
+    let mut total = head_sum(&pass.attention, &options.heads)?;
     if options.fuse_embedding {
         total = fuse(
             &total,
             &embedding_similarity(embedder, sentences, question)?,
         );
     }
-    Ok((total, attn.tokens))
+    Ok((total, pass))
 }
 
 /// Sum of z-scores: each signal counts by how far it sets a sentence apart.

@@ -48,6 +48,22 @@ pub struct Prompt {
     pub context: Range<usize>,
     /// From the question to the end of the prompt: the rows whose attention pruning reads.
     pub question: Range<usize>,
+    /// The focus prompt's tokens at the end (empty without one).
+    pub focus: Range<usize>,
+}
+
+impl Prompt {
+    /// The token positions of this prompt that make the answer prompt keeping only
+    /// the sentences `kept` (ascending): everything before the context, the kept
+    /// sentences, and everything after the context but the focus prompt.
+    pub fn kept_positions(&self, kept: &[usize]) -> Vec<usize> {
+        let mut positions: Vec<usize> = (0..self.context.start).collect();
+        for &s in kept {
+            positions.extend(self.sentences[s].clone());
+        }
+        positions.extend(self.context.end..self.focus.start);
+        positions
+    }
 }
 
 /// The chat prompt with `sentences` (passages separated by blank lines) before the
@@ -86,12 +102,16 @@ pub fn build(
         .expect("the template keeps the question");
     ids.extend(generator.encode(gap)?);
     let question_start = ids.len();
-    ids.extend(generator.encode(&format!("Question: {rest}{}", focus.unwrap_or("")))?);
+    ids.extend(generator.encode(&format!("Question: {rest}"))?);
+    // Encoded apart so that the prompt without the focus is a prefix of the one with it.
+    let focus_start = ids.len();
+    ids.extend(generator.encode(focus.unwrap_or(""))?);
     let end = ids.len();
     Ok(Prompt {
         ids,
         sentences: ranges,
         context,
         question: question_start..end,
+        focus: focus_start..end,
     })
 }
