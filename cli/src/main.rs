@@ -1,5 +1,6 @@
 //! `pith`: the offline command-line assistant.
 
+mod bench;
 mod commands;
 mod eval;
 mod generate;
@@ -109,6 +110,11 @@ enum Command {
         #[command(subcommand)]
         what: eval::EvalCommand,
     },
+    /// Measure speed and memory (scripts/bench runs these beside peer implementations).
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -154,6 +160,7 @@ fn main() -> ExitCode {
         } => generate::generate(&ctx, &prompt, raw, &sampling),
         Command::Chat { sampling } => generate::chat(&ctx, &sampling),
         Command::Eval { what } => eval::eval(&ctx, what),
+        Command::Bench { what } => bench::bench(&ctx, what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
