@@ -1,10 +1,15 @@
-//! Storage faults: a full disk and a locked database are clear errors, and nothing
-//! already stored is lost.
+//! Storage faults: a full disk, a locked and a read-only database are clear errors,
+//! and nothing already stored is lost.
 
 mod common;
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
 use common::{TempDb, engine};
-use pith_core::Error;
+use pith_core::{Engine, Error};
 
 /// About 40 passages of distinct prose.
 fn long_document() -> String {
@@ -77,4 +82,72 @@ fn a_locked_database_is_an_error_then_works_again() {
         .unwrap();
     assert_eq!(e.documents().unwrap().len(), 2);
     assert!(e.with_store(|s| s.verify()).unwrap().is_empty());
+}
+
+/// Set in the child process that checks a read-only database as an unprivileged user.
+const READ_ONLY_CHILD: &str = "PITH_TEST_READ_ONLY_DB";
+const NOBODY: u32 = 65534;
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A database the process may not write (an app bundle, a read-only mount): it opens
+/// and answers searches; ingest and delete are clear errors that change nothing.
+#[test]
+fn a_read_only_database_is_searchable_and_refuses_writes() {
+    if let Ok(path) = std::env::var(READ_ONLY_CHILD) {
+        return read_only_checks(Path::new(&path));
+    }
+    let db = TempDb::new("read-only");
+    engine(&db)
+        .ingest_text(
+            "first",
+            "The keeper lit the lamp at dusk.",
+            "{}",
+            &mut |_, _| {},
+        )
+        .unwrap();
+    set_mode(&db.path(), 0o444);
+    set_mode(&db.0, 0o555);
+    // File modes do not stop root: then the checks run as `nobody` in a child process.
+    if std::fs::metadata(&db.0).unwrap().uid() == 0 {
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_read_only_database_is_searchable_and_refuses_writes",
+            ])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(READ_ONLY_CHILD, db.path())
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .status()
+            .unwrap();
+        assert!(status.success(), "the checks as nobody failed");
+    } else {
+        read_only_checks(&db.path());
+    }
+    set_mode(&db.0, 0o755);
+    set_mode(&db.path(), 0o644);
+    let e = engine(&db);
+    assert_eq!(e.documents().unwrap().len(), 1);
+    assert!(e.with_store(|s| s.verify()).unwrap().is_empty());
+}
+
+fn read_only_checks(path: &Path) {
+    let mut options = pith_core::EngineOptions::new(common::models(), path.to_path_buf());
+    options.device = pith_core::DeviceChoice::Cpu;
+    let e = Engine::open(options).unwrap();
+    assert_eq!(
+        e.search("lamp at dusk", &Default::default()).unwrap().len(),
+        1
+    );
+    let err = e
+        .ingest_text("second", "Fog rolled in before dawn.", "{}", &mut |_, _| {})
+        .unwrap_err();
+    assert!(matches!(err, Error::Database(_)), "{err}");
+    assert!(err.to_string().contains("readonly"), "{err}");
+    let docs = e.documents().unwrap();
+    assert!(e.delete_document(docs[0].id).is_err());
+    assert_eq!(e.documents().unwrap().len(), 1);
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 pub use documents::{DocumentInfo, NewDocument, NewPassage};
 pub use search::{Filter, Hit, Method};
@@ -82,8 +82,7 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        let conn = connect(path)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // WAL cannot be turned on for a read-only file; such a database is still readable.
         let _ = conn.pragma_update(None, "journal_mode", "WAL");
@@ -116,6 +115,54 @@ impl Store {
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// Opens the file for reading and writing. A database the process may not write (an
+/// app bundle, a read-only mount) opens read-only instead: it can still be searched,
+/// and every write fails with SQLite's "readonly" error.
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // The first read is where SQLite finds it cannot make the WAL index.
+    match conn.query_row("PRAGMA user_version", [], |_| Ok(())) {
+        Ok(()) => Ok(conn),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(e.code, ErrorCode::ReadOnly | ErrorCode::CannotOpen) && path.exists() =>
+        {
+            open_read_only(path)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn open_read_only(path: &Path) -> Result<Connection> {
+    // `immutable` reads the main file as it stands, which misses any transaction still
+    // in a write-ahead log: refuse rather than answer from stale data.
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(Error::Io {
+            path: wal,
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the database is read-only and its write-ahead log is not merged: \
+                 open it once with write access",
+            ),
+        });
+    }
+    let uri = format!("file:{}?immutable=1", uri_escape(&path.to_string_lossy()));
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Ok(Connection::open_with_flags(uri, flags)?)
+}
+
+/// Escapes the characters that end or escape a path in an SQLite URI.
+fn uri_escape(path: &str) -> String {
+    path.replace('%', "%25")
+        .replace('?', "%3f")
+        .replace('#', "%23")
 }
 
 /// Runs a ranking query whose parameters are `first`, the filter's, then the limit `k`,
