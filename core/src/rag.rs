@@ -12,6 +12,11 @@ use crate::model::bert::Embedder;
 use crate::model::generate::{DEFAULT_CONTEXT, Generator};
 use crate::store::{DocumentInfo, EmbedderId, Filter, Hit, Method, NewDocument, NewPassage, Store};
 
+/// The largest document `ingest_text` takes. A document is one transaction whose
+/// passages and vectors are held in memory until it commits; 32 MiB is about 50,000
+/// passages, an hour of embedding on two CPU cores.
+pub const MAX_DOCUMENT_BYTES: usize = 32 << 20;
+
 /// How to open an [`Engine`].
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -176,6 +181,13 @@ impl Engine {
         if text.trim().is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "document {source:?} is empty"
+            )));
+        }
+        if text.len() > MAX_DOCUMENT_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "document {source:?} is {} MiB; pith ingests documents of up to {} MiB: split it",
+                text.len() >> 20,
+                MAX_DOCUMENT_BYTES >> 20
             )));
         }
         let hash = hex(&Sha256::digest(text.as_bytes()));

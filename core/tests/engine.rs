@@ -137,6 +137,14 @@ fn bad_input_is_refused_clearly() {
         e.search("", &SearchOptions::default()),
         Err(Error::InvalidArgument(_))
     ));
+    // 100 MB of prose: refused at once, with the limit in the message.
+    let huge = "The keeper trimmed the wick. ".repeat(100_000_000 / 28);
+    let err = e
+        .ingest_text("huge", &huge, "{}", &mut |_, _| {})
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(err.to_string().contains("up to 32 MiB"), "{err}");
+    assert!(e.documents().unwrap().is_empty());
     let bin = db.0.join("blob.txt");
     std::fs::write(&bin, [0u8, 159, 146, 150]).unwrap();
     let err = e
