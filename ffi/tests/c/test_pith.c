@@ -340,22 +340,66 @@ static void test_ask(const pith_engine *engine) {
     pith_cancel_free(flag);
 }
 
-/* Several threads search one engine at once and all see what one thread sees. */
-struct searcher {
+/* Eight threads on one engine at once: four search, two ask, two ingest. Every search
+   and every (greedy) answer is what one thread alone gets. */
+enum work { SEARCH, ASK, INGEST };
+
+struct worker {
     const pith_engine *engine;
-    int64_t top;
+    enum work kind;
+    int n;
+    int64_t top;          /* SEARCH: the top passage alone */
+    const char *expected; /* ASK: the answer alone */
     int ok;
 };
 
-static void *search_thread(void *arg) {
-    struct searcher *s = arg;
-    s->ok = 1;
+static const char *ASKED = "What does a sourdough starter need?";
+
+/* The greedy answer to ASKED, to be freed; NULL on failure. */
+static char *answer_alone(const pith_engine *engine) {
+    pith_ask_options o = pith_ask_options_default();
+    o.k = 2;
+    o.max_tokens = 12;
+    pith_answer *a = NULL;
+    if (pith_ask(engine, ASKED, &o, NULL, NULL, NULL, &a) != PITH_OK) return NULL;
+    char *text = strdup(pith_answer_text(a));
+    pith_answer_free(a);
+    return text;
+}
+
+static int search_agrees(const struct worker *w) {
+    int ok = 1;
     for (int i = 0; i < 3; i++) {
         pith_hits *hits = NULL;
-        if (pith_search(s->engine, "sourdough starter", 1, NULL, &hits) != PITH_OK ||
-            pith_hits_len(hits) != 1 || pith_hits_get(hits, 0)->passage_id != s->top)
-            s->ok = 0;
+        if (pith_search(w->engine, "sourdough starter", 1, NULL, &hits) != PITH_OK ||
+            pith_hits_len(hits) != 1 || pith_hits_get(hits, 0)->passage_id != w->top)
+            ok = 0;
         pith_hits_free(hits);
+    }
+    return ok;
+}
+
+static int ingest_one(const struct worker *w) {
+    char source[32], text[160];
+    snprintf(source, sizeof source, "log-%d", w->n);
+    snprintf(text, sizeof text,
+             "Lighthouse log %d. The keeper lit the lamp at dusk and sounded the fog horn twice.",
+             w->n);
+    pith_ingest_result r;
+    return pith_ingest_text(w->engine, source, text, "{}", NULL, NULL, &r) == PITH_OK &&
+           r.passages == 1 && !r.duplicate;
+}
+
+static void *work_thread(void *arg) {
+    struct worker *w = arg;
+    if (w->kind == SEARCH) {
+        w->ok = search_agrees(w);
+    } else if (w->kind == ASK) {
+        char *text = answer_alone(w->engine);
+        w->ok = text != NULL && strcmp(text, w->expected) == 0;
+        free(text);
+    } else {
+        w->ok = ingest_one(w);
     }
     return NULL;
 }
@@ -363,16 +407,32 @@ static void *search_thread(void *arg) {
 static void test_threads(const pith_engine *engine) {
     pith_hits *hits = NULL;
     CHECK_STATUS(pith_search(engine, "sourdough starter", 1, NULL, &hits), PITH_OK);
-    struct searcher searchers[4];
-    pthread_t threads[4];
-    for (int i = 0; i < 4; i++) {
-        searchers[i] = (struct searcher){engine, pith_hits_get(hits, 0)->passage_id, 0};
-        CHECK(pthread_create(&threads[i], NULL, search_thread, &searchers[i]) == 0);
+    char *alone = answer_alone(engine);
+    CHECK(alone != NULL && strlen(alone) > 0);
+    if (!hits || !alone) return;
+    size_t docs_before = 0;
+    pith_documents *docs = NULL;
+    CHECK_STATUS(pith_documents_list(engine, &docs), PITH_OK);
+    docs_before = pith_documents_len(docs);
+    pith_documents_free(docs);
+
+    const enum work kinds[8] = {SEARCH, ASK, INGEST, SEARCH, ASK, SEARCH, INGEST, SEARCH};
+    struct worker workers[8];
+    pthread_t threads[8];
+    for (int i = 0; i < 8; i++) {
+        workers[i] = (struct worker){engine, kinds[i], i, pith_hits_get(hits, 0)->passage_id,
+                                     alone, 0};
+        CHECK(pthread_create(&threads[i], NULL, work_thread, &workers[i]) == 0);
     }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 8; i++) {
         pthread_join(threads[i], NULL);
-        CHECK(searchers[i].ok);
+        if (!workers[i].ok) fprintf(stderr, "thread %d (kind %d) failed\n", i, workers[i].kind);
+        CHECK(workers[i].ok);
     }
+    CHECK_STATUS(pith_documents_list(engine, &docs), PITH_OK);
+    CHECK(pith_documents_len(docs) == docs_before + 2);
+    pith_documents_free(docs);
+    free(alone);
     pith_hits_free(hits);
 }
 
