@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
+use pith_core::ask::{AskOptions, answer_from};
+use pith_core::eval::EvalSet;
 use pith_core::model::bert::Embedder;
 use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
 use pith_core::model::sampling::SamplingOptions;
@@ -77,6 +79,24 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Many asks (pruned 2x, greedy) in one process: resident memory and time per ask
+    /// from the first asks to the last, where a leak or a slowdown would show.
+    Soak {
+        /// An evaluation set (e.g. eval/squad-superbowl): its questions and contexts.
+        dir: PathBuf,
+        #[arg(long, default_value_t = 500)]
+        asks: usize,
+        /// Cycle over the first N questions, so the first asks and the last are alike.
+        #[arg(long, default_value_t = 25)]
+        questions: usize,
+        /// Asks before the memory baseline is taken.
+        #[arg(long, default_value_t = 25)]
+        warmup: usize,
+        #[arg(long, default_value_t = 8)]
+        max_tokens: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn bench(ctx: &Context, what: BenchCommand) -> Result<()> {
@@ -117,6 +137,22 @@ pub fn bench(ctx: &Context, what: BenchCommand) -> Result<()> {
                 ids_dir,
             };
             (generate(ctx, &prompt_file, &plan)?, json)
+        }
+        BenchCommand::Soak {
+            dir,
+            asks,
+            questions,
+            warmup,
+            max_tokens,
+            json,
+        } => {
+            let plan = SoakPlan {
+                asks,
+                questions,
+                warmup,
+                max_tokens,
+            };
+            (soak(ctx, &dir, &plan)?, json)
         }
     };
     if json {
@@ -160,8 +196,13 @@ fn ms(d: Duration) -> f64 {
 
 /// The process's resident-set high-water mark in MiB (Linux `VmHWM`); `None` elsewhere.
 fn peak_rss_mib() -> Option<f64> {
+    proc_status_mib("VmHWM:")
+}
+
+/// A memory figure of `/proc/self/status`, in MiB.
+fn proc_status_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
@@ -530,4 +571,67 @@ fn summarise_runs(len: usize, runs: Vec<Value>) -> Value {
         "ttft_ms": median(&field("ttft_ms")),
         "runs": runs,
     })
+}
+
+// ---------------------------------------------------------------- soak
+
+struct SoakPlan {
+    asks: usize,
+    questions: usize,
+    warmup: usize,
+    max_tokens: usize,
+}
+
+fn soak(ctx: &Context, dir: &Path, plan: &SoakPlan) -> Result<Value> {
+    let set = EvalSet::load(dir)?;
+    let questions = set.first(Some(plan.questions.max(1)));
+    let tenth = plan.asks / 10;
+    if tenth == 0 || plan.warmup + tenth > plan.asks {
+        return Err(Error::InvalidArgument(format!(
+            "{} asks leave nothing to compare after a warm-up of {}",
+            plan.asks, plan.warmup
+        )));
+    }
+    let dev = ctx.device();
+    let generator = Generator::load(&ctx.generator_path(), &dev.device, DEFAULT_CONTEXT)?;
+    let embedder = Embedder::load(&ctx.models_dir().join("minilm"), &dev.device)?;
+    let mut options = AskOptions::default();
+    options.sampling.max_tokens = plan.max_tokens;
+    let (mut rss, mut times) = (vec![], vec![]);
+    for i in 0..plan.asks {
+        let q = &questions[i % questions.len()];
+        let (texts, _) = set.context(q)?;
+        let start = Instant::now();
+        answer_from(
+            &generator,
+            &embedder,
+            &texts,
+            &q.question,
+            &options,
+            &mut |_| true,
+            None,
+        )?;
+        times.push(ms(start.elapsed()));
+        rss.push(proc_status_mib("VmRSS:").unwrap_or(f64::NAN));
+        if (i + 1) % 25 == 0 {
+            eprintln!("soak: {} asks, {:.0} MiB resident", i + 1, rss[i]);
+        }
+    }
+    let base = rss[plan.warmup - 1];
+    let end = rss[plan.asks - 1];
+    Ok(json!({
+        "bench": "soak",
+        "impl": "pith",
+        "device": format!("{:?}", dev.kind).to_lowercase(),
+        "asks": plan.asks,
+        "questions": questions.len(),
+        "rss_after_warmup_mib": base,
+        "rss_end_mib": end,
+        "rss_max_mib": rss.iter().copied().fold(f64::NAN, f64::max),
+        "rss_growth_pct": (end - base) / base * 100.0,
+        "median_ask_ms_first_tenth": median(&times[plan.warmup..plan.warmup + tenth]),
+        "median_ask_ms_last_tenth": median(&times[plan.asks - tenth..]),
+        "rss_mib": rss,
+        "ask_ms": times,
+    }))
 }

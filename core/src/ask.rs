@@ -264,7 +264,13 @@ impl Engine {
             candidates.push(h);
         }
         let texts: Vec<&str> = candidates.iter().map(|h| h.passage.text.as_str()).collect();
-        let scores = prune::rerank::rerank(generator, &texts, question, prune::RERANK_HEADS)?;
+        let scores = prune::rerank::rerank(
+            generator,
+            self.embedder(),
+            &texts,
+            question,
+            prune::RERANK_HEADS,
+        )?;
         let mut slots: Vec<Option<crate::store::Hit>> = candidates.into_iter().map(Some).collect();
         Ok(prune::ranking(&scores)
             .into_iter()

@@ -131,6 +131,7 @@ fn attention_rerank_puts_the_answering_passage_first() {
     ];
     let scores = prune::rerank::rerank(
         &g,
+        e.embedder(),
         &passages,
         "Who invented the lighthouse lens?",
         prune::RERANK_HEADS,

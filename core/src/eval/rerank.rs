@@ -59,12 +59,12 @@ pub fn evaluate(
         let selected = prune::head_sum(&attn, RERANK_HEADS)?;
         let raw = prune::head_sum(&attn.uncalibrated(), RERANK_HEADS)?;
         let sim = prune::embedding_similarity(embedder, &refs, &q.question)?;
-        let methods: [(&str, Vec<f64>); 7] = [
-            ("attention", selected.clone()),
-            ("attention_fused", prune::fuse(&selected, &sim)),
+        // "attention" is the shipped rerank; all heads unfused is the ICR paper's sum.
+        let methods: [(&str, Vec<f64>); 6] = [
+            ("attention", prune::fuse(&selected, &sim)),
+            ("attention_no_fusion", selected),
             ("attention_all_heads", prune::head_sum(&attn, &all_heads)?),
-            ("attention_no_calibration", raw.clone()),
-            ("attention_no_calibration_fused", prune::fuse(&raw, &sim)),
+            ("attention_no_calibration", prune::fuse(&raw, &sim)),
             ("embedding", sim),
             ("given_order", prune::lead_scores(refs.len())),
         ];

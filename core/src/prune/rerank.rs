@@ -1,18 +1,21 @@
 //! Attention rerank (ICR): the candidates and the question in one prompt; each
 //! candidate scores the attention the question pays it, minus what a content-free
-//! question pays it. One pass ranks all candidates, plus the calibration pass on the
-//! same cached context.
+//! question pays it, fused with its embedding similarity. One pass ranks all
+//! candidates, plus the calibration pass on the same cached context.
 
 use super::attention::sentence_attention;
-use super::head_sum;
 use super::prompt::ContextSentence;
+use super::{embedding_similarity, fuse, head_sum};
 use crate::error::Result;
+use crate::model::bert::Embedder;
 use crate::model::generate::Generator;
 
-/// The score of each passage, higher is more relevant, from the summed calibrated
-/// attention of `heads`.
+/// The score of each passage, higher is more relevant: the summed calibrated attention
+/// of `heads`, z-scored and added to the z-scored MiniLM similarity (on the eval set
+/// the fusion beats either alone; see docs/eval.md).
 pub fn rerank(
     generator: &Generator,
+    embedder: &Embedder,
     passages: &[&str],
     question: &str,
     heads: &[(usize, usize)],
@@ -23,7 +26,10 @@ pub fn rerank(
     layers.sort_unstable();
     layers.dedup();
     let attn = sentence_attention(generator, &refs, question, &layers, true)?;
-    head_sum(&attn, heads)
+    Ok(fuse(
+        &head_sum(&attn, heads)?,
+        &embedding_similarity(embedder, &refs, question)?,
+    ))
 }
 
 /// Each passage as one unit, so that attention is summed over the whole passage.
