@@ -529,7 +529,10 @@ impl Llama {
             .reshape([kvh, group * t, hd]);
         let scores = q.matmul(k_all.transpose()).div_scalar((hd as f64).sqrt());
         let scores = scores.reshape([kvh, group, t, end])
-            + mask.clone().reshape([1, 1, t, end]).expand([kvh, group, t, end]);
+            + mask
+                .clone()
+                .reshape([1, 1, t, end])
+                .expand([kvh, group, t, end]);
         let probs = softmax(scores, 3);
         let read = want.map(|r| {
             probs
