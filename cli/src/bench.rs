@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use pith_core::ask::{AskOptions, answer_from};
-use pith_core::eval::EvalSet;
+use pith_core::eval::{EvalSet, median};
 use pith_core::model::bert::Embedder;
 use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
 use pith_core::model::sampling::SamplingOptions;
@@ -167,17 +167,6 @@ pub fn bench(ctx: &Context, what: BenchCommand) -> Result<()> {
 }
 
 // ---------------------------------------------------------------- shared helpers
-
-/// The median of `xs` (the mean of the middle two for an even count).
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
 
 /// The nearest-rank percentile `p` (0..100) of `xs`.
 fn percentile(xs: &[f64], p: f64) -> f64 {

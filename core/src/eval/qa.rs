@@ -74,19 +74,6 @@ fn best(answers: &[String], score: impl Fn(&str) -> f64) -> f64 {
     answers.iter().map(|a| score(a)).fold(0.0, f64::max)
 }
 
-fn median(mut x: Vec<f64>) -> f64 {
-    if x.is_empty() {
-        return 0.0;
-    }
-    x.sort_by(f64::total_cmp);
-    let m = x.len() / 2;
-    if x.len() % 2 == 1 {
-        x[m]
-    } else {
-        (x[m - 1] + x[m]) / 2.0
-    }
-}
-
 /// Evaluates the first `limit` questions (all when `None`) in each setting.
 pub fn evaluate(
     generator: &Generator,
@@ -136,7 +123,7 @@ pub fn evaluate(
                 exact_match: m.exact_match / n,
                 f1: m.f1 / n,
                 containment: m.containment / n,
-                first_token_ms: median(ttft),
+                first_token_ms: super::median(&ttft),
                 context_tokens: m.context_tokens / n,
             };
             (name, metrics)
