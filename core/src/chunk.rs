@@ -144,9 +144,16 @@ pub fn chunk(text: &str, size: ChunkSize, token_ends: impl Fn(&str) -> Vec<usize
             continue;
         }
         let mut from = s.start;
-        for group in ends.chunks(max) {
-            let to = s.start + group.last().copied().unwrap_or(0);
-            let to = if group.len() == max { to } else { s.end };
+        let groups = ends.chunks(max);
+        let last = groups.len() - 1;
+        for (g, group) in groups.enumerate() {
+            // The last piece runs to the end of the sentence, not of its last token:
+            // what the tokenizer drops (U+FFFD, control characters) stays in a passage.
+            let to = if g == last {
+                s.end
+            } else {
+                s.start + group[group.len() - 1]
+            };
             if to > from {
                 pieces.push((from..to, group.len()));
             }

@@ -20,46 +20,52 @@ impl SafetensorsFile {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: read-only map of a model file pith never writes.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let file = Self {
+        parse(&map, path)?;
+        Ok(Self {
             path: path.to_path_buf(),
             map,
-        };
-        file.parse()?;
-        Ok(file)
-    }
-
-    fn parse(&self) -> Result<SafeTensors<'_>> {
-        SafeTensors::deserialize(&self.map)
-            .map_err(|e| Error::model(&self.path, format!("not a valid safetensors file: {e}")))
+        })
     }
 
     /// A tensor converted to f32, with its shape.
     pub fn f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
-        let tensors = self.parse()?;
-        let view = tensors
-            .tensor(name)
-            .map_err(|_| Error::model(&self.path, format!("tensor {name} is missing")))?;
-        let data = view.data();
-        let values = match view.dtype() {
-            Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(Error::Unsupported(format!(
-                    "tensor {name} of {} has dtype {other:?}",
-                    self.path.display()
-                )));
-            }
-        };
-        Ok((values, view.shape().to_vec()))
+        tensor_f32(&self.map, &self.path, name)
     }
+}
+
+fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>> {
+    SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::model(path, format!("not a valid safetensors file: {e}")))
+}
+
+/// Tensor `name` of the safetensors file held in `bytes`, converted to f32, with its
+/// shape; `path` only names the file in errors. Public so that the fuzz target
+/// (`fuzz/fuzz_targets/safetensors.rs`) runs the same code on bytes without a file.
+pub fn tensor_f32(bytes: &[u8], path: &Path, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+    let tensors = parse(bytes, path)?;
+    let view = tensors
+        .tensor(name)
+        .map_err(|_| Error::model(path, format!("tensor {name} is missing")))?;
+    let data = view.data();
+    let values = match view.dtype() {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(Error::Unsupported(format!(
+                "tensor {name} of {} has dtype {other:?}",
+                path.display()
+            )));
+        }
+    };
+    Ok((values, view.shape().to_vec()))
 }
