@@ -11,7 +11,7 @@ use clap::Subcommand;
 use pith_core::ask::{AskOptions, answer_from};
 use pith_core::eval::{EvalSet, median};
 use pith_core::model::bert::Embedder;
-use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
+use pith_core::model::generate::Generator;
 use pith_core::model::sampling::SamplingOptions;
 use pith_core::store::{EmbedderId, NewDocument, NewPassage, Store};
 use pith_core::{Error, Filter, Method, Result};
@@ -493,8 +493,9 @@ fn generate(ctx: &Context, prompt_file: &Path, plan: &GeneratePlan) -> Result<Va
     let text = std::fs::read_to_string(prompt_file).map_err(|e| io_error(prompt_file, e))?;
     let dev = ctx.device();
     let load_start = Instant::now();
-    let generator = Generator::load(&ctx.generator_path(), &dev.device, DEFAULT_CONTEXT)?;
+    let generator = ctx.generator(&dev)?;
     let load = load_start.elapsed();
+    let loaded_rss = proc_status_mib("VmRSS:");
     let all_ids = generator.encode(&text)?;
     // One short untimed generation pays for lazy initialisation once.
     run_once(&generator, &all_ids[..all_ids.len().min(16)], 4)?;
@@ -519,9 +520,11 @@ fn generate(ctx: &Context, prompt_file: &Path, plan: &GeneratePlan) -> Result<Va
         "bench": "generate",
         "impl": "pith",
         "device": format!("{:?}", dev.kind).to_lowercase(),
+        "precision": generator.llama().precision,
         "context_capacity": generator.max_context(),
         "load_s": load.as_secs_f64(),
         "lengths": results,
+        "loaded_rss_mib": loaded_rss,
         "peak_rss_mib": peak_rss_mib(),
     }))
 }
@@ -582,7 +585,7 @@ fn soak(ctx: &Context, dir: &Path, plan: &SoakPlan) -> Result<Value> {
         )));
     }
     let dev = ctx.device();
-    let generator = Generator::load(&ctx.generator_path(), &dev.device, DEFAULT_CONTEXT)?;
+    let generator = ctx.generator(&dev)?;
     let embedder = Embedder::load(&ctx.models_dir().join("minilm"), &dev.device)?;
     let mut options = AskOptions::default();
     options.sampling.max_tokens = plan.max_tokens;

@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use pith_core::device::OpenDevice;
+use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
+use pith_core::model::llama::Precision;
 use pith_core::{
     DeviceChoice, Engine, EngineOptions, Error, Filter, Method, Result, SearchOptions,
 };
@@ -11,6 +14,7 @@ pub struct Context {
     pub db: Option<PathBuf>,
     pub models: Option<PathBuf>,
     pub device: DeviceChoice,
+    pub precision: Option<Precision>,
 }
 
 impl Context {
@@ -30,7 +34,7 @@ impl Context {
     }
 
     /// Opens the device, warning when the GPU was asked for but is missing.
-    pub fn device(&self) -> pith_core::device::OpenDevice {
+    pub fn device(&self) -> OpenDevice {
         let dev = pith_core::device::open(self.device);
         if let Some(w) = &dev.warning {
             eprintln!("pith: warning: {w}");
@@ -38,9 +42,23 @@ impl Context {
         dev
     }
 
+    /// Loads the generator on `device` with the precision asked for.
+    pub fn generator(&self, dev: &OpenDevice) -> Result<Generator> {
+        let precision = self
+            .precision
+            .unwrap_or_else(|| Precision::default_for(dev));
+        Generator::load(
+            &self.generator_path(),
+            &dev.device,
+            DEFAULT_CONTEXT,
+            precision,
+        )
+    }
+
     pub fn open_at(&self, db: PathBuf) -> Result<Engine> {
         let mut options = EngineOptions::new(self.models_dir(), db);
         options.device = self.device;
+        options.precision = self.precision;
         let engine = Engine::open(options)?;
         if let Some(w) = &engine.device().warning {
             eprintln!("pith: warning: {w}");

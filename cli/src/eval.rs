@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use pith_core::eval::{self, EvalSet};
 use pith_core::model::bert::Embedder;
-use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
+use pith_core::model::generate::Generator;
 use pith_core::{EngineOptions, Result};
 
 use crate::commands::{Context, bar};
@@ -65,7 +65,7 @@ fn setup(
 ) -> Result<(EvalSet, Generator, Embedder, indicatif::ProgressBar)> {
     let set = EvalSet::load(dir)?;
     let dev = ctx.device();
-    let generator = Generator::load(&ctx.generator_path(), &dev.device, DEFAULT_CONTEXT)?;
+    let generator = ctx.generator(&dev)?;
     let embedder = Embedder::load(
         &EngineOptions::new(ctx.models_dir(), "").embedder_dir(),
         &dev.device,

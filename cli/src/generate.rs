@@ -5,7 +5,7 @@ use std::io::{BufRead, Write};
 use clap::Args;
 use pith_core::Result;
 use pith_core::model::chat::Message;
-use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
+use pith_core::model::generate::Generator;
 use pith_core::model::sampling::SamplingOptions;
 
 use crate::commands::Context;
@@ -116,7 +116,7 @@ pub fn chat(ctx: &Context, sampling: &SamplingArgs) -> Result<()> {
 
 fn load(ctx: &Context) -> Result<Generator> {
     let dev = ctx.device();
-    Generator::load(&ctx.generator_path(), &dev.device, DEFAULT_CONTEXT)
+    ctx.generator(&dev)
 }
 
 pub fn ask(

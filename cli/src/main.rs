@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pith_core::DeviceChoice;
+use pith_core::model::llama::Precision;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +28,9 @@ struct Cli {
     /// Where models run: gpu (wgpu, falling back to the CPU when no adapter exists) or cpu.
     #[arg(long, global = true, default_value = "gpu")]
     device: DeviceChoice,
+    /// The generator's weight precision: f16 or f32 (default: f16 on a GPU that has it, f32 on the CPU).
+    #[arg(long, global = true)]
+    precision: Option<Precision>,
     #[command(subcommand)]
     command: Command,
 }
@@ -123,6 +127,7 @@ fn main() -> ExitCode {
         db: cli.db,
         models: cli.models,
         device: cli.device,
+        precision: cli.precision,
     };
     let result = match cli.command {
         Command::Ingest { paths, metadata } => commands::ingest(&ctx, &paths, &metadata),

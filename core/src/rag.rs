@@ -10,6 +10,7 @@ use crate::device::{self, DeviceChoice, OpenDevice};
 use crate::error::{Error, Result};
 use crate::model::bert::Embedder;
 use crate::model::generate::{DEFAULT_CONTEXT, Generator};
+use crate::model::llama::Precision;
 use crate::store::{DocumentInfo, EmbedderId, Filter, Hit, Method, NewDocument, NewPassage, Store};
 
 /// The largest document `ingest_text` takes. A document is one transaction whose
@@ -33,6 +34,8 @@ pub struct EngineOptions {
     /// CPU threads for the flex device; 0 uses every core. Process-wide: the thread pool
     /// is set by the first engine that asks, and a later engine cannot change it.
     pub threads: usize,
+    /// The generator's weight precision; `None` picks [`Precision::default_for`] the device.
+    pub precision: Option<Precision>,
 }
 
 impl EngineOptions {
@@ -45,6 +48,7 @@ impl EngineOptions {
             embedder: None,
             generator: None,
             threads: 0,
+            precision: None,
         }
     }
 
@@ -146,6 +150,9 @@ impl Engine {
             &self.options.generator_path(),
             &self.device.device,
             DEFAULT_CONTEXT,
+            self.options
+                .precision
+                .unwrap_or_else(|| Precision::default_for(&self.device)),
         )?);
         *slot = Some(g.clone());
         Ok(g)

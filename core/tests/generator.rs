@@ -10,19 +10,17 @@ use pith_core::DeviceChoice;
 use pith_core::device;
 use pith_core::model::chat::Message;
 use pith_core::model::generate::{Generator, StopReason};
+use pith_core::model::llama::Precision;
 use pith_core::model::sampling::{SamplingOptions, argmax};
 
-fn generator(choice: DeviceChoice) -> &'static Generator {
-    static CPU: OnceLock<Generator> = OnceLock::new();
-    static GPU: OnceLock<Generator> = OnceLock::new();
-    let cell = if choice == DeviceChoice::Cpu {
-        &CPU
-    } else {
-        &GPU
-    };
-    cell.get_or_init(|| {
+/// One model load per device and precision, shared by the tests.
+fn generator(choice: DeviceChoice, precision: Precision) -> &'static Generator {
+    static CELLS: [OnceLock<Generator>; 4] = [const { OnceLock::new() }; 4];
+    let index =
+        2 * usize::from(choice == DeviceChoice::Gpu) + usize::from(precision == Precision::F16);
+    CELLS[index].get_or_init(|| {
         let dev = device::open(choice);
-        Generator::load(&common::gguf_path(), &dev.device, 1024).unwrap()
+        Generator::load(&common::gguf_path(), &dev.device, 1024, precision).unwrap()
     })
 }
 
@@ -45,9 +43,41 @@ fn log_softmax(logits: &[f32]) -> Vec<f64> {
     logits.iter().map(|&l| l as f64 - lse).collect()
 }
 
-/// pith computes in f32 on the dequantised weights, as transformers does on the same
-/// GGUF: their log-probabilities agree to rounding.
-const F32_TOLERANCE: f64 = 2e-3;
+/// How far pith may be from the references, by weight precision.
+struct Tolerance {
+    /// Largest and mean |Δ log p| against the f32 reference over its top tokens.
+    worst_vs_f32: f64,
+    mean_vs_f32: f64,
+    /// The f32 reference's top-1 must be pith's where its lead is at least this.
+    f32_tie_margin: f64,
+}
+
+/// In f32 pith computes on the dequantised weights as transformers does on the same
+/// GGUF: their log-probabilities agree to rounding. f16 weights alone (wgpu, whose f16
+/// matmul accumulates in f32) moved them by at most 0.022, 0.005 on average, when
+/// measured on the CPU by widening every matmul; flex's f16 matmul also accumulates
+/// in f16, measured max 0.53, mean 0.068 (llama.cpp: mean 0.128 from the same f32
+/// reference). Near-ties may then flip.
+fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
+    match (precision, choice) {
+        (Precision::F32, _) => Tolerance {
+            worst_vs_f32: 2e-3,
+            mean_vs_f32: 2e-3,
+            f32_tie_margin: 0.0,
+        },
+        (Precision::F16, DeviceChoice::Gpu) => Tolerance {
+            worst_vs_f32: 0.05,
+            mean_vs_f32: 0.01,
+            f32_tie_margin: 0.1,
+        },
+        (Precision::F16, DeviceChoice::Cpu) => Tolerance {
+            worst_vs_f32: 0.75,
+            mean_vs_f32: 0.1,
+            f32_tie_margin: LLAMA_CPP_TIE_MARGIN,
+        },
+    }
+}
+
 /// llama.cpp rounds activations to 8 bits before quantised matmuls and keeps its KV
 /// cache in f16; measured against the f32 reference its log-probabilities move by up to
 /// ~1.4 on unlikely tokens and its top-1 flips only where the top two are within 0.35.
@@ -81,11 +111,13 @@ fn top(want: &serde_json::Value) -> Vec<(usize, f64)> {
         .collect()
 }
 
-fn logits_match_references(choice: DeviceChoice, prompts: &[usize]) {
-    let g = generator(choice);
+fn logits_match_references(choice: DeviceChoice, precision: Precision, prompts: &[usize]) {
+    let g = generator(choice, precision);
+    let tol = tolerance(choice, precision);
     let exact = common::fixture("smollm2_f32_logits.json");
     let llama = common::fixture("smollm2_llamacpp_logits.json");
-    let (mut worst_f32, mut sum_cpp, mut n_cpp) = (0f64, 0f64, 0usize);
+    let (mut worst_f32, mut sum_f32, mut n_f32) = (0f64, 0f64, 0usize);
+    let (mut sum_cpp, mut n_cpp) = (0f64, 0usize);
     let pairs = exact["prompts"]
         .as_array()
         .unwrap()
@@ -99,12 +131,16 @@ fn logits_match_references(choice: DeviceChoice, prompts: &[usize]) {
         for (pos, lp) in lps.iter().enumerate() {
             let got_top = argmax(&lp.iter().map(|&x| x as f32).collect::<Vec<_>>()) as usize;
             let e = top(&pe["positions"][pos]);
-            assert_eq!(
-                got_top, e[0].0,
-                "{choice:?} position {pos}: top-1 differs from the f32 reference"
-            );
+            if e[0].1 - e[1].1 >= tol.f32_tie_margin {
+                assert_eq!(
+                    got_top, e[0].0,
+                    "{choice:?} {precision:?} position {pos}: top-1 differs from the f32 reference"
+                );
+            }
             for &(id, want) in &e {
                 worst_f32 = worst_f32.max((lp[id] - want).abs());
+                sum_f32 += (lp[id] - want).abs();
+                n_f32 += 1;
             }
             let l = top(&pl["positions"][pos]);
             if l[0].1 - l[1].1 >= LLAMA_CPP_TIE_MARGIN {
@@ -120,10 +156,12 @@ fn logits_match_references(choice: DeviceChoice, prompts: &[usize]) {
         }
     }
     let mean_cpp = sum_cpp / n_cpp as f64;
+    let mean_f32 = sum_f32 / n_f32 as f64;
     eprintln!(
-        "{choice:?}: max |Δ log p| vs f32 reference {worst_f32:.5}; mean vs llama.cpp {mean_cpp:.3}"
+        "{choice:?} {precision:?}: |Δ log p| vs f32 reference max {worst_f32:.5} mean {mean_f32:.5}; mean vs llama.cpp {mean_cpp:.3}"
     );
-    assert!(worst_f32 <= F32_TOLERANCE, "{worst_f32}");
+    assert!(worst_f32 <= tol.worst_vs_f32, "{worst_f32}");
+    assert!(mean_f32 <= tol.mean_vs_f32, "{mean_f32}");
     assert!(mean_cpp <= LLAMA_CPP_MEAN_TOLERANCE, "{mean_cpp}");
 }
 
@@ -131,8 +169,13 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-fn greedy_matches_references(choice: DeviceChoice, tokens: usize) {
-    let g = generator(choice);
+/// Greedy continuations of the fixture prompts: the f32 reference's tokens, except
+/// that a lower precision may leave it where the reference's top two were within the
+/// precision's tie margin. Where llama.cpp's rounding makes it diverge, the f32
+/// reference diverges at the same token.
+fn greedy_matches_references(choice: DeviceChoice, precision: Precision, tokens: usize) {
+    let g = generator(choice, precision);
+    let margin = tolerance(choice, precision).f32_tie_margin;
     let exact = common::fixture("smollm2_f32_greedy.json");
     let llama = common::fixture("smollm2_llamacpp_greedy.json");
     for (e, l) in exact["items"]
@@ -145,54 +188,89 @@ fn greedy_matches_references(choice: DeviceChoice, tokens: usize) {
         let (mut want, mut cpp) = (ids(&e["generated"]), ids(&l["generated"]));
         want.truncate(tokens);
         cpp.truncate(tokens);
-        let mut cache = g.new_cache();
-        let mut logits = g
+        let got = greedy(g, &prompt, want.len());
+        let same = common_prefix(&got, &want);
+        eprintln!(
+            "{choice:?} {precision:?}: greedy follows the f32 reference for {same} of {} tokens",
+            want.len()
+        );
+        if same < want.len() {
+            let lead = reference_lead(&prompt, &want[..same], got[same]);
+            assert!(
+                lead < margin,
+                "{choice:?} {precision:?}: greedy continuation of {:?} leaves the reference at token {same}, where its lead is {lead}",
+                l["text"]
+            );
+        } else {
+            assert!(common_prefix(&got, &cpp) >= common_prefix(&want, &cpp));
+        }
+    }
+}
+
+fn greedy(g: &Generator, prompt: &[u32], tokens: usize) -> Vec<u32> {
+    let mut cache = g.new_cache();
+    let mut logits = g
+        .llama()
+        .forward(prompt, &mut cache, None, None)
+        .unwrap()
+        .logits;
+    let mut got = vec![];
+    while got.len() < tokens {
+        let next = argmax(logits.as_ref().unwrap());
+        got.push(next);
+        logits = g
             .llama()
-            .forward(&prompt, &mut cache, None, None)
+            .forward(&[next], &mut cache, None, None)
             .unwrap()
             .logits;
-        let mut got = vec![];
-        while got.len() < want.len() {
-            let next = argmax(logits.as_ref().unwrap());
-            got.push(next);
-            logits = g
-                .llama()
-                .forward(&[next], &mut cache, None, None)
-                .unwrap()
-                .logits;
-        }
-        assert_eq!(
-            got, want,
-            "{choice:?}: greedy continuation of {:?}",
-            l["text"]
-        );
-        // Where llama.cpp's rounding makes it diverge, the f32 reference diverges at the same token.
-        assert!(common_prefix(&got, &cpp) >= common_prefix(&want, &cpp));
     }
+    got
+}
+
+/// How far the f32 model prefers its own next token over `other` after `prefix`.
+fn reference_lead(prompt: &[u32], prefix: &[u32], other: u32) -> f64 {
+    let g = generator(DeviceChoice::Cpu, Precision::F32);
+    let mut cache = g.new_cache();
+    let tokens = [prompt, prefix].concat();
+    let logits = g
+        .llama()
+        .forward(&tokens, &mut cache, None, None)
+        .unwrap()
+        .logits
+        .unwrap();
+    let lp = log_softmax(&logits);
+    lp[argmax(&logits) as usize] - lp[other as usize]
 }
 
 #[test]
 fn logits_match_references_on_cpu() {
-    logits_match_references(DeviceChoice::Cpu, &[0, 1, 2]);
+    logits_match_references(DeviceChoice::Cpu, Precision::F32, &[0, 1, 2]);
 }
 
 #[test]
 fn greedy_matches_references_on_cpu() {
-    greedy_matches_references(DeviceChoice::Cpu, 64);
+    greedy_matches_references(DeviceChoice::Cpu, Precision::F32, 64);
 }
 
 #[test]
 fn logits_and_greedy_match_references_on_wgpu() {
     // lavapipe runs every kernel on the CPU through Vulkan and each step reads the
     // logits back (a 10-minute run here for 88 steps): the wgpu check covers every
-    // position of the shortest prompt and the first 8 greedy tokens of each.
-    logits_match_references(DeviceChoice::Gpu, &[2]);
-    greedy_matches_references(DeviceChoice::Gpu, 8);
+    // position of the shortest prompt and the first 8 greedy tokens of each, with f16
+    // weights, the default on a GPU.
+    logits_match_references(DeviceChoice::Gpu, Precision::F16, &[2]);
+    greedy_matches_references(DeviceChoice::Gpu, Precision::F16, 8);
+}
+
+#[test]
+fn f16_weights_match_references_on_cpu() {
+    logits_match_references(DeviceChoice::Cpu, Precision::F16, &[0, 1, 2]);
+    greedy_matches_references(DeviceChoice::Cpu, Precision::F16, 64);
 }
 
 #[test]
 fn chat_template_matches_transformers() {
-    let g = generator(DeviceChoice::Cpu);
+    let g = generator(DeviceChoice::Cpu, Precision::F32);
     for item in common::fixture("smollm2_chat.json")["items"]
         .as_array()
         .unwrap()
@@ -207,7 +285,7 @@ fn chat_template_matches_transformers() {
 
 #[test]
 fn streaming_is_utf8_safe_stops_and_cancels() {
-    let g = generator(DeviceChoice::Cpu);
+    let g = generator(DeviceChoice::Cpu, Precision::F32);
     let prompt = g
         .encode(
             &g.chat_prompt(&[Message::new(
@@ -283,7 +361,7 @@ fn streaming_is_utf8_safe_stops_and_cancels() {
 
 #[test]
 fn context_overflow_is_an_error() {
-    let g = generator(DeviceChoice::Cpu);
+    let g = generator(DeviceChoice::Cpu, Precision::F32);
     let long = vec![28u32; g.max_context() + 1];
     let err = g
         .generate(&long, &SamplingOptions::greedy(1), &mut |_| true, None)
@@ -308,7 +386,7 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
 /// what a full pass over the kept tokens at their positions gives.
 #[test]
 fn keep_and_finish_matches_a_full_pass() {
-    let g = generator(DeviceChoice::Cpu);
+    let g = generator(DeviceChoice::Cpu, Precision::F32);
     let llama = g.llama();
     let prompt = g
         .encode("The lighthouse stood on the cliff. Paris is the capital of France, and the capital of Germany is")

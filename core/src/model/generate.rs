@@ -10,7 +10,7 @@ use tokenizers::Tokenizer;
 
 use super::chat::{ChatTemplate, Message};
 use super::gguf::Gguf;
-use super::llama::{KvCache, Llama};
+use super::llama::{KvCache, Llama, Precision};
 use super::sampling::{Sampler, SamplingOptions};
 use super::tokenizer;
 use crate::error::{Error, Result};
@@ -52,10 +52,16 @@ pub struct Generator {
 pub const DEFAULT_CONTEXT: usize = 2048;
 
 impl Generator {
-    pub fn load(path: &Path, device: &Device, max_context: usize) -> Result<Self> {
+    /// Loads the GGUF at `path` with its weight matrices kept in `precision` on `device`.
+    pub fn load(
+        path: &Path,
+        device: &Device,
+        max_context: usize,
+        precision: Precision,
+    ) -> Result<Self> {
         let gguf = Gguf::open(path)?;
         let tokenizer = tokenizer::from_gguf(&gguf)?;
-        let llama = Llama::load(&gguf, device)?;
+        let llama = Llama::load(&gguf, device, precision)?;
         let tokens = gguf.strings("tokenizer.ggml.tokens")?;
         let token = |key: &str| {
             gguf.u64(key)

@@ -7,9 +7,12 @@
 use std::ops::Range;
 
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use half::f16;
+
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 
 use super::gguf::Gguf;
+use crate::device::{DeviceChoice, OpenDevice};
 use crate::error::{Error, Result};
 
 /// Hyper-parameters, all read from GGUF metadata.
@@ -85,6 +88,68 @@ impl Config {
     }
 }
 
+/// The float type the weight matrices are kept in on the device.
+///
+/// Decoding one token reads every weight once, so its speed is set by memory bandwidth:
+/// f16 halves both the bytes read per token and the memory the model takes.
+/// Activations, norms and the KV cache stay f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    F16,
+}
+
+impl Precision {
+    /// f16 on a GPU that has it, f32 on the CPU.
+    ///
+    /// wgpu's f16 matmul accumulates in f32. The flex CPU device's accumulates in f16:
+    /// its decode is 1.5x faster in f16 but log-probabilities move by 0.07 on average
+    /// (see core/tests/generator.rs), so there f16 is a choice, not the default.
+    pub fn default_for(dev: &OpenDevice) -> Self {
+        if dev.kind == DeviceChoice::Gpu && dev.device.supports_dtype(DType::F16) {
+            Self::F16
+        } else {
+            Self::F32
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            _ => Err(Error::InvalidArgument(format!(
+                "precision {s:?} (use f16 or f32)"
+            ))),
+        }
+    }
+}
+
+/// Rows from which a matmul against f16 weights widens the weights to f32 instead.
+///
+/// A few rows (decoding) are bound by reading the weights, where f16 is the win. Many
+/// rows (prefill) are bound by arithmetic, which the CPU does in f32 only: there
+/// widening the weights once per call is cheaper than an f16 GEMM (measured on flex,
+/// 256 rows: f16 GEMM 1.55x the f32 time, widening then f32 1.28x) and keeps the
+/// prompt's pass, which pruning reads, at f32 accuracy. On a GPU the widening is one
+/// elementwise pass over the weights per prefill chunk.
+const WIDEN_FROM_ROWS: usize = 32;
+
+/// `x @ w` for f32 `x`, returned as f32, whatever float type `w` is kept in.
+fn matmul_f32(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
+    let dtype: FloatDType = w.dtype().into();
+    if dtype == FloatDType::F32 {
+        x.matmul(w.clone())
+    } else if x.dims()[0] >= WIDEN_FROM_ROWS {
+        x.matmul(w.clone().cast(FloatDType::F32))
+    } else {
+        x.cast(dtype).matmul(w.clone()).cast(FloatDType::F32)
+    }
+}
+
 struct Linear {
     /// `[in, out]`, transposed on load so a forward pass is one matmul.
     weight_t: Tensor<2>,
@@ -93,7 +158,7 @@ struct Linear {
 
 impl Linear {
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let y = x.matmul(self.weight_t.clone());
+        let y = matmul_f32(x, &self.weight_t);
         match &self.bias {
             Some(b) => {
                 let dims = y.dims();
@@ -199,6 +264,7 @@ struct Rows {
 /// The decoder's weights on a device.
 pub struct Llama {
     pub config: Config,
+    pub precision: Precision,
     device: Device,
     embed: Tensor<2>,
     /// `None` when the output head is tied to the embedding.
@@ -214,7 +280,7 @@ pub struct Llama {
 pub const PREFILL_CHUNK: usize = 256;
 
 impl Llama {
-    pub fn load(g: &Gguf, device: &Device) -> Result<Self> {
+    pub fn load(g: &Gguf, device: &Device, precision: Precision) -> Result<Self> {
         let config = Config::from_gguf(g)?;
         let tensor = |name: &str, shape_check: &[usize]| -> Result<(Vec<f32>, Vec<usize>)> {
             let (v, shape) = g.dequantize(name)?;
@@ -228,6 +294,14 @@ impl Llama {
         };
         let on_device = |v: Vec<f32>, shape: [usize; 2]| {
             Tensor::<2>::from_data(TensorData::new(v, shape), device)
+        };
+        // Narrowed on the host, so the f32 copy never reaches the device.
+        let matrix = |v: Vec<f32>, shape: [usize; 2]| match precision {
+            Precision::F32 => on_device(v, shape),
+            Precision::F16 => {
+                let v: Vec<f16> = v.into_iter().map(f16::from_f32).collect();
+                Tensor::<2>::from_data(TensorData::new(v, shape), (device, DType::F16))
+            }
         };
         let norm = |name: &str| -> Result<Tensor<2>> {
             let (v, _) = tensor(name, &[config.dim])?;
@@ -243,7 +317,7 @@ impl Llama {
                 None
             };
             Ok(Linear {
-                weight_t: on_device(transpose(&v, out, inp), [inp, out]),
+                weight_t: matrix(transpose(&v, out, inp), [inp, out]),
                 bias,
             })
         };
@@ -267,13 +341,13 @@ impl Llama {
         let (e, _) = tensor("token_embd.weight", &[config.vocab, d])?;
         let output = if g.has_tensor("output.weight") {
             let (o, _) = tensor("output.weight", &[config.vocab, d])?;
-            Some(on_device(o, [config.vocab, d]))
+            Some(matrix(o, [config.vocab, d]))
         } else {
             None
         };
         let (cos, sin) = rope_tables(&config, device);
         Ok(Self {
-            embed: on_device(e, [config.vocab, d]),
+            embed: matrix(e, [config.vocab, d]),
             output,
             norm: norm("output_norm.weight")?,
             blocks,
@@ -281,6 +355,7 @@ impl Llama {
             sin,
             device: device.clone(),
             config,
+            precision,
         })
     }
 
@@ -337,7 +412,7 @@ impl Llama {
             let (start, t) = (cache.len, chunk.len());
             let ids: Vec<i32> = chunk.iter().map(|&i| i as i32).collect();
             let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [t]), &self.device);
-            let x = self.embed.clone().select(0, ids);
+            let x = self.embed.clone().select(0, ids).cast(FloatDType::F32);
             let position = cache.next_position();
             let rope = (
                 self.cos.clone().narrow(0, position, t),
@@ -582,7 +657,11 @@ impl Llama {
         let last = rms_norm(x.narrow(0, t - 1, 1), &self.norm, self.config.rms_eps);
         let head = self.output.as_ref().unwrap_or(&self.embed);
         // `head @ xᵀ` keeps the [vocab, dim] matrix as stored: no transposed copy.
-        let logits = head.clone().matmul(last.transpose());
+        let dtype: FloatDType = head.dtype().into();
+        let logits = head
+            .clone()
+            .matmul(last.transpose().cast(dtype))
+            .cast(FloatDType::F32);
         read_vec(logits)
     }
 
