@@ -73,14 +73,16 @@ GEN_ROWS = (("prefill_tok_s", "prefill tokens/s", 1), ("decode_tok_s", "decode t
             ("ttft_ms", "time to first token (ms)", 0))
 
 
-def generate_table(pith, peer, length):
-    p, q = by_length(pith)[length], by_length(peer)[length]
-    rows = [[label, fmt(p[k], d), fmt(q[k], d), ratio(p[k], q[k])] for k, label, d in GEN_ROWS]
-    rows.append(["peak RSS (MiB, whole run)", fmt(pith["peak_rss_mib"], 0), fmt(peer["peak_rss_mib"], 0),
-                 ratio(pith["peak_rss_mib"], peer["peak_rss_mib"])])
+def generate_table(pith, half, peer, length):
+    """pith on flex with f32 weights (the CPU default) and with f16 weights, against llama.cpp."""
+    p, h, q = by_length(pith)[length], by_length(half)[length], by_length(peer)[length]
+    rows = [[label, fmt(p[k], d), fmt(h[k], d), fmt(q[k], d), ratio(p[k], q[k]), ratio(h[k], q[k])] for k, label, d in GEN_ROWS]
+    rows.append(["RSS after loading (MiB)", fmt(pith.get("loaded_rss_mib"), 0), fmt(half.get("loaded_rss_mib"), 0), "-", "-", "-"])
+    rows.append(["peak RSS (MiB, whole run)", fmt(pith["peak_rss_mib"], 0), fmt(half["peak_rss_mib"], 0), fmt(peer["peak_rss_mib"], 0),
+                 ratio(pith["peak_rss_mib"], peer["peak_rss_mib"]), ratio(half["peak_rss_mib"], peer["peak_rss_mib"])])
     decoded = p["runs"][0]["decode_tokens"]
-    title = f"Generation, {length}-token prompt, {decoded} greedy tokens: pith cpu vs {peer['impl']}"
-    return table(title, ["", "pith cpu", "llama.cpp", "pith/llama.cpp"], rows)
+    title = f"Generation, {length}-token prompt, {decoded} greedy tokens: pith cpu (f32 and f16 weights) vs {peer['impl']}"
+    return table(title, ["", "pith cpu f32", "pith cpu f16", "llama.cpp", "f32/llama.cpp", "f16/llama.cpp"], rows)
 
 
 def gpu_table(cpu, gpu):
@@ -90,19 +92,20 @@ def gpu_table(cpu, gpu):
     rows = [[label, fmt(g[k], d), fmt(c[k], d), ratio(g[k], c[k])] for k, label, d in GEN_ROWS]
     rows.append(["peak RSS (MiB, whole run)", fmt(gpu["peak_rss_mib"], 0), fmt(cpu["peak_rss_mib"], 0), "-"])
     decoded = g["runs"][0]["decode_tokens"]
-    title = f"pith on wgpu (Mesa lavapipe: Vulkan emulated on the CPU), {length}-token prompt, {decoded} tokens"
+    title = f"pith on wgpu (Mesa lavapipe: Vulkan emulated on the CPU; {gpu.get('precision', 'f32')} weights), {length}-token prompt, {decoded} tokens"
     return table(title, ["", "pith gpu (lavapipe)", "pith cpu", "gpu/cpu"], rows)
 
 
-def sweep_table(pith, peer, threads):
-    p, q = by_length(pith), by_length(peer)
+def sweep_table(pith, half, peer, threads):
+    p, h, q = by_length(pith), by_length(half), by_length(peer)
     rows = []
-    for n in sorted(set(p) & set(q)):
-        rows.append([n, fmt(p[n]["decode_tok_s"]), fmt(q[n]["decode_tok_s"]), ratio(p[n]["decode_tok_s"], q[n]["decode_tok_s"]),
+    for n in sorted(set(p) & set(h) & set(q)):
+        rows.append([n, fmt(p[n]["decode_tok_s"]), fmt(h[n]["decode_tok_s"]), fmt(q[n]["decode_tok_s"]),
+                     ratio(p[n]["decode_tok_s"], q[n]["decode_tok_s"]), ratio(h[n]["decode_tok_s"], q[n]["decode_tok_s"]),
                      fmt(p[n]["prefill_tok_s"]), fmt(q[n]["prefill_tok_s"]), ratio(p[n]["prefill_tok_s"], q[n]["prefill_tok_s"]),
                      fmt(p[n]["ttft_ms"], 0), fmt(q[n]["ttft_ms"], 0), ratio(p[n]["ttft_ms"], q[n]["ttft_ms"])])
-    header = ["prompt tokens", "pith decode tok/s", "llama.cpp decode tok/s", "ratio",
-              "pith prefill tok/s", "llama.cpp prefill tok/s", "ratio", "pith TTFT ms", "llama.cpp TTFT ms", "ratio"]
+    header = ["prompt tokens", "pith f32 decode tok/s", "pith f16 decode tok/s", "llama.cpp decode tok/s", "f32 ratio", "f16 ratio",
+              "pith f32 prefill tok/s", "llama.cpp prefill tok/s", "ratio", "pith f32 TTFT ms", "llama.cpp TTFT ms", "ratio"]
     return table(f"Generation against context length (CPU, {threads} thread(s) each)", header, rows)
 
 
@@ -113,15 +116,17 @@ def ingest_table(ingest):
     return table(f"Ingest end to end (`pith --device cpu ingest`), {ingest['reps']} run(s)", header, rows)
 
 
-def plot(pith, peer, threads, out):
+def plot(pith, half, peer, threads, out):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    p, q = by_length(pith), by_length(peer)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for data, label, style in ((p, "pith (CPU, flex)", "o-"), (q, "llama.cpp (CPU)", "s--")):
+    series = ((pith, "pith (CPU, flex, f32 weights)", "o-"), (half, "pith (CPU, flex, f16 weights)", "^-"),
+              (peer, "llama.cpp (CPU)", "s--"))
+    for run, label, style in series:
+        data = by_length(run)
         xs = sorted(data)
         a.plot(xs, [data[x]["decode_tok_s"] for x in xs], style, label=label)
         b.plot(xs, [data[x]["ttft_ms"] for x in xs], style, label=label)
@@ -139,17 +144,18 @@ def main(raw, out):
     raw, out = Path(raw), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     r = {name: load(raw, name) for name in ("machine", "pith-embed", "peer-embed", "pith-search", "peer-search",
-                                            "pith-generate-cpu", "peer-generate", "pith-generate-gpu", "ingest")}
+                                            "pith-generate-cpu", "pith-generate-cpu-f16", "peer-generate", "pith-generate-gpu", "ingest")}
     tables = [embed_table(r["pith-embed"], r["peer-embed"]), search_table(r["pith-search"], r["peer-search"])]
     main_len = 512 if 512 in by_length(r["pith-generate-cpu"]) else min(by_length(r["pith-generate-cpu"]))
-    tables.append(generate_table(r["pith-generate-cpu"], r["peer-generate"], main_len))
+    half = r["pith-generate-cpu-f16"]
+    tables.append(generate_table(r["pith-generate-cpu"], half, r["peer-generate"], main_len))
     threads = (r["machine"] or {}).get("threads", "?")
-    tables.append(sweep_table(r["pith-generate-cpu"], r["peer-generate"], threads))
+    tables.append(sweep_table(r["pith-generate-cpu"], half, r["peer-generate"], threads))
     if r["pith-generate-gpu"]:
         tables.append(gpu_table(r["pith-generate-cpu"], r["pith-generate-gpu"]))
     if r["ingest"]:
         tables.append(ingest_table(r["ingest"]))
-    plot(r["pith-generate-cpu"], r["peer-generate"], threads, out / "decode-vs-context.png")
+    plot(r["pith-generate-cpu"], half, r["peer-generate"], threads, out / "decode-vs-context.png")
     (out / "results.json").write_text(json.dumps(r, indent=1) + "\n")
     (out / "tables.md").write_text("\n".join(tables))
 
