@@ -40,7 +40,7 @@ fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>> {
 
 /// Tensor `name` of the safetensors file held in `bytes`, converted to f32, with its
 /// shape; `path` only names the file in errors. Public so that the fuzz target
-/// (`fuzz/fuzz_targets/safetensors.rs`) runs the same code on bytes without a file.
+/// (`fuzz-harness/src/safetensors.rs`) runs the same code on bytes without a file.
 pub fn tensor_f32(bytes: &[u8], path: &Path, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
     let tensors = parse(bytes, path)?;
     let view = tensors
