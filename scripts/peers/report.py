@@ -3,9 +3,9 @@ ratio pith/peer), and writes docs/benchmarks/results.json and the decode-vs-cont
 
     report.py RAW_DIR OUT_DIR
 
-RAW_DIR holds: machine.json, pith-embed.json, peer-embed.json, pith-search.json,
-peer-search.json, pith-generate-cpu.json, peer-generate.json, pith-generate-gpu.json
-(optional) and ingest.json (optional).
+RAW_DIR holds machine.json and a JSON file per stage (STAGES; the GPU run and ingest
+are optional). A stage missing from RAW_DIR keeps its figures from the results.json
+already in OUT_DIR, and is listed under "carried_over".
 """
 
 import json
@@ -140,11 +140,21 @@ def plot(pith, half, peer, threads, out):
     fig.savefig(out, dpi=110)
 
 
+STAGES = ("pith-embed", "peer-embed", "pith-search", "peer-search", "pith-generate-cpu", "pith-generate-cpu-f16",
+          "peer-generate", "pith-generate-gpu", "ingest")
+
+
 def main(raw, out):
     raw, out = Path(raw), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    r = {name: load(raw, name) for name in ("machine", "pith-embed", "peer-embed", "pith-search", "peer-search",
-                                            "pith-generate-cpu", "pith-generate-cpu-f16", "peer-generate", "pith-generate-gpu", "ingest")}
+    r = {name: load(raw, name) for name in ("machine",) + STAGES}
+    # Stages left out of this run (BENCH_STAGES) keep the last run's figures, marked.
+    previous = out / "results.json"
+    previous = json.loads(previous.read_text()) if previous.exists() else {}
+    carried = [n for n in STAGES if r[n] is None and previous.get(n) is not None]
+    for name in carried:
+        r[name] = previous[name]
+    r["carried_over"] = carried
     tables = [embed_table(r["pith-embed"], r["peer-embed"]), search_table(r["pith-search"], r["peer-search"])]
     main_len = 512 if 512 in by_length(r["pith-generate-cpu"]) else min(by_length(r["pith-generate-cpu"]))
     half = r["pith-generate-cpu-f16"]
@@ -157,6 +167,8 @@ def main(raw, out):
         tables.append(ingest_table(r["ingest"]))
     plot(r["pith-generate-cpu"], half, r["peer-generate"], threads, out / "decode-vs-context.png")
     (out / "results.json").write_text(json.dumps(r, indent=1) + "\n")
+    if carried:
+        tables.append(f"Carried over from an earlier run (BENCH_STAGES left them out): {', '.join(carried)}.\n")
     (out / "tables.md").write_text("\n".join(tables))
 
 
