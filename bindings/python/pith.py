@@ -1671,12 +1671,83 @@ class _UniffiFfiConverterOptionalTypeDevice(_UniffiConverterRustBuffer):
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
+
+
+
+
+
+class Precision(enum.Enum):
+    """
+    How the generator's weights are kept on the device.
+"""
+    
+    F16 = 0
+    """
+    Half the memory; decodes faster where memory bandwidth bounds it.
+"""
+    
+    F32 = 1
+    
+
+
+class _UniffiFfiConverterTypePrecision(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return Precision.F16
+        if variant == 2:
+            return Precision.F32
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == Precision.F16:
+            return
+        if value == Precision.F32:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == Precision.F16:
+            buf.write_i32(1)
+        if value == Precision.F32:
+            buf.write_i32(2)
+
+
+
+class _UniffiFfiConverterOptionalTypePrecision(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypePrecision.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypePrecision.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypePrecision.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 @dataclass
 class EngineConfig:
     """
     How to open an engine.
 """
-    def __init__(self, *, models_dir:str, db_path:str, embedder_dir:typing.Optional[str] = _DEFAULT, generator_path:typing.Optional[str] = _DEFAULT, device:typing.Optional[Device] = _DEFAULT, threads:int = 0):
+    def __init__(self, *, models_dir:str, db_path:str, embedder_dir:typing.Optional[str] = _DEFAULT, generator_path:typing.Optional[str] = _DEFAULT, device:typing.Optional[Device] = _DEFAULT, threads:int = 0, precision:typing.Optional[Precision] = _DEFAULT):
         self.models_dir = models_dir
         self.db_path = db_path
         if embedder_dir is _DEFAULT:
@@ -1692,12 +1763,16 @@ class EngineConfig:
         else:
             self.device = device
         self.threads = threads
+        if precision is _DEFAULT:
+            self.precision = None
+        else:
+            self.precision = precision
         
         
 
     
     def __str__(self):
-        return "EngineConfig(models_dir={}, db_path={}, embedder_dir={}, generator_path={}, device={}, threads={})".format(self.models_dir, self.db_path, self.embedder_dir, self.generator_path, self.device, self.threads)
+        return "EngineConfig(models_dir={}, db_path={}, embedder_dir={}, generator_path={}, device={}, threads={}, precision={})".format(self.models_dir, self.db_path, self.embedder_dir, self.generator_path, self.device, self.threads, self.precision)
     def __eq__(self, other):
         if self.models_dir != other.models_dir:
             return False
@@ -1711,6 +1786,8 @@ class EngineConfig:
             return False
         if self.threads != other.threads:
             return False
+        if self.precision != other.precision:
+            return False
         return True
 
 class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
@@ -1723,6 +1800,7 @@ class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
             generator_path=_UniffiFfiConverterOptionalString.read(buf),
             device=_UniffiFfiConverterOptionalTypeDevice.read(buf),
             threads=_UniffiFfiConverterUInt32.read(buf),
+            precision=_UniffiFfiConverterOptionalTypePrecision.read(buf),
         )
 
     @staticmethod
@@ -1733,6 +1811,7 @@ class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.check_lower(value.generator_path)
         _UniffiFfiConverterOptionalTypeDevice.check_lower(value.device)
         _UniffiFfiConverterUInt32.check_lower(value.threads)
+        _UniffiFfiConverterOptionalTypePrecision.check_lower(value.precision)
 
     @staticmethod
     def write(value, buf):
@@ -1742,6 +1821,7 @@ class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.generator_path, buf)
         _UniffiFfiConverterOptionalTypeDevice.write(value.device, buf)
         _UniffiFfiConverterUInt32.write(value.threads, buf)
+        _UniffiFfiConverterOptionalTypePrecision.write(value.precision, buf)
 
 @dataclass
 class IngestResult:
@@ -2945,6 +3025,7 @@ def version() -> str:
 __all__ = [
     "InternalError",
     "Device",
+    "Precision",
     "PithError",
     "SearchMethod",
     "Citation",

@@ -20,7 +20,10 @@ BEES = (
 def engine(tmp_path_factory):
     db = tmp_path_factory.mktemp("pith") / "test.db"
     config = pith.EngineConfig(
-        models_dir=os.environ["PITH_MODELS"], db_path=str(db), device=pith.Device.CPU
+        models_dir=os.environ["PITH_MODELS"],
+        db_path=str(db),
+        device=pith.Device.CPU,
+        precision=pith.Precision.F32,
     )
     return pith.Engine.open(config)
 

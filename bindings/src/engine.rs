@@ -4,11 +4,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use pith_core::model::llama;
 use pith_core::{AskOptions, DeviceChoice, EngineOptions, SearchOptions};
 
 use crate::error::PithError;
 use crate::records::{
-    Answer, AskConfig, Device, Document, EngineConfig, IngestResult, SearchHit, SearchMethod,
+    Answer, AskConfig, Device, Document, EngineConfig, IngestResult, Precision, SearchHit,
+    SearchMethod,
 };
 
 /// Receives ingest progress: passages embedded so far, and the document's total.
@@ -66,6 +68,10 @@ impl Engine {
             Some(Device::Gpu) | None => DeviceChoice::Gpu,
         };
         options.threads = config.threads as usize;
+        options.precision = config.precision.map(|p| match p {
+            Precision::F16 => llama::Precision::F16,
+            Precision::F32 => llama::Precision::F32,
+        });
         Ok(Arc::new(Self(pith_core::Engine::open(options)?)))
     }
 

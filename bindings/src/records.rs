@@ -10,6 +10,14 @@ pub enum Device {
     Cpu,
 }
 
+/// How the generator's weights are kept on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Precision {
+    /// Half the memory; decodes faster where memory bandwidth bounds it.
+    F16,
+    F32,
+}
+
 /// How to open an engine.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct EngineConfig {
@@ -29,6 +37,9 @@ pub struct EngineConfig {
     /// CPU threads, process-wide; 0 uses every core.
     #[uniffi(default = 0)]
     pub threads: u32,
+    /// None is f16 on a GPU, f32 on the CPU.
+    #[uniffi(default = None)]
+    pub precision: Option<Precision>,
 }
 
 /// What ingesting one document did.

@@ -148,6 +148,8 @@ typedef struct pith_engine_options {
   const char *device;
   // CPU threads for the CPU device, process-wide; 0 uses every core.
   uint32_t threads;
+  // The generator's weights: "f16" or "f32"; NULL for f16 on a GPU, f32 on the CPU.
+  const char *precision;
 } pith_engine_options;
 
 // Called as ingest proceeds with the passages embedded so far and the document's total.

@@ -3,6 +3,7 @@
 use std::ffi::{c_char, c_void};
 use std::path::Path;
 
+use pith_core::model::llama::Precision;
 use pith_core::{DeviceChoice, Engine, EngineOptions, IngestReport};
 
 use crate::convert::{
@@ -29,6 +30,8 @@ pub struct pith_engine_options {
     pub device: *const c_char,
     /// CPU threads for the CPU device, process-wide; 0 uses every core.
     pub threads: u32,
+    /// The generator's weights: "f16" or "f32"; NULL for f16 on a GPU, f32 on the CPU.
+    pub precision: *const c_char,
 }
 
 /// Options with every field at its default: models in "models", no database yet.
@@ -41,6 +44,7 @@ pub extern "C" fn pith_engine_options_default() -> pith_engine_options {
         generator_path: std::ptr::null(),
         device: std::ptr::null(),
         threads: 0,
+        precision: std::ptr::null(),
     }
 }
 
@@ -54,6 +58,9 @@ unsafe fn engine_options(o: &pith_engine_options) -> pith_core::Result<EngineOpt
         options.device = device.parse::<DeviceChoice>()?;
     }
     options.threads = o.threads as usize;
+    if let Some(precision) = unsafe { opt_str_arg(o.precision, "precision") }? {
+        options.precision = Some(precision.parse::<Precision>()?);
+    }
     Ok(options)
 }
 

@@ -87,6 +87,7 @@ pub fn run(data: &[u8]) {
             device.as_ptr()
         },
         threads: 0,
+        precision: ptr_of(7, &strings[7]),
     };
     let mut engine: *mut pith_engine = sentinel();
     // SAFETY: valid options and out-pointer; every string is NUL-terminated.

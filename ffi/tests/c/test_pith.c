@@ -129,6 +129,10 @@ static void test_open_errors(void) {
     o.device = "tpu";
     CHECK_STATUS(pith_engine_open(&o, &engine), PITH_INVALID_ARGUMENT);
     o.device = "cpu";
+    o.precision = "f8";
+    CHECK_STATUS(pith_engine_open(&o, &engine), PITH_INVALID_ARGUMENT);
+    CHECK(strstr(pith_last_error(), "f8") != NULL);
+    o.precision = NULL;
 
     char missing[4096];
     path_in_work(missing, "no-such-models");

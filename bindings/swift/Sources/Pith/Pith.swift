@@ -1945,6 +1945,10 @@ public struct EngineConfig: Equatable, Hashable {
      * CPU threads, process-wide; 0 uses every core.
      */
     public var threads: UInt32
+    /**
+     * None is f16 on a GPU, f32 on the CPU.
+     */
+    public var precision: Precision?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1966,13 +1970,17 @@ public struct EngineConfig: Equatable, Hashable {
          */device: Device? = nil, 
         /**
          * CPU threads, process-wide; 0 uses every core.
-         */threads: UInt32 = UInt32(0)) {
+         */threads: UInt32 = UInt32(0), 
+        /**
+         * None is f16 on a GPU, f32 on the CPU.
+         */precision: Precision? = nil) {
         self.modelsDir = modelsDir
         self.dbPath = dbPath
         self.embedderDir = embedderDir
         self.generatorPath = generatorPath
         self.device = device
         self.threads = threads
+        self.precision = precision
     }
 
     
@@ -1996,7 +2004,8 @@ public struct FfiConverterTypeEngineConfig: FfiConverterRustBuffer {
                 embedderDir: FfiConverterOptionString.read(from: &buf), 
                 generatorPath: FfiConverterOptionString.read(from: &buf), 
                 device: FfiConverterOptionTypeDevice.read(from: &buf), 
-                threads: FfiConverterUInt32.read(from: &buf)
+                threads: FfiConverterUInt32.read(from: &buf), 
+                precision: FfiConverterOptionTypePrecision.read(from: &buf)
         )
     }
 
@@ -2007,6 +2016,7 @@ public struct FfiConverterTypeEngineConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.generatorPath, into: &buf)
         FfiConverterOptionTypeDevice.write(value.device, into: &buf)
         FfiConverterUInt32.write(value.threads, into: &buf)
+        FfiConverterOptionTypePrecision.write(value.precision, into: &buf)
     }
 }
 
@@ -2413,6 +2423,78 @@ public func FfiConverterTypePithError_lower(_ value: PithError) -> RustBuffer {
 }
 
 
+/**
+ * How the generator's weights are kept on the device.
+ */
+
+public enum Precision: Equatable, Hashable {
+    
+    /**
+     * Half the memory; decodes faster where memory bandwidth bounds it.
+     */
+    case f16
+    case f32
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Precision: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePrecision: FfiConverterRustBuffer {
+    typealias SwiftType = Precision
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Precision {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .f16
+        
+        case 2: return .f32
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Precision, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .f16:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .f32:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePrecision_lift(_ buf: RustBuffer) throws -> Precision {
+    return try FfiConverterTypePrecision.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePrecision_lower(_ value: Precision) -> RustBuffer {
+    return FfiConverterTypePrecision.lower(value)
+}
+
+
+
 
 public enum SearchMethod: Equatable, Hashable {
     
@@ -2603,6 +2685,30 @@ fileprivate struct FfiConverterOptionTypeDevice: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeDevice.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypePrecision: FfiConverterRustBuffer {
+    typealias SwiftType = Precision?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePrecision.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePrecision.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

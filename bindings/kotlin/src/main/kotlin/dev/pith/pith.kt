@@ -3234,6 +3234,11 @@ data class EngineConfig (
      * CPU threads, process-wide; 0 uses every core.
      */
     var `threads`: kotlin.UInt = 0u 
+    , 
+    /**
+     * None is f16 on a GPU, f32 on the CPU.
+     */
+    var `precision`: Precision? = null 
     
 ){
     
@@ -3256,6 +3261,7 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalTypeDevice.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterOptionalTypePrecision.read(buf),
         )
     }
 
@@ -3265,7 +3271,8 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
             FfiConverterOptionalString.allocationSize(value.`embedderDir`) +
             FfiConverterOptionalString.allocationSize(value.`generatorPath`) +
             FfiConverterOptionalTypeDevice.allocationSize(value.`device`) +
-            FfiConverterUInt.allocationSize(value.`threads`)
+            FfiConverterUInt.allocationSize(value.`threads`) +
+            FfiConverterOptionalTypePrecision.allocationSize(value.`precision`)
     )
 
     override fun write(value: EngineConfig, buf: ByteBuffer) {
@@ -3275,6 +3282,7 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
             FfiConverterOptionalString.write(value.`generatorPath`, buf)
             FfiConverterOptionalTypeDevice.write(value.`device`, buf)
             FfiConverterUInt.write(value.`threads`, buf)
+            FfiConverterOptionalTypePrecision.write(value.`precision`, buf)
     }
 }
 
@@ -3557,6 +3565,46 @@ public object FfiConverterTypePithError : FfiConverterRustBuffer<PithException> 
 
 
 
+/**
+ * How the generator's weights are kept on the device.
+ */
+
+enum class Precision {
+    
+    /**
+     * Half the memory; decodes faster where memory bandwidth bounds it.
+     */
+    F16,
+    F32;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePrecision: FfiConverterRustBuffer<Precision> {
+    override fun read(buf: ByteBuffer) = try {
+        Precision.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: Precision) = 4UL
+
+    override fun write(value: Precision, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 enum class SearchMethod {
     
@@ -3749,6 +3797,38 @@ public object FfiConverterOptionalTypeDevice: FfiConverterRustBuffer<Device?> {
         } else {
             buf.put(1)
             FfiConverterTypeDevice.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypePrecision: FfiConverterRustBuffer<Precision?> {
+    override fun read(buf: ByteBuffer): Precision? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypePrecision.read(buf)
+    }
+
+    override fun allocationSize(value: Precision?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypePrecision.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Precision?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypePrecision.write(value, buf)
         }
     }
 }
