@@ -116,6 +116,15 @@ def ingest_table(ingest):
     return table(f"Ingest end to end (`pith --device cpu ingest`), {ingest['reps']} run(s)", header, rows)
 
 
+def ask_table(ask):
+    base = ask["no_pruning"]["first_token_ms"]
+    rows = [[name, fmt(ask[name]["context_tokens"], 0), fmt(ask[name]["first_token_ms"], 0),
+             ratio(ask[name]["first_token_ms"], base), fmt(ask[name]["f1"], 3), fmt(ask[name]["containment"], 3)]
+            for name in ("no_pruning", "2x", "4x") if name in ask]
+    header = ["pruning", "context tokens (mean)", "TTFT ms (median)", "TTFT / no pruning", "F1", "containment"]
+    return table("ask() on the eval set's 5-passage contexts (`pith eval qa`, CPU, greedy)", header, rows)
+
+
 def plot(pith, half, peer, threads, out):
     import matplotlib
 
@@ -141,7 +150,7 @@ def plot(pith, half, peer, threads, out):
 
 
 STAGES = ("pith-embed", "peer-embed", "pith-search", "peer-search", "pith-generate-cpu", "pith-generate-cpu-f16",
-          "peer-generate", "pith-generate-gpu", "ingest")
+          "peer-generate", "pith-generate-gpu", "ingest", "ask")
 
 
 def main(raw, out):
@@ -165,6 +174,8 @@ def main(raw, out):
         tables.append(gpu_table(r["pith-generate-cpu"], r["pith-generate-gpu"]))
     if r["ingest"]:
         tables.append(ingest_table(r["ingest"]))
+    if r["ask"]:
+        tables.append(ask_table(r["ask"]))
     plot(r["pith-generate-cpu"], half, r["peer-generate"], threads, out / "decode-vs-context.png")
     (out / "results.json").write_text(json.dumps(r, indent=1) + "\n")
     if carried:
