@@ -7,9 +7,8 @@
 use std::ops::Range;
 
 use burn::tensor::activation::{silu, softmax};
-use half::f16;
-
 use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
+use half::f16;
 
 use super::gguf::Gguf;
 use crate::device::{DeviceChoice, OpenDevice};
