@@ -42,6 +42,10 @@ pub enum EvalCommand {
         dir: PathBuf,
         #[arg(long)]
         limit: Option<usize>,
+        /// Append each question's answers and scores to this JSON-lines file, and skip
+        /// the questions it already holds: a stopped run resumes where it was.
+        #[arg(long)]
+        log: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -52,7 +56,12 @@ pub fn eval(ctx: &Context, what: EvalCommand) -> Result<()> {
         EvalCommand::Retrieval { dir, json } => retrieval(ctx, &dir, json),
         EvalCommand::Prune { dir, limit, json } => prune(ctx, &dir, limit, json),
         EvalCommand::Rerank { dir, limit, json } => rerank(ctx, &dir, limit, json),
-        EvalCommand::Qa { dir, limit, json } => qa(ctx, &dir, limit, json),
+        EvalCommand::Qa {
+            dir,
+            limit,
+            log,
+            json,
+        } => qa(ctx, &dir, limit, log.as_deref(), json),
     }
 }
 
@@ -185,11 +194,32 @@ fn rerank(ctx: &Context, dir: &Path, limit: Option<usize>, json: bool) -> Result
     Ok(())
 }
 
-fn qa(ctx: &Context, dir: &Path, limit: Option<usize>, json: bool) -> Result<()> {
+fn qa(
+    ctx: &Context,
+    dir: &Path,
+    limit: Option<usize>,
+    log: Option<&Path>,
+    json: bool,
+) -> Result<()> {
     let (set, generator, embedder, bar) = setup(ctx, dir, limit, "eval qa")?;
-    let report = eval::qa::evaluate(&generator, &embedder, &set, limit, &mut |i, _| {
-        bar.set_position(i as u64)
-    })?;
+    let (mut log, done) = match log {
+        Some(path) => {
+            let (log, done) = eval::qa::ResultLog::open(path)?;
+            (Some(log), done)
+        }
+        None => (None, Vec::new()),
+    };
+    let report = eval::qa::evaluate(
+        &generator,
+        &embedder,
+        &set,
+        limit,
+        done,
+        &mut |result, position| {
+            bar.set_position(position as u64);
+            log.as_mut().map_or(Ok(()), |log| log.append(result))
+        },
+    )?;
     bar.finish_and_clear();
     if json {
         print_json(&report);

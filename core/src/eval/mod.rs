@@ -28,6 +28,11 @@ pub struct Question {
 
 fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_jsonl(&text, path)
+}
+
+/// One value a non-blank line; `path` names the file in errors.
+fn parse_jsonl<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<Vec<T>> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()

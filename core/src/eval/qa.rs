@@ -2,10 +2,13 @@
 //! pruning: SQuAD exact match, token F1, answer containment and time to first token.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
-use super::EvalSet;
+use super::{EvalSet, Question};
 use crate::ask::{AskOptions, answer_from};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::bert::Embedder;
 use crate::model::generate::Generator;
 use crate::prune::Budget;
@@ -74,61 +77,162 @@ fn best(answers: &[String], score: impl Fn(&str) -> f64) -> f64 {
     answers.iter().map(|a| score(a)).fold(0.0, f64::max)
 }
 
-/// Evaluates the first `limit` questions (all when `None`) in each setting.
+/// One answer in one setting, scored.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SettingResult {
+    pub answer: String,
+    pub exact_match: f64,
+    pub f1: f64,
+    pub containment: f64,
+    pub first_token_ms: f64,
+    pub context_tokens: usize,
+}
+
+/// A question answered in every setting: one line of `pith eval qa --log`, so a long
+/// run can stop and resume without losing what it measured.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct QuestionResult {
+    pub id: String,
+    pub settings: BTreeMap<String, SettingResult>,
+}
+
+/// Answers one question in every setting.
+pub fn answer_question(
+    generator: &Generator,
+    embedder: &Embedder,
+    set: &EvalSet,
+    q: &Question,
+) -> Result<QuestionResult> {
+    let (texts, _) = set.context(q)?;
+    let mut settings = BTreeMap::new();
+    for (name, budget) in SETTINGS {
+        let mut options = AskOptions {
+            prune: budget,
+            ..AskOptions::default()
+        };
+        options.sampling.max_tokens = ANSWER_TOKENS;
+        let reply = answer_from(
+            generator,
+            embedder,
+            &texts,
+            &q.question,
+            &options,
+            &mut |_| true,
+            None,
+        )?;
+        let text = reply.generation.text;
+        let result = SettingResult {
+            exact_match: best(&q.answers, |a| {
+                f64::from(u8::from(normalize(&text) == normalize(a)))
+            }),
+            f1: best(&q.answers, |a| f1(&text, a)),
+            containment: best(&q.answers, |a| {
+                f64::from(u8::from(normalize(&text).contains(&normalize(a))))
+            }),
+            first_token_ms: (reply.prune + reply.generation.first_token).as_secs_f64() * 1e3,
+            context_tokens: reply.tokens_after,
+            answer: text,
+        };
+        settings.insert(name.to_owned(), result);
+    }
+    Ok(QuestionResult {
+        id: q.id.clone(),
+        settings,
+    })
+}
+
+/// Evaluates the first `limit` questions (all when `None`), skipping those in `done`
+/// (an earlier run's results); `on_result` sees each new result as it comes, with the
+/// number of questions behind it. Summarises old and new together.
 pub fn evaluate(
     generator: &Generator,
     embedder: &Embedder,
     set: &EvalSet,
     limit: Option<usize>,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<BTreeMap<&'static str, QaMetrics>> {
+    done: Vec<QuestionResult>,
+    on_result: &mut dyn FnMut(&QuestionResult, usize) -> Result<()>,
+) -> Result<BTreeMap<String, QaMetrics>> {
     let questions = set.first(limit);
-    let mut sums: BTreeMap<&str, (QaMetrics, Vec<f64>)> = BTreeMap::new();
-    for (n, q) in questions.iter().enumerate() {
-        let (texts, _) = set.context(q)?;
-        for (name, budget) in SETTINGS {
-            let mut options = AskOptions {
-                prune: budget,
-                ..AskOptions::default()
-            };
-            options.sampling.max_tokens = ANSWER_TOKENS;
-            let reply = answer_from(
-                generator,
-                embedder,
-                &texts,
-                &q.question,
-                &options,
-                &mut |_| true,
-                None,
-            )?;
-            let text = &reply.generation.text;
-            let (m, ttft) = sums.entry(name).or_default();
-            m.exact_match += best(&q.answers, |a| {
-                f64::from(u8::from(normalize(text) == normalize(a)))
-            });
-            m.f1 += best(&q.answers, |a| f1(text, a));
-            m.containment += best(&q.answers, |a| {
-                f64::from(u8::from(normalize(text).contains(&normalize(a))))
-            });
-            m.context_tokens += reply.tokens_after as f64;
-            ttft.push((reply.prune + reply.generation.first_token).as_secs_f64() * 1e3);
-        }
-        progress(n + 1, questions.len());
+    let mut done: BTreeMap<String, QuestionResult> =
+        done.into_iter().map(|r| (r.id.clone(), r)).collect();
+    let mut results = Vec::with_capacity(questions.len());
+    for q in questions {
+        let result = match done.remove(&q.id) {
+            Some(r) => r,
+            None => {
+                let r = answer_question(generator, embedder, set, q)?;
+                on_result(&r, results.len() + 1)?;
+                r
+            }
+        };
+        results.push(result);
     }
-    let n = questions.len().max(1) as f64;
-    Ok(sums
+    Ok(summarise(&results))
+}
+
+/// Results kept in a JSON-lines file, one question a line, appended as they come.
+pub struct ResultLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl ResultLog {
+    /// Opens or creates the log and reads what earlier runs wrote. A last line without
+    /// its newline (a run killed while writing it) is cut off, so the run redoes it.
+    pub fn open(path: &Path) -> Result<(Self, Vec<QuestionResult>)> {
+        let io = |e| Error::io(path, e);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(io)?;
+        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+        if whole < text.len() {
+            file.set_len(whole as u64).map_err(io)?;
+        }
+        let results = super::parse_jsonl(&text[..whole], path)?;
+        let log = Self {
+            path: path.to_owned(),
+            file,
+        };
+        Ok((log, results))
+    }
+
+    pub fn append(&mut self, result: &QuestionResult) -> Result<()> {
+        let mut line = serde_json::to_string(result)
+            .map_err(|e| Error::InvalidArgument(format!("unserialisable result: {e}")))?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Means over questions per setting; time to first token as the median.
+pub fn summarise(results: &[QuestionResult]) -> BTreeMap<String, QaMetrics> {
+    let n = results.len().max(1) as f64;
+    let mut per_setting: BTreeMap<&str, Vec<&SettingResult>> = BTreeMap::new();
+    for r in results.iter().flat_map(|q| &q.settings) {
+        per_setting.entry(r.0).or_default().push(r.1);
+    }
+    per_setting
         .into_iter()
-        .map(|(name, (m, ttft))| {
+        .map(|(name, rs)| {
+            let mean = |f: fn(&SettingResult) -> f64| rs.iter().map(|r| f(r)).sum::<f64>() / n;
+            let ttft: Vec<f64> = rs.iter().map(|r| r.first_token_ms).collect();
             let metrics = QaMetrics {
-                exact_match: m.exact_match / n,
-                f1: m.f1 / n,
-                containment: m.containment / n,
+                exact_match: mean(|r| r.exact_match),
+                f1: mean(|r| r.f1),
+                containment: mean(|r| r.containment),
                 first_token_ms: super::median(&ttft),
-                context_tokens: m.context_tokens / n,
+                context_tokens: mean(|r| r.context_tokens as f64),
             };
-            (name, metrics)
+            (name.to_owned(), metrics)
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
