@@ -7,7 +7,7 @@ Reference implementations (none of them is a dependency of pith):
   - the gguf package: dequantisation of real tensors of the SmolLM2 GGUF and of
     synthetic blocks of the types that file does not contain
 
-Run: scripts/reference-env (creates .venv with the packages) then
+Run: scripts/reference-env (creates .venv with the packages), then
      .venv/bin/python scripts/make-fixtures.py
 Outputs JSON files in core/tests/fixtures/.
 """

@@ -16,7 +16,7 @@ Outputs (compact JSON in core/tests/fixtures/):
     generation (argmax of the logits, no repetition penalty, no stopping at end-of-generation
     tokens; "eog_positions" lists the indexes in "generated" that are end-of-generation tokens).
 
-Run: scripts/reference-env (creates .venv), .venv/bin/pip install llama-cpp-python, then
+Run: scripts/reference-env (creates .venv, llama-cpp-python built from source), then
      .venv/bin/python scripts/make-llama-fixtures.py [tokens] [logits] [greedy]
 With no arguments it writes all three. Uses 2 CPU threads; the logits of a CPU build are
 reproducible for a given thread count and llama.cpp version but may differ slightly between

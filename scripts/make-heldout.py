@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Builds eval/heldout-wiki: a held-out set in the squad-superbowl format from two
+Wikipedia articles that nothing in pith was tuned on ("Aardvark", "Apollo 11").
+
+The articles come from the Wikipedia dump excerpt that gensim ships as test data
+(gensim 4.4.0's wheel, fetched from PyPI and checked by its sha256; Wikipedia text is
+CC BY-SA, like SQuAD). Wiki markup is stripped with mwparserfromhell; every paragraph
+of 50 to 250 words is a passage. The questions are SQuAD-style, written for this set
+by the pith team (no model wrote them): each answer is a span of its gold passage,
+and the script refuses an answer that is not. The context of a question is its gold
+passage and four other passages of the same article, chosen and shuffled with a
+seed derived from the question id, as in squad-superbowl.
+
+Run: scripts/reference-env, then .venv/bin/python scripts/make-heldout.py
+Writes eval/heldout-wiki/{corpus.jsonl,questions.jsonl}.
+"""
+import bz2
+import hashlib
+import json
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import mwparserfromhell
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "eval" / "heldout-wiki"
+WHEEL = "gensim==4.4.0"
+WHEEL_SHA256 = "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8"
+DUMP = "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+ARTICLES = {"Aardvark": "aardvark", "Apollo 11": "apollo"}
+
+# (article key, passage index, question, answers: the first is the main one)
+QUESTIONS = [
+    ("aardvark", 0, "What is the scientific name of the aardvark?", ["Orycteropus afer"]),
+    ("aardvark", 0, "What rating does the aardvark receive from the IUCN?", ["least concern"]),
+    ("aardvark", 1, "What does the name aardvark mean?", ["earth pig", "ground pig"]),
+    ("aardvark", 1, "From which language does the name aardvark come?", ["Afrikaans"]),
+    ("aardvark", 2, "What are the closest living relatives of the aardvark?",
+     ["the elephant shrews, tenrecs and golden moles", "elephant shrews"]),
+    ("aardvark", 2, "Which superorder do the aardvark and its closest relatives form?", ["Afrotheria"]),
+    ("aardvark", 3, "According to Bryan Patterson, when did early relatives of the aardvark appear in Africa?",
+     ["around the end of the Paleocene", "the end of the Paleocene"]),
+    ("aardvark", 4, "What was probably the first unambiguous tubulidentate?", ["Myorycteropus africanus"]),
+    ("aardvark", 4, "Where was Orycteropus mauritanicus found?", ["Algeria"]),
+    ("aardvark", 4, "How old are the aardvark fossils that have been dated?", ["5 million years"]),
+    ("aardvark", 6, "How many toes do the aardvark's front feet have?", ["four"]),
+    ("aardvark", 8, "How many nasal conchae does the aardvark have?", ["ten"]),
+    ("aardvark", 8, "How many columns does the largest aardvark tooth have?", ["about 1,500", "1,500"]),
+    ("aardvark", 9, "How many olfactory bulbs does the aardvark's nose contain?", ["nine"]),
+    ("aardvark", 10, "What part of the aardvark's stomach acts as a gizzard?",
+     ["a muscular pyloric area", "pyloric area"]),
+    ("aardvark", 11, "Which major habitat are aardvarks not present in?", ["swamp forest"]),
+    ("aardvark", 12, "How long do aardvarks live in captivity?", ["up to 23 years", "23 years"]),
+    ("aardvark", 13, "What is the only fruit eaten by aardvarks?", ["the aardvark cucumber", "aardvark cucumber"]),
+    ("aardvark", 13, "For how many days will a foraging aardvark usually not repeat a route?", ["5–8 days"]),
+    ("aardvark", 14, "How many insects has an aardvark been recorded taking in one night?",
+     ["as many as 50,000", "50,000"]),
+    ("aardvark", 16, "What sound does an aardvark make if frightened?", ["a bleating sound", "bleating"]),
+    ("aardvark", 17, "How long do aardvarks pause at the burrow entrance when leaving at night?",
+     ["about ten minutes", "ten minutes"]),
+    ("aardvark", 18, "Which aardvark burrow is also used for breeding?", ["the main burrow", "main burrow"]),
+    ("aardvark", 19, "How long is the aardvark's gestation period?", ["seven months"]),
+    ("aardvark", 19, "At what age does a young aardvark become sexually mature?",
+     ["approximately two years of age", "two years"]),
+    ("aardvark", 21, "Which magicians make a charm from the heart, skin, forehead and nails of the aardvark?",
+     ["Hausa"]),
+    ("aardvark", 21, "What do the Margbetu, Ayanda and Logo make from aardvark teeth?", ["bracelets"]),
+    ("aardvark", 22, "Which Air Force fighter-bomber was nicknamed the Aardvark?", ["F-111/FB-111", "F-111"]),
+    ("aardvark", 22, "Which US Navy squadron was nicknamed the Aardvarks?", ["VF-114"]),
+    ("apollo", 0, "Who piloted the command spacecraft alone in lunar orbit?", ["Michael Collins"]),
+    ("apollo", 1, "Where did the Apollo 11 astronauts land when they returned to Earth?",
+     ["in the Pacific Ocean", "Pacific Ocean"]),
+    ("apollo", 1, "Which part of the Apollo spacecraft was the only one that landed back on Earth?",
+     ["a Command Module (CM)", "Command Module"]),
+    ("apollo", 1, "Where did Armstrong and Aldrin land on the Moon?", ["the Sea of Tranquility", "Sea of Tranquility"]),
+    ("apollo", 2, "Which U.S. President proposed the goal of landing a man on the Moon?", ["John F. Kennedy"]),
+    ("apollo", 3, "Which mission had the first all-veteran multi-person crew?", ["Apollo 10"]),
+    ("apollo", 4, "Who replaced Collins as Command Module Pilot on Apollo 8?", ["Jim Lovell"]),
+    ("apollo", 5, "Who was moved from the support crew into parallel training as backup Command Module Pilot?",
+     ["Ken Mattingly"]),
+    ("apollo", 6, "What names were used for the spacecraft during early mission planning?",
+     ["Snowcone and Haystack"]),
+    ("apollo", 7, "What was the Apollo 11 Command Module named?", ["Columbia"]),
+    ("apollo", 7, "In which novel did the Columbiad appear?", ["From the Earth to the Moon"]),
+    ("apollo", 8, "Who designed the Apollo 11 mission insignia?", ["Collins"]),
+    ("apollo", 9, "What fabric did Armstrong carry from the Wright brothers' 1903 airplane?",
+     ["a piece of fabric from its wing", "fabric from its wing"]),
+    ("apollo", 10, "From which launch pad was Apollo 11 launched?", ["Launch Pad 39A"]),
+    ("apollo", 10, "At what local time was Apollo 11 launched?", ["9:32:00 a.m. EDT"]),
+    ("apollo", 11, "Which automated landers had characterized the landing site as flat and smooth?",
+     ["Ranger 8 and Surveyor 5"]),
+    ("apollo", 12, "Who told guidance officer Steve Bales it was safe to continue the descent?", ["Jack Garman"]),
+    ("apollo", 13, "How much fuel was left when Armstrong landed?", ["about 25 seconds", "25 seconds"]),
+    ("apollo", 14, "What caused the premature low fuel warning?",
+     ["greater propellant 'slosh' than expected", "propellant 'slosh'"]),
+    ("apollo", 15, "What did Aldrin say when a probe touched the lunar surface?", ["Contact light!"]),
+    ("apollo", 16, "What call sign did Armstrong use in place of Eagle after landing?", ["Tranquility Base"]),
+    ("apollo", 17, "At which church was Aldrin an elder?",
+     ["the Webster Presbyterian Church", "Webster Presbyterian Church"]),
+    ("apollo", 17, "Who prepared Aldrin's communion kit?", ["the Rev. Dean Woodruff", "Dean Woodruff"]),
+    ("apollo", 19, "What field of view did Eagle's twin triangular windows give?", ["a 60° field of view", "60°"]),
+    ("apollo", 20, "To how many people was the first lunar EVA broadcast?", ["at least 600 million", "600 million"]),
+    ("apollo", 20, "Which Australian tracking station received the signal with better fidelity than Goldstone?",
+     ["Honeysuckle Creek Tracking Station", "Honeysuckle Creek"]),
+    ("apollo", 23, "Where did Armstrong put the contingency soil sample?",
+     ["into a pocket on his right thigh", "a pocket on his right thigh"]),
+    ("apollo", 25, "How strong is lunar gravity compared with Earth's?", ["one-sixth of Earth's", "one-sixth"]),
+    ("apollo", 26, "Who convinced Nixon to keep his words brief?", ["Frank Borman"]),
+    ("apollo", 29, "What did the EASEP include?",
+     ["a passive seismograph and a Lunar Ranging Retroreflector (LRRR)", "a passive seismograph"]),
+    ("apollo", 31, "What device did the astronauts use to lift film and sample boxes to the LM hatch?",
+     ["the Lunar Equipment Conveyor", "Lunar Equipment Conveyor"]),
+    ("apollo", 32, "Who prepared In Event of Moon Disaster for the President?", ["William Safire"]),
+    ("apollo", 33, "What was used to activate the damaged circuit breaker?", ["a felt-tip pen", "felt-tip pen"]),
+    ("apollo", 34, "Leaders of how many countries left messages on the silicon disk?", ["73"]),
+    ("apollo", 40, "Who packed the failed bearing at the Guam tracking station with grease?",
+     ["his ten-year-old son Greg", "Greg"]),
+    ("apollo", 42, "How many days of quarantine did the astronauts begin in the Mobile Quarantine Facility?",
+     ["21 days"]),
+    ("apollo", 44, "On what date did the astronauts exit quarantine?", ["August 10, 1969"]),
+    ("apollo", 45, "What did Nixon and Agnew present to each astronaut?",
+     ["the Presidential Medal of Freedom", "Presidential Medal of Freedom"]),
+    ("apollo", 45, "How many foreign countries did the Giant Leap tour visit?", ["25"]),
+    ("apollo", 46, "Which Soviet probe crashed in Mare Crisium?", ["Luna 15"]),
+    ("apollo", 47, "Where is the Apollo 11 Command Module displayed?",
+     ["the National Air and Space Museum", "National Air and Space Museum"]),
+    ("apollo", 48, "Who located the F-1 engines that launched Apollo 11?", ["Jeff Bezos"]),
+]
+
+
+def fetch_dump() -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+             "--only-binary=:all:", "--python-version", "3.11", "--platform",
+             "manylinux_2_28_x86_64", WHEEL, "-d", tmp],
+            check=True,
+        )
+        wheel = next(Path(tmp).glob("*.whl"))
+        got = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        if got != WHEEL_SHA256:
+            sys.exit(f"make-heldout: sha256 of {wheel.name} is {got}, expected {WHEEL_SHA256}")
+        with zipfile.ZipFile(wheel) as z:
+            return bz2.decompress(z.read(DUMP))
+
+
+def passages(xml: bytes) -> dict:
+    root = ET.fromstring(xml)
+    ns = root.tag[: root.tag.index("}") + 1]
+    out = {}
+    for page in root.iter(ns + "page"):
+        title = page.find(ns + "title").text
+        if title not in ARTICLES:
+            continue
+        wikitext = page.find(f"{ns}revision/{ns}text").text
+        plain = mwparserfromhell.parse(wikitext).strip_code()
+        paragraphs = (re.sub(r"\s+", " ", p).strip() for p in plain.split("\n"))
+        out[ARTICLES[title]] = (title, [p for p in paragraphs if 50 <= len(p.split()) <= 250])
+    return out
+
+
+def main():
+    articles = passages(fetch_dump())
+    corpus = [
+        {"id": f"{key}-{i:02}", "title": title, "text": text}
+        for key, (title, texts) in articles.items()
+        for i, text in enumerate(texts)
+    ]
+    questions = []
+    for n, (key, index, question, answers) in enumerate(QUESTIONS):
+        gold_text = articles[key][1][index]
+        missing = [a for a in answers if a not in gold_text]
+        if missing:
+            sys.exit(f"make-heldout: {missing} not in {key}-{index:02}: {gold_text[:80]}...")
+        qid = f"heldout-{n:03}"
+        gold = f"{key}-{index:02}"
+        rng = random.Random(qid)
+        others = [f"{key}-{i:02}" for i in range(len(articles[key][1])) if i != index]
+        context = rng.sample(others, 4) + [gold]
+        rng.shuffle(context)
+        spans = [[gold_text.index(a), gold_text.index(a) + len(a)] for a in answers]
+        questions.append({"id": qid, "question": question, "answers": answers, "gold": gold,
+                          "answer_spans": spans, "context": context})
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("corpus.jsonl", corpus), ("questions.jsonl", questions)):
+        with open(OUT / name, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    print(f"make-heldout: {len(corpus)} passages, {len(questions)} questions in {OUT}")
+
+
+if __name__ == "__main__":
+    main()
