@@ -94,6 +94,10 @@ pub enum BenchCommand {
         warmup: usize,
         #[arg(long, default_value_t = 8)]
         max_tokens: usize,
+        /// Context passages per ask, of the question's five: fewer make each ask
+        /// cheaper where the device is slow (lavapipe) without changing what repeats.
+        #[arg(long, default_value_t = 5)]
+        passages: usize,
         #[arg(long)]
         json: bool,
     },
@@ -144,6 +148,7 @@ pub fn bench(ctx: &Context, what: BenchCommand) -> Result<()> {
             questions,
             warmup,
             max_tokens,
+            passages,
             json,
         } => {
             let plan = SoakPlan {
@@ -151,6 +156,7 @@ pub fn bench(ctx: &Context, what: BenchCommand) -> Result<()> {
                 questions,
                 warmup,
                 max_tokens,
+                passages,
             };
             (soak(ctx, &dir, &plan)?, json)
         }
@@ -572,6 +578,7 @@ struct SoakPlan {
     questions: usize,
     warmup: usize,
     max_tokens: usize,
+    passages: usize,
 }
 
 fn soak(ctx: &Context, dir: &Path, plan: &SoakPlan) -> Result<Value> {
@@ -592,7 +599,8 @@ fn soak(ctx: &Context, dir: &Path, plan: &SoakPlan) -> Result<Value> {
     let (mut rss, mut times) = (vec![], vec![]);
     for i in 0..plan.asks {
         let q = &questions[i % questions.len()];
-        let (texts, _) = set.context(q)?;
+        let (mut texts, _) = set.context(q)?;
+        texts.truncate(plan.passages.max(1));
         let start = Instant::now();
         answer_from(
             &generator,
@@ -617,6 +625,8 @@ fn soak(ctx: &Context, dir: &Path, plan: &SoakPlan) -> Result<Value> {
         "device": format!("{:?}", dev.kind).to_lowercase(),
         "asks": plan.asks,
         "questions": questions.len(),
+        "passages": plan.passages.max(1),
+        "max_tokens": plan.max_tokens,
         "rss_after_warmup_mib": base,
         "rss_end_mib": end,
         "rss_max_mib": rss.iter().copied().fold(f64::NAN, f64::max),
