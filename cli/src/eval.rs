@@ -226,15 +226,21 @@ fn qa(
         return Ok(());
     }
     println!(
-        "{:<11} {:>6} {:>6} {:>12} {:>15} {:>15}",
-        "setting", "EM", "F1", "containment", "context tokens", "TTFT median ms"
+        "{:<11} {:>6} {:>6} {:>12} {:>15} {:>15} {:>11}",
+        "setting", "EM", "F1", "containment", "context tokens", "TTFT median ms", "TTFT ratio"
     );
     for (name, m) in &report {
         println!(
-            "{name:<11} {:>6.3} {:>6.3} {:>12.3} {:>15.0} {:>15.0}",
-            m.exact_match, m.f1, m.containment, m.context_tokens, m.first_token_ms
+            "{name:<11} {:>6.3} {:>6.3} {:>12.3} {:>15.0} {:>15.0} {:>11.3}",
+            m.exact_match,
+            m.f1,
+            m.containment,
+            m.context_tokens,
+            m.first_token_ms,
+            m.first_token_ratio
         );
     }
+    println!("(TTFT ratio: median over questions of each one's TTFT over its own without pruning)");
     println!("({} questions)", set.first(limit).len());
     Ok(())
 }

@@ -30,6 +30,10 @@ pub struct QaMetrics {
     pub containment: f64,
     /// Median over questions, in milliseconds.
     pub first_token_ms: f64,
+    /// Median over questions of this setting's time to first token divided by the
+    /// same question's without pruning: pairing each question with itself keeps a
+    /// load change on a shared machine, or a run resumed later, out of the ratio.
+    pub first_token_ratio: f64,
     /// Mean context tokens given to the generator.
     pub context_tokens: f64,
 }
@@ -214,20 +218,27 @@ impl ResultLog {
 /// Means over questions per setting; time to first token as the median.
 pub fn summarise(results: &[QuestionResult]) -> BTreeMap<String, QaMetrics> {
     let n = results.len().max(1) as f64;
-    let mut per_setting: BTreeMap<&str, Vec<&SettingResult>> = BTreeMap::new();
-    for r in results.iter().flat_map(|q| &q.settings) {
-        per_setting.entry(r.0).or_default().push(r.1);
+    let unpruned = SETTINGS[0].0;
+    let mut per_setting: BTreeMap<&str, Vec<(&SettingResult, Option<f64>)>> = BTreeMap::new();
+    for q in results {
+        let base = q.settings.get(unpruned).map(|r| r.first_token_ms);
+        for (name, r) in &q.settings {
+            let ratio = base.map(|b| r.first_token_ms / b);
+            per_setting.entry(name).or_default().push((r, ratio));
+        }
     }
     per_setting
         .into_iter()
         .map(|(name, rs)| {
-            let mean = |f: fn(&SettingResult) -> f64| rs.iter().map(|r| f(r)).sum::<f64>() / n;
-            let ttft: Vec<f64> = rs.iter().map(|r| r.first_token_ms).collect();
+            let mean = |f: fn(&SettingResult) -> f64| rs.iter().map(|r| f(r.0)).sum::<f64>() / n;
+            let ttft: Vec<f64> = rs.iter().map(|r| r.0.first_token_ms).collect();
+            let ratios: Vec<f64> = rs.iter().filter_map(|r| r.1).collect();
             let metrics = QaMetrics {
                 exact_match: mean(|r| r.exact_match),
                 f1: mean(|r| r.f1),
                 containment: mean(|r| r.containment),
                 first_token_ms: super::median(&ttft),
+                first_token_ratio: super::median(&ratios),
                 context_tokens: mean(|r| r.context_tokens as f64),
             };
             (name.to_owned(), metrics)
@@ -245,5 +256,33 @@ mod tests {
         assert_eq!(f1("the Denver Broncos", "Denver Broncos"), 1.0);
         assert!((f1("Broncos won", "Denver Broncos") - 0.5).abs() < 1e-9);
         assert_eq!(f1("Panthers", "Denver Broncos"), 0.0);
+    }
+
+    fn timed(id: &str, times: [f64; 2]) -> QuestionResult {
+        let setting = |ms| SettingResult {
+            answer: String::new(),
+            exact_match: 0.0,
+            f1: 0.0,
+            containment: 0.0,
+            first_token_ms: ms,
+            context_tokens: 0,
+        };
+        let settings = [("no_pruning", times[0]), ("4x", times[1])]
+            .into_iter()
+            .map(|(name, ms)| (name.to_owned(), setting(ms)))
+            .collect();
+        QuestionResult {
+            id: id.to_owned(),
+            settings,
+        }
+    }
+
+    #[test]
+    fn ttft_ratio_pairs_each_question_with_itself() {
+        // The second question ran on a machine twice as loaded; its ratio is the
+        // same as the first's.
+        let report = summarise(&[timed("a", [1000.0, 800.0]), timed("b", [2000.0, 1600.0])]);
+        assert!((report["4x"].first_token_ratio - 0.8).abs() < 1e-9);
+        assert!((report["no_pruning"].first_token_ratio - 1.0).abs() < 1e-9);
     }
 }
