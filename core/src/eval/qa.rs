@@ -285,4 +285,29 @@ mod tests {
         assert!((report["4x"].first_token_ratio - 0.8).abs() < 1e-9);
         assert!((report["no_pruning"].first_token_ratio - 1.0).abs() < 1e-9);
     }
+
+    #[test]
+    fn log_drops_a_torn_last_line_and_resumes() {
+        let dir = std::env::temp_dir().join(format!("pith-qa-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("qa.jsonl");
+        let whole = serde_json::to_string(&timed("a", [1.0, 1.0])).unwrap();
+        std::fs::write(&path, format!("{whole}\n{{\"id\":\"b\",\"sett")).unwrap();
+
+        let (mut log, done) = ResultLog::open(&path).unwrap();
+        assert_eq!(
+            done.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["a"]
+        );
+        log.append(&timed("b", [2.0, 1.0])).unwrap();
+        drop(log);
+
+        let (_, done) = ResultLog::open(&path).unwrap();
+        assert_eq!(
+            done.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(done[1].settings["no_pruning"].first_token_ms, 2.0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
