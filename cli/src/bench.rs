@@ -156,7 +156,7 @@ pub fn bench(ctx: &Context, what: BenchCommand) -> Result<()> {
                 questions,
                 warmup,
                 max_tokens,
-                passages,
+                passages: passages.max(1),
             };
             (soak(ctx, &dir, &plan)?, json)
         }
@@ -600,7 +600,7 @@ fn soak(ctx: &Context, dir: &Path, plan: &SoakPlan) -> Result<Value> {
     for i in 0..plan.asks {
         let q = &questions[i % questions.len()];
         let (mut texts, _) = set.context(q)?;
-        texts.truncate(plan.passages.max(1));
+        texts.truncate(plan.passages);
         let start = Instant::now();
         answer_from(
             &generator,
@@ -625,7 +625,7 @@ fn soak(ctx: &Context, dir: &Path, plan: &SoakPlan) -> Result<Value> {
         "device": format!("{:?}", dev.kind).to_lowercase(),
         "asks": plan.asks,
         "questions": questions.len(),
-        "passages": plan.passages.max(1),
+        "passages": plan.passages,
         "max_tokens": plan.max_tokens,
         "rss_after_warmup_mib": base,
         "rss_end_mib": end,
