@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
-use pith_core::ask::{AskOptions, answer_from};
+use pith_core::ask::AskOptions;
+use pith_core::eval::soak::{self, SoakPlan, peak_resident_mib, resident_mib};
 use pith_core::eval::{EvalSet, median};
 use pith_core::model::bert::Embedder;
 use pith_core::model::generate::Generator;
@@ -151,12 +152,14 @@ pub fn bench(ctx: &Context, what: BenchCommand) -> Result<()> {
             passages,
             json,
         } => {
+            let mut options = AskOptions::default();
+            options.sampling.max_tokens = max_tokens;
             let plan = SoakPlan {
                 asks,
                 questions,
                 warmup,
-                max_tokens,
-                passages: passages.max(1),
+                passages,
+                options,
             };
             (soak(ctx, &dir, &plan)?, json)
         }
@@ -187,19 +190,6 @@ fn percentile(xs: &[f64], p: f64) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// The process's resident-set high-water mark in MiB (Linux `VmHWM`); `None` elsewhere.
-fn peak_rss_mib() -> Option<f64> {
-    proc_status_mib("VmHWM:")
-}
-
-/// A memory figure of `/proc/self/status`, in MiB.
-fn proc_status_mib(field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 /// `Error::io` is private to core; this builds the same variant.
@@ -265,7 +255,7 @@ fn embed(ctx: &Context, passages: &Path, limit: usize, reps: usize) -> Result<Va
         "mean_chars": texts.iter().map(|t| t.len()).sum::<usize>() as f64 / texts.len().max(1) as f64,
         "load_s": load.as_secs_f64(),
         "batches": batches,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": peak_resident_mib(),
     }))
 }
 
@@ -339,7 +329,7 @@ fn search(
         "queries": inputs.queries.len(),
         "dim": inputs.dim,
         "sizes": runs,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": peak_resident_mib(),
     }))
 }
 
@@ -501,7 +491,7 @@ fn generate(ctx: &Context, prompt_file: &Path, plan: &GeneratePlan) -> Result<Va
     let load_start = Instant::now();
     let generator = ctx.generator(&dev)?;
     let load = load_start.elapsed();
-    let loaded_rss = proc_status_mib("VmRSS:");
+    let loaded_rss = resident_mib();
     let all_ids = generator.encode(&text)?;
     // One short untimed generation pays for lazy initialisation once.
     run_once(&generator, &all_ids[..all_ids.len().min(16)], 4)?;
@@ -531,7 +521,7 @@ fn generate(ctx: &Context, prompt_file: &Path, plan: &GeneratePlan) -> Result<Va
         "load_s": load.as_secs_f64(),
         "lengths": results,
         "loaded_rss_mib": loaded_rss,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": peak_resident_mib(),
     }))
 }
 
@@ -573,67 +563,32 @@ fn summarise_runs(len: usize, runs: Vec<Value>) -> Value {
 
 // ---------------------------------------------------------------- soak
 
-struct SoakPlan {
-    asks: usize,
-    questions: usize,
-    warmup: usize,
-    max_tokens: usize,
-    passages: usize,
-}
-
 fn soak(ctx: &Context, dir: &Path, plan: &SoakPlan) -> Result<Value> {
     let set = EvalSet::load(dir)?;
-    let questions = set.first(Some(plan.questions.max(1)));
-    let tenth = plan.asks / 10;
-    if tenth == 0 || plan.warmup + tenth > plan.asks {
-        return Err(Error::InvalidArgument(format!(
-            "{} asks leave nothing to compare after a warm-up of {}",
-            plan.asks, plan.warmup
-        )));
-    }
     let dev = ctx.device();
     let generator = ctx.generator(&dev)?;
     let embedder = Embedder::load(&ctx.models_dir().join("minilm"), &dev.device)?;
-    let mut options = AskOptions::default();
-    options.sampling.max_tokens = plan.max_tokens;
-    let (mut rss, mut times) = (vec![], vec![]);
-    for i in 0..plan.asks {
-        let q = &questions[i % questions.len()];
-        let (mut texts, _) = set.context(q)?;
-        texts.truncate(plan.passages);
-        let start = Instant::now();
-        answer_from(
-            &generator,
-            &embedder,
-            &texts,
-            &q.question,
-            &options,
-            &mut |_| true,
-            None,
-        )?;
-        times.push(ms(start.elapsed()));
-        rss.push(proc_status_mib("VmRSS:").unwrap_or(f64::NAN));
-        if (i + 1) % 25 == 0 {
-            eprintln!("soak: {} asks, {:.0} MiB resident", i + 1, rss[i]);
+    let report = soak::soak(&generator, &embedder, &set, plan, &mut |done, rss| {
+        if done % 25 == 0 {
+            eprintln!("soak: {done} asks, {rss:.0} MiB resident");
         }
-    }
-    let base = rss[plan.warmup - 1];
-    let end = rss[plan.asks - 1];
+    })?;
+    let (first, last) = report.median_ask_ms_first_and_last_tenth();
     Ok(json!({
         "bench": "soak",
         "impl": "pith",
         "device": format!("{:?}", dev.kind).to_lowercase(),
         "asks": plan.asks,
-        "questions": questions.len(),
+        "questions": report.questions,
         "passages": plan.passages,
-        "max_tokens": plan.max_tokens,
-        "rss_after_warmup_mib": base,
-        "rss_end_mib": end,
-        "rss_max_mib": rss.iter().copied().fold(f64::NAN, f64::max),
-        "rss_growth_pct": (end - base) / base * 100.0,
-        "median_ask_ms_first_tenth": median(&times[plan.warmup..plan.warmup + tenth]),
-        "median_ask_ms_last_tenth": median(&times[plan.asks - tenth..]),
-        "rss_mib": rss,
-        "ask_ms": times,
+        "max_tokens": plan.options.sampling.max_tokens,
+        "rss_after_warmup_mib": report.rss_after_warmup(),
+        "rss_end_mib": report.rss_end(),
+        "rss_max_mib": report.rss_mib.iter().copied().fold(f64::NAN, f64::max),
+        "rss_growth_pct": report.growth_pct(),
+        "median_ask_ms_first_tenth": first,
+        "median_ask_ms_last_tenth": last,
+        "rss_mib": report.rss_mib,
+        "ask_ms": report.ask_ms,
     }))
 }

@@ -194,6 +194,7 @@ pub fn best_heads(
 pub mod prune;
 pub mod qa;
 pub mod rerank;
+pub mod soak;
 
 /// The median of `xs` (the mean of the middle two for an even count).
 pub fn median(xs: &[f64]) -> f64 {
