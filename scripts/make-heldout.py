@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Builds eval/heldout-wiki: a held-out set in the squad-superbowl format from two
-Wikipedia articles that nothing in pith was tuned on ("Aardvark", "Apollo 11").
+"""Builds eval/heldout-wiki: a held-out set in the squad-superbowl format from four
+Wikipedia articles that nothing in pith was tuned on ("Apollo 11", "Aardvark",
+"Anatomy", "Aruba"; the last two were added later, after the first two's passages
+and questions, which they leave unchanged).
 
 The articles come from the Wikipedia dump excerpt that gensim ships as test data
 (gensim 4.4.0's wheel, fetched from PyPI and checked by its sha256; Wikipedia text is
@@ -33,7 +35,10 @@ OUT = ROOT / "eval" / "heldout-wiki"
 WHEEL = "gensim==4.4.0"
 WHEEL_SHA256 = "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8"
 DUMP = "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-ARTICLES = {"Aardvark": "aardvark", "Apollo 11": "apollo"}
+# title -> key; the corpus lists the articles in this order (the first two in the order
+# the set had before "Anatomy" and "Aruba" were added, so that adding an article only
+# appends passages). Passage ids are "<key>-<index>", so they never depend on the others.
+ARTICLES = {"Apollo 11": "apollo", "Aardvark": "aardvark", "Anatomy": "anatomy", "Aruba": "aruba"}
 
 # (article key, passage index, question, answers: the first is the main one)
 QUESTIONS = [
@@ -131,6 +136,92 @@ QUESTIONS = [
     ("apollo", 47, "Where is the Apollo 11 Command Module displayed?",
      ["the National Air and Space Museum", "National Air and Space Museum"]),
     ("apollo", 48, "Who located the F-1 engines that launched Apollo 11?", ["Jeff Bezos"]),
+    ("anatomy", 1, "What is macroscopic anatomy also called?", ["gross anatomy"]),
+    ("anatomy", 2, "Which 20th century medical imaging techniques have improved the methods of anatomy?",
+     ["X-ray, ultrasound, and magnetic resonance imaging"]),
+    ("anatomy", 3, "From which Greek word is the word anatomy derived?", ["anatemnō"]),
+    ("anatomy", 5, "In which method is an instrument with a video camera inserted through a small cut in the body wall?",
+     ["endoscopy"]),
+    ("anatomy", 6, "What term is sometimes used to refer specifically to the anatomy of animals?", ["zootomy"]),
+    ("anatomy", 7, "Which animals with undifferentiated cells are not counted among the metazoans?",
+     ["the sponges", "sponges"]),
+    ("anatomy", 8, "What are animals whose organs develop from three germ layers called?", ["triploblastic"]),
+    ("anatomy", 9, "What is the most abundant protein in the extracellular matrix?", ["collagen"]),
+    ("anatomy", 11, "What are the three main types of muscle?", ["smooth muscle, skeletal muscle and cardiac muscle"]),
+    ("anatomy", 12, "What do the nerves of ctenophores and cnidarians form?", ["a nerve net", "nerve net"]),
+    ("anatomy", 13, "Which vertebrates keep their notochord into adulthood?", ["the sturgeon and the coelacanth"]),
+    ("anatomy", 14, "What lets fish detect low frequency vibrations?", ["the lateral line system", "lateral line system"]),
+    ("anatomy", 15, "How many pairs of gill slits do sharks and rays usually have?", ["five pairs", "five"]),
+    ("anatomy", 17, "Which animals make up the class of amphibians?", ["frogs, salamanders and caecilians"]),
+    ("anatomy", 19, "In what form do reptiles excrete nitrogenous waste?", ["uric acid"]),
+    ("anatomy", 21, "What is the only living species of tuatara?", ["Sphenodon punctatus"]),
+    ("anatomy", 23, "In which period did snakes branch off from the lineage they share with lizards?",
+     ["the Cretaceous period", "Cretaceous"]),
+    ("anatomy", 24, "How many chambers does the heart of a crocodilian have?", ["four"]),
+    ("anatomy", 26, "What is the only skin gland that birds have?", ["the single uropygial gland", "uropygial gland"]),
+    ("anatomy", 27, "What separates the thorax from the abdomen in mammals?", ["a muscular diaphragm", "diaphragm"]),
+    ("anatomy", 28, "What are the mammals that lay eggs called?", ["monotremes"]),
+    ("anatomy", 30, "Which major anatomy textbook was reorganized from a systems format to a regional one?",
+     ["Gray's Anatomy"]),
+    ("anatomy", 31, "Roughly what share of animal species are invertebrates?", ["about 95%", "95%"]),
+    ("anatomy", 32, "What are the exoskeletons of arthropods made of?", ["chitin"]),
+    ("anatomy", 33, "Who is called the father of microscopical anatomy?", ["Marcello Malpighi"]),
+    ("anatomy", 34, "How many segments make up the abdomen of an insect?", ["eleven"]),
+    ("anatomy", 35, "What are the mouthparts of spiders called?", ["chelicerae"]),
+    ("anatomy", 38, "Which city was the stepping-stone for Greek anatomy and physiology?", ["Alexandria"]),
+    ("anatomy", 39, "Who was the first to identify the prostate gland?", ["Herophilus"]),
+    ("anatomy", 40, "Which Ancient Egyptian medical text from 1600 BCE described the heart and its vessels?",
+     ["the Edwin Smith Papyrus", "Edwin Smith Papyrus"]),
+    ("anatomy", 41, "Who identified the difference between arteries and veins?", ["Praxagoras"]),
+    ("anatomy", 43, "In what year did Mondino's Anatomy appear?", ["1316"]),
+    ("anatomy", 44, "At which university was Andreas Vesalius professor of anatomy?",
+     ["the University of Padua", "University of Padua"]),
+    ("anatomy", 46, "Who transformed the teaching of anatomy in Britain?", ["Sir John Struthers", "John Struthers"]),
+    ("anatomy", 47, "Who identified around 1839 that cells are the fundamental unit of organization of living things?",
+     ["Matthias Jakob Schleiden and Theodor Schwann"]),
+    ("aruba", 0, "What are Aruba and the other Dutch islands in the Caribbean often called together?",
+     ["the Dutch Caribbean", "Dutch Caribbean"]),
+    ("aruba", 1, "What is the capital of Aruba?", ["Oranjestad"]),
+    ("aruba", 1, "Into how many regions is Aruba divided for census purposes?", ["eight regions", "eight"]),
+    ("aruba", 2, "Unlike much of the Caribbean, what kind of climate does Aruba have?", ["a dry climate", "dry"]),
+    ("aruba", 3, "Who are thought to have been the first inhabitants of Aruba?", ["Caquetío Amerindians", "Caquetío"]),
+    ("aruba", 3, "To what year do the earliest known Indian settlements on Aruba date back?", ["1000 AD"]),
+    ("aruba", 4, "In what year did Europeans first learn of Aruba?", ["1499", "the summer of 1499"]),
+    ("aruba", 4, "What did Vespucci and Ojeda call Aruba because of the tall natives?", ["island of giants"]),
+    ("aruba", 5, "When did the Spanish Crown make Alonso de Ojeda the first Governor of Aruba?", ["1508"]),
+    ("aruba", 6, "In what year did the Netherlands acquire Aruba?", ["1636"]),
+    ("aruba", 6, "Who governed Aruba at first under Dutch rule, before being appointed to New Amsterdam?",
+     ["Peter Stuyvesant"]),
+    ("aruba", 7, "Where was the 1972 conference at which Betico Croes proposed a Dutch Commonwealth of four states?",
+     ["Suriname"]),
+    ("aruba", 8, "What share of the participants in the 1977 referendum voted for independence?", ["82%"]),
+    ("aruba", 9, "For what year was Aruba's independence set at the 1981 conference in The Hague?", ["1991"]),
+    ("aruba", 10, "On what date did Aruba secede from the Netherlands Antilles?", ["1 January 1986"]),
+    ("aruba", 11, "What was Croes proclaimed after his death?", ["Libertador di Aruba"]),
+    ("aruba", 12, "In which island arc does Aruba lie?", ["the Leeward Antilles island arc", "Leeward Antilles"]),
+    ("aruba", 13, "On which continental shelf do Aruba, Bonaire and Curaçao lie?",
+     ["the South American continental shelf", "South American"]),
+    ("aruba", 15, "For how long at most may foreign workers reside on Aruba under the 2007 immigration laws?",
+     ["a maximum of three years", "three years"]),
+    ("aruba", 16, "Since what year has Papiamento been an official language of Aruba?", ["2003"]),
+    ("aruba", 16, "What kind of language is Papiamento?", ["a creole language", "creole language"]),
+    ("aruba", 18, "Which newspaper on Aruba is published in Dutch?", ["Amigoe"]),
+    ("aruba", 18, "How many radio stations does Aruba have?", ["18"]),
+    ("aruba", 19, "For how long is the governor of Aruba appointed?", ["a six-year term", "six-year term"]),
+    ("aruba", 21, "Where is the Aruba Police Force headquartered?", ["Santa Cruz"]),
+    ("aruba", 22, "How large was the Aruban government's debt by 2006?", ["1.883 billion Aruban florins"]),
+    ("aruba", 23, "Which organization proposed that Aruba convert its direct taxes into indirect ones?",
+     ["the IMF", "IMF"]),
+    ("aruba", 24, "Which three industries have dominated the economy of Aruba?",
+     ["tourism, aloe export, and petroleum refining"]),
+    ("aruba", 25, "What currency can Dutch visitors get for their money at a local bank in Aruba?", ["Aruban Florins"]),
+    ("aruba", 26, "Since what date has the full U.S. pre-clearance facility in Aruba been in effect?",
+     ["1 February 2001"]),
+    ("aruba", 27, "How many different nationalities lived on Aruba in 2005?", ["ninety-two"]),
+    ("aruba", 28, "On what date is Dia di San Juan celebrated?", ["June 24"]),
+    ("aruba", 29, "When did the celebration of Carnaval in Aruba start?", ["around the 1950s", "the 1950s"]),
+    ("aruba", 30, "Which port of Aruba serves the cruise-ship lines?", ["The Port of Playa", "Port of Playa"]),
+    ("aruba", 31, "Which of Aruba's telecommunications providers is government-based?", ["Setar"]),
 ]
 
 
@@ -162,7 +253,10 @@ def passages(xml: bytes) -> dict:
         plain = mwparserfromhell.parse(wikitext).strip_code()
         paragraphs = (re.sub(r"\s+", " ", p).strip() for p in plain.split("\n"))
         out[ARTICLES[title]] = (title, [p for p in paragraphs if 50 <= len(p.split()) <= 250])
-    return out
+    missing = [title for title, key in ARTICLES.items() if key not in out]
+    if missing:
+        sys.exit(f"make-heldout: {missing} not in the dump")
+    return {key: out[key] for key in ARTICLES.values()}
 
 
 def main():
