@@ -79,6 +79,9 @@ pub fn soak(
     progress: &mut dyn FnMut(usize, f64),
 ) -> Result<SoakReport> {
     let questions = set.first(Some(plan.questions.max(1)));
+    if questions.is_empty() {
+        return Err(Error::InvalidArgument("the set has no questions".into()));
+    }
     let tenth = plan.asks / 10;
     if plan.warmup == 0 || tenth == 0 || plan.warmup + tenth.max(questions.len()) > plan.asks {
         return Err(Error::InvalidArgument(format!(
@@ -106,7 +109,7 @@ pub fn soak(
         )?;
         ask_ms.push(start.elapsed().as_secs_f64() * 1e3);
         let rss = resident_mib().ok_or_else(|| {
-            Error::InvalidArgument("resident memory is read from /proc (Linux only)".into())
+            Error::Unsupported("resident memory is read from /proc (Linux only)".into())
         })?;
         rss_mib.push(rss);
         progress(i + 1, rss);
