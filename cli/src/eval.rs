@@ -149,6 +149,10 @@ fn prune(ctx: &Context, dir: &Path, limit: Option<usize>, json: bool) -> Result<
         "\non the odd-numbered questions only (held out from head selection)",
         &report.check_recall,
     );
+    println!("\nevidence lost by attention, kept by embedding similarity:");
+    for (ratio, ids) in &report.lost_to_embedding {
+        println!("  {ratio}: {}", ids.join(" "));
+    }
     println!("\nbest single heads at 4x (selected on even questions, checked on odd):");
     for h in &report.heads {
         println!(

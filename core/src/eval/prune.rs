@@ -26,6 +26,9 @@ pub struct PruneReport {
     pub check_recall: Recall,
     /// The best heads by selection-half recall at 4x.
     pub heads: Vec<HeadScore>,
+    /// Per ratio, the questions whose evidence the shipped pruner lost and embedding
+    /// similarity kept: where to look when the two differ by a few questions.
+    pub lost_to_embedding: BTreeMap<&'static str, Vec<String>>,
 }
 
 /// Whether the kept sentences hold one answer span of the gold passage whole.
@@ -71,6 +74,7 @@ pub fn evaluate(
     let mut hits: BTreeMap<String, Hits> = BTreeMap::new();
     let mut head_hits = vec![[0.0f64; 2]; all_heads.len()];
     let mut counts = [0usize; 2];
+    let mut lost_to_embedding: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for (n, q) in questions.iter().enumerate() {
         let (texts, gold) = set.context(q)?;
         let sentences = prune::split_passages(&texts);
@@ -103,12 +107,21 @@ pub fn evaluate(
         let total: usize = attn.tokens.iter().sum();
         let half = n % 2;
         counts[half] += 1;
+        let mut shipped = [false; 3];
         for (name, scores) in methods {
             let row = hits.entry(name.to_string()).or_default();
-            for (r, &(_, ratio)) in RATIOS.iter().enumerate() {
+            for (r, &(ratio_name, ratio)) in RATIOS.iter().enumerate() {
                 let kept = prune::select(&scores, &attn.tokens, (total as f64 / ratio) as usize);
-                row[half][r] +=
-                    usize::from(evidence_kept(&sentences, &kept, gold, &q.answer_spans));
+                let ok = evidence_kept(&sentences, &kept, gold, &q.answer_spans);
+                row[half][r] += usize::from(ok);
+                match name {
+                    "attention" => shipped[r] = ok,
+                    "embedding" if ok && !shipped[r] => lost_to_embedding
+                        .entry(ratio_name)
+                        .or_default()
+                        .push(q.id.clone()),
+                    _ => {}
+                }
             }
         }
         let budget4 = total / 4;
@@ -148,5 +161,6 @@ pub fn evaluate(
         recall,
         check_recall,
         heads: best_heads(&all_heads, &head_hits, counts),
+        lost_to_embedding,
     })
 }
