@@ -26,6 +26,8 @@ pub struct SoakPlan {
 pub struct SoakReport {
     pub warmup: usize,
     pub questions: usize,
+    /// Context passages an ask was given (the plan's, at least 1).
+    pub passages: usize,
     pub rss_mib: Vec<f64>,
     pub ask_ms: Vec<f64>,
 }
@@ -92,11 +94,12 @@ pub fn soak(
             questions.len()
         )));
     }
+    let passages = plan.passages.max(1);
     let (mut rss_mib, mut ask_ms) = (vec![], vec![]);
     for i in 0..plan.asks {
         let q = &questions[i % questions.len()];
         let (mut texts, _) = set.context(q)?;
-        texts.truncate(plan.passages.max(1));
+        texts.truncate(passages);
         let start = Instant::now();
         answer_from(
             generator,
@@ -117,6 +120,7 @@ pub fn soak(
     Ok(SoakReport {
         warmup: plan.warmup,
         questions: questions.len(),
+        passages,
         rss_mib,
         ask_ms,
     })
@@ -148,6 +152,7 @@ mod tests {
         SoakReport {
             warmup: 2,
             questions,
+            passages: 1,
             ask_ms: vec![1.0; rss_mib.len()],
             rss_mib,
         }
