@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Builds eval/heldout-wiki: a held-out set in the squad-superbowl format from four
-Wikipedia articles that nothing in pith was tuned on ("Apollo 11", "Aardvark",
-"Anatomy", "Aruba"; the last two were added later, after the first two's passages
-and questions, which they leave unchanged).
+"""Builds eval/heldout-wiki: a held-out set in the squad-superbowl format from six
+Wikipedia articles that nothing in pith was tuned on. Passages / questions per article:
+"Apollo 11" 51 / 42, "Aardvark" 23 / 29, "Anatomy" 49 / 35, "Aruba" 32 / 35,
+"Abacus" 28 / 35, "Albedo" 23 / 35; 206 passages and 211 questions in all. Each later
+pair of articles was appended after the ones before it, leaving their passages and
+questions unchanged: "Anatomy" and "Aruba" (questions heldout-071 to heldout-140),
+then "Abacus" and "Albedo" (questions heldout-141 to heldout-210), added in session 8
+to check a pruning change on questions nobody had looked at yet.
 
 The articles come from the Wikipedia dump excerpt that gensim ships as test data
 (gensim 4.4.0's wheel, fetched from PyPI and checked by its sha256; Wikipedia text is
 CC BY-SA, like SQuAD). Wiki markup is stripped with mwparserfromhell; every paragraph
-of 50 to 250 words is a passage. The questions are SQuAD-style, written for this set
-by the pith team (no model wrote them): each answer is a span of its gold passage,
-and the script refuses an answer that is not. The context of a question is its gold
-passage and four other passages of the same article, chosen and shuffled with a
-seed derived from the question id, as in squad-superbowl.
+of 50 to 250 words is a passage. The questions are SQuAD-style, written one by one
+for this set by the pith team, each answer checked as a span of its passage (the
+script refuses an answer that is not a span of its gold passage). The context of a
+question is its gold passage and four other passages of the same article, chosen and
+shuffled with a seed derived from the question id, as in squad-superbowl.
 
 Run: scripts/reference-env, then .venv/bin/python scripts/make-heldout.py
 Writes eval/heldout-wiki/{corpus.jsonl,questions.jsonl}.
@@ -35,10 +39,11 @@ OUT = ROOT / "eval" / "heldout-wiki"
 WHEEL = "gensim==4.4.0"
 WHEEL_SHA256 = "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8"
 DUMP = "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-# title -> key; the corpus lists the articles in this order (the first two in the order
-# the set had before "Anatomy" and "Aruba" were added, so that adding an article only
-# appends passages). Passage ids are "<key>-<index>", so they never depend on the others.
-ARTICLES = {"Apollo 11": "apollo", "Aardvark": "aardvark", "Anatomy": "anatomy", "Aruba": "aruba"}
+# title -> key; the corpus lists the articles in this order (each article appended after
+# the ones the set already had, so that adding an article only appends passages).
+# Passage ids are "<key>-<index>", so they never depend on the others.
+ARTICLES = {"Apollo 11": "apollo", "Aardvark": "aardvark", "Anatomy": "anatomy", "Aruba": "aruba",
+            "Abacus": "abacus", "Albedo": "albedo"}
 
 # (article key, passage index, question, answers: the first is the main one)
 QUESTIONS = [
@@ -222,6 +227,102 @@ QUESTIONS = [
     ("aruba", 29, "When did the celebration of Carnaval in Aruba start?", ["around the 1950s", "the 1950s"]),
     ("aruba", 30, "Which port of Aruba serves the cruise-ship lines?", ["The Port of Playa", "Port of Playa"]),
     ("aruba", 31, "Which of Aruba's telecommunications providers is government-based?", ["Setar"]),
+    ("abacus", 0, "What is another name for the abacus?", ["a counting frame", "counting frame"]),
+    ("abacus", 0, "Out of what are abaci often built today?", ["a bamboo frame", "bamboo"]),
+    ("abacus", 0, "Before beads, what was moved in grooves in sand or on tablets to count?", ["beans or stones"]),
+    ("abacus", 1, "The Greek word ἄβαξ is probably a borrowing from which language group?",
+     ["Northwest Semitic", "Phoenician"]),
+    ("abacus", 2, "Which scholar believed the Old Babylonians may have used the abacus for addition and subtraction?",
+     ["Carruccio"]),
+    ("abacus", 3, "Who wrote that the Egyptians moved their pebbles from right to left?",
+     ["Herodotus", "the Greek historian Herodotus"]),
+    ("abacus", 4, "Around when did the Persians first begin to use the abacus?", ["around 600 BC", "600 BC"]),
+    ("abacus", 5, "Who spoke of needing pebbles for calculations too difficult for your head?", ["Demosthenes"]),
+    ("abacus", 5, "Until which event was the Greek abacus used in the Western Christian world?",
+     ["the French Revolution", "French Revolution"]),
+    ("abacus", 6, "On which Greek island was the oldest counting board discovered so far found?", ["Salamis"]),
+    ("abacus", 6, "How many parallel lines make up the group below the crack on the Salamis Tablet?", ["eleven"]),
+    ("abacus", 6, "In what year was the Darius Vase unearthed?", ["1851"]),
+    ("abacus", 7, "What is the Chinese abacus known as?", ["the suanpan", "suanpan"]),
+    ("abacus", 8, "Which root operations can be done at high speed with suanpan techniques?",
+     ["square root and cube root"]),
+    ("abacus", 9, "How many beads per decimal place does the standard suanpan have?", ["5 plus 2"]),
+    ("abacus", 10, "During which dynasty was zero probably introduced to the Chinese?",
+     ["the Tang dynasty", "Tang dynasty"]),
+    ("abacus", 11, "What were the pebbles originally used on Roman counting tables called?", ["calculi"]),
+    ("abacus", 11, "Whose reintroduction of the abacus made it widely used in Europe again in the 11th century?",
+     ["Pope Sylvester II", "Sylvester II"]),
+    ("abacus", 12, "How many long grooves does the Roman abacus from the 1st century AD have?", ["eight"]),
+    ("abacus", 13, "Which second-century CE philosopher spoke of placing a wick on the number one?", ["Vasumitra"]),
+    ("abacus", 13, "What term did Hindu texts use for the empty column on the abacus?", ["śūnya"]),
+    ("abacus", 14, "Which class probably used the soroban a century or more before the ruling class did?",
+     ["the working class", "working class"]),
+    ("abacus", 14, "Around when did the 1/4 abacus appear in Japan?", ["circa 1930", "1930"]),
+    ("abacus", 15, "From which language does the word Nepōhualtzintzin come?", ["Nahuatl"]),
+    ("abacus", 17, "How many beads were there in each Nepōhualtzintzin?", ["91 beads", "91"]),
+    ("abacus", 18, "Which Mexican engineer rediscovered the Nepōhualtzintzin?", ["David Esparza Hidalgo"]),
+    ("abacus", 19, "Where did George I. Sanchez find a base 5, base 4 abacus?",
+     ["the Yucatán peninsula", "Yucatán peninsula"]),
+    ("abacus", 20, "With what tool did the Incas carry out calculations?", ["a yupana", "yupana"]),
+    ("abacus", 21, "How many beads does each wire of the Russian abacus usually carry?", ["ten beads", "ten"]),
+    ("abacus", 22, "In what year did mass production of microcalculators start in the Soviet Union?", ["1974"]),
+    ("abacus", 22, "How is the Russian abacus regarded today?", ["as an archaism", "an archaism"]),
+    ("abacus", 23, "Which mathematician brought the Russian abacus to France?", ["Jean-Victor Poncelet", "Poncelet"]),
+    ("abacus", 25, "Who invented the adapted abacus commonly used by blind people?", ["Tim Cranmer"]),
+    ("abacus", 26, "Which braille code for mathematics do blind students use?", ["Nemeth code"]),
+    ("abacus", 27, "What is the binary abacus used to explain?", ["how computers manipulate numbers"]),
+    ("albedo", 0, "Albedo compares the radiation reflected from a surface with what?",
+     ["incident radiation upon it", "incident radiation"]),
+    ("albedo", 1, "When quoted unqualified, albedo is usually averaged across which spectrum?",
+     ["visible light", "the spectrum of visible light"]),
+    ("albedo", 1, "Which surfaces have an albedo that does not depend on the incident distribution?",
+     ["Lambertian surfaces", "Lambertian"]),
+    ("albedo", 2, "Because of cloud cover, what is the average overall albedo of Earth?", ["30 to 35%"]),
+    ("albedo", 2, "In which sustainable-rating systems for buildings is albedo used?", ["LEED"]),
+    ("albedo", 3, "What is the albedo of charcoal in visible light?", ["about 0.04", "0.04"]),
+    ("albedo", 3, "Which landforms have some of the highest albedos?", ["desert areas", "desert"]),
+    ("albedo", 4, "Which NASA instruments are used to estimate Earth's surface albedo?",
+     ["MODIS", "NASA's MODIS instruments"]),
+    ("albedo", 5, "What is Earth's current average surface temperature?", ["about 15 °C", "15 °C"]),
+    ("albedo", 5, "What is an Earth entirely covered by water called?", ["aquaplanet"]),
+    ("albedo", 7, "Which astronomical field is in large part the study of albedos?", ["photometry"]),
+    ("albedo", 7, "What does an unusually high radar albedo indicate in asteroids?", ["high metal content"]),
+    ("albedo", 8, "Which moon of Saturn has one of the highest known albedos in the Solar System?", ["Enceladus"]),
+    ("albedo", 8, "What is the albedo of Eris?", ["0.96"]),
+    ("albedo", 9, "Where on Earth is the maximum albedo actually found?", ["in the tropics", "the tropics"]),
+    ("albedo", 9, "Between which latitudes north does the maximum albedo vary?",
+     ["between three and twelve degrees north", "three and twelve degrees"]),
+    ("albedo", 10, "Which desert is hot despite having a relatively high albedo?", ["the Sahara Desert", "Sahara"]),
+    ("albedo", 10, "Why are the high-albedo arctic and antarctic regions cold?",
+     ["due to low insolation", "low insolation"]),
+    ("albedo", 11, "For the driving of weather, what are the two types of albedo regions on Earth?", ["Land and ocean"]),
+    ("albedo", 11, "Which effect of Earth's spin further complicates the flow between pressure systems?",
+     ["the Coriolis effect", "Coriolis effect"]),
+    ("albedo", 12, "What kind of feedback results when snowfall changes an area's albedo?",
+     ["a snow–temperature feedback", "snow–temperature feedback"]),
+    ("albedo", 12, "Which lower-albedo surfaces may a melted area reveal?", ["grass or soil"]),
+    ("albedo", 13, "What is the albedo of melting snow?", ["about 0.4", "0.4"]),
+    ("albedo", 13, "What powdery windblown dust containing soot sometimes reduces albedo on glaciers?",
+     ["Cryoconite"]),
+    ("albedo", 14, "How many photovoltaic materials did the extended analysis of albedo effects cover?", ["seven"]),
+    ("albedo", 15, "Through what process do trees also affect climate in extremely complicated ways?",
+     ["evapotranspiration"]),
+    ("albedo", 15, "For which forests may deforestation cause a net cooling effect?",
+     ["evergreen forests with seasonal snow cover", "evergreen forests"]),
+    ("albedo", 16, "At the scale of the wavelength of light, in what manner does wavy water reflect light?",
+     ["in a locally specular manner", "locally specular"]),
+    ("albedo", 17, "Near which line on the illuminated side of Earth does the reflectivity of water become very high?",
+     ["the terminator", "terminator"]),
+    ("albedo", 18, "How much of Earth is covered by clouds on any given day?", ["about half", "half"]),
+    ("albedo", 19, "How much colder were temperatures under the burning Kuwaiti oil fires than several miles away?",
+     ["as much as 10 °C colder", "10 °C"]),
+    ("albedo", 20, "What is the direct (albedo) effect of aerosols generally?", ["to cool the planet"]),
+    ("albedo", 21, "Through which subset of the aerosol population do aerosols modify the properties of clouds?",
+     ["cloud condensation nuclei"]),
+    ("albedo", 22, "Which body estimated the global mean radiative forcing for black carbon aerosols from fossil fuels?",
+     ["the Intergovernmental Panel on Climate Change", "Intergovernmental Panel on Climate Change"]),
+    ("albedo", 22, "Black carbon is a bigger cause of the melting of the Arctic polar ice cap than what?",
+     ["carbon dioxide"]),
 ]
 
 
