@@ -99,6 +99,14 @@ pub fn evaluate(
                 "attention_deep_heads",
                 prune::fuse(&prune::head_sum(&attn, RERANK_HEADS)?, &sim),
             ),
+            (
+                "attention_rank_fusion",
+                prune::fuse_ranks(&selected, &sim),
+            ),
+            (
+                "attention_pronoun_carry",
+                prune::carry_to_pronouns(&prune::fuse(&selected, &sim), &refs),
+            ),
             ("attention_no_fusion", selected),
             ("embedding", sim),
             ("lead", prune::lead_scores(refs.len())),
