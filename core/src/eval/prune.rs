@@ -99,10 +99,7 @@ pub fn evaluate(
                 "attention_deep_heads",
                 prune::fuse(&prune::head_sum(&attn, RERANK_HEADS)?, &sim),
             ),
-            (
-                "attention_rank_fusion",
-                prune::fuse_ranks(&selected, &sim),
-            ),
+            ("attention_rank_fusion", prune::fuse_ranks(&selected, &sim)),
             (
                 "attention_pronoun_carry",
                 prune::carry_to_pronouns(&prune::fuse(&selected, &sim), &refs),

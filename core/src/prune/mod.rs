@@ -97,13 +97,24 @@ pub fn score(
     let mut layers: Vec<usize> = options.heads.iter().map(|&(l, _)| l).collect();
     layers.sort_unstable();
     layers.dedup();
-    let pass = scoring_pass(generator, sentences, question, &layers, options.calibrate)?;
+    // The embedder runs beside the scoring pass: the two models share nothing, and
+    // the similarity is otherwise a fixed cost on every pruned ask.
+    let (pass, similarity) = std::thread::scope(|scope| {
+        let similarity = options
+            .fuse_embedding
+            .then(|| scope.spawn(|| embedding_similarity(embedder, sentences, question)));
+        let pass = scoring_pass(generator, sentences, question, &layers, options.calibrate);
+        // A panic there goes on here, as if the similarity had run on this thread.
+        let similarity = similarity.map(|h| {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (pass, similarity)
+    });
+    let pass = pass?;
     let mut total = head_sum(&pass.attention, &options.heads)?;
-    if options.fuse_embedding {
-        total = fuse(
-            &total,
-            &embedding_similarity(embedder, sentences, question)?,
-        );
+    if let Some(similarity) = similarity {
+        total = fuse(&total, &similarity?);
     }
     Ok((total, pass))
 }
@@ -147,7 +158,10 @@ const ANAPHORA: &[&str] = &[
 /// the budget's edge more often. An ablation in `eval prune`.
 pub fn carry_to_pronouns(scores: &[f64], sentences: &[&ContextSentence]) -> Vec<f64> {
     let opens_with_pronoun = |s: &ContextSentence| {
-        let first = s.text.split(|c: char| !c.is_alphabetic()).find(|w| !w.is_empty());
+        let first = s
+            .text
+            .split(|c: char| !c.is_alphabetic())
+            .find(|w| !w.is_empty());
         first.is_some_and(|w| ANAPHORA.contains(&w.to_lowercase().as_str()))
     };
     (0..scores.len())
