@@ -580,7 +580,7 @@ fn soak(ctx: &Context, dir: &Path, plan: &SoakPlan) -> Result<Value> {
         "device": format!("{:?}", dev.kind).to_lowercase(),
         "asks": plan.asks,
         "questions": report.questions,
-        "passages": report.passages,
+        "passages": plan.context_passages(),
         "max_tokens": plan.options.sampling.max_tokens,
         "rss_after_warmup_mib": report.rss_after_warmup(),
         "rss_end_mib": report.rss_end(),

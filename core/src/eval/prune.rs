@@ -83,8 +83,10 @@ pub fn evaluate(
         let raw = attn.uncalibrated();
         let sim = prune::embedding_similarity(embedder, &refs, &q.question)?;
         let selected = prune::head_sum(&attn, RETRIEVAL_HEADS)?;
+        let shipped_scores = prune::fuse(&selected, &sim);
+        let carried = prune::carry_to_pronouns(&shipped_scores, &refs);
         let methods: Vec<(&str, Vec<f64>)> = vec![
-            ("attention", prune::fuse(&selected, &sim)),
+            ("attention", shipped_scores),
             (
                 "attention_no_calibration",
                 prune::fuse(&prune::head_sum(&raw, RETRIEVAL_HEADS)?, &sim),
@@ -100,10 +102,7 @@ pub fn evaluate(
                 prune::fuse(&prune::head_sum(&attn, RERANK_HEADS)?, &sim),
             ),
             ("attention_rank_fusion", prune::fuse_ranks(&selected, &sim)),
-            (
-                "attention_pronoun_carry",
-                prune::carry_to_pronouns(&prune::fuse(&selected, &sim), &refs),
-            ),
+            ("attention_pronoun_carry", carried),
             ("attention_no_fusion", selected),
             ("embedding", sim),
             ("lead", prune::lead_scores(refs.len())),

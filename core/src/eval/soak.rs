@@ -21,13 +21,18 @@ pub struct SoakPlan {
     pub options: AskOptions,
 }
 
+impl SoakPlan {
+    /// Context passages each ask is given: the plan's, at least one.
+    pub fn context_passages(&self) -> usize {
+        self.passages.max(1)
+    }
+}
+
 /// Resident memory (MiB) and time (ms) after each ask.
 #[derive(Debug, Clone)]
 pub struct SoakReport {
     pub warmup: usize,
     pub questions: usize,
-    /// Context passages an ask was given (the plan's, at least 1).
-    pub passages: usize,
     pub rss_mib: Vec<f64>,
     pub ask_ms: Vec<f64>,
 }
@@ -94,12 +99,11 @@ pub fn soak(
             questions.len()
         )));
     }
-    let passages = plan.passages.max(1);
     let (mut rss_mib, mut ask_ms) = (vec![], vec![]);
     for i in 0..plan.asks {
         let q = &questions[i % questions.len()];
         let (mut texts, _) = set.context(q)?;
-        texts.truncate(passages);
+        texts.truncate(plan.context_passages());
         let start = Instant::now();
         answer_from(
             generator,
@@ -120,7 +124,6 @@ pub fn soak(
     Ok(SoakReport {
         warmup: plan.warmup,
         questions: questions.len(),
-        passages,
         rss_mib,
         ask_ms,
     })
@@ -152,7 +155,6 @@ mod tests {
         SoakReport {
             warmup: 2,
             questions,
-            passages: 1,
             ask_ms: vec![1.0; rss_mib.len()],
             rss_mib,
         }

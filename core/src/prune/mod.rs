@@ -131,20 +131,20 @@ pub fn fuse(a: &[f64], b: &[f64]) -> Vec<f64> {
 /// Mean-rank fusion: each signal votes by rank, so that one signal's outlier cannot
 /// push out a sentence that both rank well. An ablation of `fuse`, in `eval prune`.
 pub fn fuse_ranks(a: &[f64], b: &[f64]) -> Vec<f64> {
-    ranks(a)
+    places(&ranking(a))
         .iter()
-        .zip(ranks(b))
+        .zip(places(&ranking(b)))
         .map(|(x, y)| -((x + y) as f64))
         .collect()
 }
 
-/// Each index's place in `ranking`, 0 for the best.
-fn ranks(scores: &[f64]) -> Vec<usize> {
-    let mut r = vec![0; scores.len()];
-    for (rank, i) in ranking(scores).into_iter().enumerate() {
-        r[i] = rank;
+/// Each index's place in `order` (a permutation of the indices), 0 for the first.
+fn places(order: &[usize]) -> Vec<usize> {
+    let mut place = vec![0; order.len()];
+    for (p, &i) in order.iter().enumerate() {
+        place[i] = p;
     }
-    r
+    place
 }
 
 /// Words that open a sentence which leans on the one before it.
@@ -246,11 +246,7 @@ pub fn lead_scores(n: usize) -> Vec<f64> {
 pub fn random_scores(n: usize, seed: u64) -> Vec<f64> {
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
-    let mut s = vec![0.0; n];
-    for (rank, i) in order.into_iter().enumerate() {
-        s[i] = -(rank as f64);
-    }
-    s
+    places(&order).into_iter().map(|p| -(p as f64)).collect()
 }
 
 #[cfg(test)]
