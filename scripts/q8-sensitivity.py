@@ -64,7 +64,9 @@ class Weight:
 
 
 class Model:
-    def __init__(self, path, q8, rms_f64):
+    """The model's weights, run in the arithmetic that `q8` and `rms_f64` name."""
+
+    def __init__(self, path):
         r = GGUFReader(str(path))
         t = {x.name: x for x in r.tensors}
         field = lambda k: r.fields[k].parts[r.fields[k].data[0]][0]
@@ -75,7 +77,7 @@ class Model:
         self.head_dim = self.dim // self.heads
         self.eps = float(field("llama.attention.layer_norm_rms_epsilon"))
         self.base = F(field("llama.rope.freq_base"))
-        self.q8, self.rms_f64 = q8, rms_f64
+        self.q8, self.rms_f64 = False, True
         vec = lambda name: np.asarray(t[name].data, dtype=F).reshape(-1)
         names = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
         self.blocks = [
@@ -115,8 +117,8 @@ class Model:
         scale = (F(1) / np.sqrt((mean + self.eps).astype(F))).astype(F)
         return ((x * scale[:, None]).astype(F) * weight).astype(F)
 
-    def rope(self, x, positions):
-        # ggml's rope cache: theta multiplied by base^(-2/d) pair after pair, in f32.
+    def rope_tables(self, positions):
+        """ggml's rope cache: theta multiplied by base^(-2/d) pair after pair, in f32."""
         step = np.power(self.base, F(-2.0) / F(self.head_dim), dtype=F)
         cos = np.zeros((len(positions), self.head_dim // 2), F)
         sin = np.zeros_like(cos)
@@ -125,7 +127,11 @@ class Model:
             for i in range(self.head_dim // 2):
                 cos[row, i], sin[row, i] = np.cos(theta, dtype=F), np.sin(theta, dtype=F)
                 theta = F(theta * step)
-        c, s = cos[:, None, :], sin[:, None, :]
+        return cos[:, None, :], sin[:, None, :]
+
+    @staticmethod
+    def rope(x, tables):
+        c, s = tables
         a, b = x[..., 0::2], x[..., 1::2]
         out = np.empty_like(x)
         out[..., 0::2] = a * c - b * s
@@ -136,13 +142,14 @@ class Model:
         """Logits of the last token; `cache` is a list of (keys, values) per layer."""
         n, start = len(tokens), (cache[0][0].shape[0] if cache else 0)
         positions = range(start, start + n)
+        tables = self.rope_tables(positions)
         x = self.embed.dequantized[np.asarray(tokens)]
         group = self.heads // self.kv_heads
         mask = np.where(np.arange(start + n)[None, :] <= np.array(positions)[:, None], F(0), F(-np.inf))
         for i, b in enumerate(self.blocks):
             h = self.rms(x, b["attn_norm"])
-            q = self.rope(self.linear(b["attn_q"], h).reshape(n, self.heads, -1), positions)
-            k = self.rope(self.linear(b["attn_k"], h).reshape(n, self.kv_heads, -1), positions)
+            q = self.rope(self.linear(b["attn_q"], h).reshape(n, self.heads, -1), tables)
+            k = self.rope(self.linear(b["attn_k"], h).reshape(n, self.kv_heads, -1), tables)
             v = self.linear(b["attn_v"], h).reshape(n, self.kv_heads, -1)
             if self.q8:
                 q, k, v = f16(q), f16(k), f16(v)
@@ -189,9 +196,13 @@ def main():
     tokens = int(sys.argv[1]) if len(sys.argv) > 1 else 64
     fixture = json.loads((FIXTURES / "smollm2_llamacpp_logits.json").read_text())
     prompts = [p["tokens"] for p in fixture["prompts"]]
+    model = Model(GGUF_PATH)
     for q8, name in ((False, "f32 on dequantised weights"), (True, "llama.cpp CPU arithmetic")):
-        a = run(Model(GGUF_PATH, q8, rms_f64=True), prompts, tokens)
-        b = run(Model(GGUF_PATH, q8, rms_f64=False), prompts, tokens)
+        model.q8 = q8
+        model.rms_f64 = True
+        a = run(model, prompts, tokens)
+        model.rms_f64 = False
+        b = run(model, prompts, tokens)
         # Over each position's top 5 tokens of the first run.
         diffs = np.concatenate(
             [np.abs(x - y)[np.arange(len(x))[:, None], np.argsort(-x, axis=1)[:, :5]].ravel() for x, y in zip(a[0], b[0])]
