@@ -4,8 +4,8 @@
 //! at a time. On a real GPU the device's own memory is not in the resident set; on
 //! lavapipe (CI) every wgpu buffer lives in host memory and is counted.
 //!
-//! `pith bench soak` runs the full 500 asks; these short runs check that the rate
-//! per ask measured here, carried on to 500 asks, stays inside the bound.
+//! `pith bench soak` runs the full 500 asks; these short runs check that the steady
+//! rate per ask measured here, carried on to 500 asks, stays inside the bound.
 
 mod common;
 
@@ -54,7 +54,7 @@ fn assert_flat(report: &SoakReport) {
     let (growth, projected) = (report.growth_pct(), report.projected_growth_pct(LONG_RUN));
     eprintln!(
         "resident {:.1} MiB after warm-up, {:.1} MiB at the end: {growth:+.3}%, \
-         {projected:+.2}% over {LONG_RUN} asks at this rate",
+         {projected:+.2}% over {LONG_RUN} asks at the steady rate",
         report.rss_after_warmup(),
         report.rss_end()
     );
@@ -65,7 +65,7 @@ fn assert_flat(report: &SoakReport) {
     );
     assert!(
         projected <= BOUND_PCT,
-        "{growth:.3}% over {} asks is {projected:.2}% over {LONG_RUN}: {:?}",
+        "{growth:.3}% over {} asks, steadily, is {projected:.2}% over {LONG_RUN}: {:?}",
         report.rss_mib.len() - report.warmup,
         report.rss_mib
     );
@@ -78,9 +78,11 @@ fn memory_stays_flat_over_many_asks_on_the_cpu() {
 
 #[test]
 fn memory_stays_flat_over_many_asks_on_wgpu() {
-    // An ask takes 10 to 20 s on lavapipe: fewer asks, and no pruning pass. The
-    // resident set creeps by about 1 MiB over the first 15 asks there (a 250-ask run
-    // of `pith bench soak`), then by 0.4 MiB over the next 225: a warm-up of 15 keeps
-    // that settling out of the rate carried on to 500 asks.
-    assert_flat(&run(DeviceChoice::Gpu, 35, 15, Budget::Off));
+    // An ask takes 15 to 20 s on lavapipe: fewer asks than on the CPU, pruned like an
+    // app's asks so that the embedder's thread beside the scoring pass is in the loop
+    // (a CubeCL stream per thread once grew 6.9 MiB an ask here). The resident set
+    // creeps by about 1 MiB over the first 15 asks, and a 500-ask run of
+    // `pith bench soak` stepped up twice later on (3 and 12.5 MiB): the steady rate
+    // carried on to 500 asks leaves such steps out.
+    assert_flat(&run(DeviceChoice::Gpu, 45, 15, Budget::Ratio(2.0)));
 }
