@@ -82,7 +82,7 @@ fn memory_stays_flat_over_many_asks_on_wgpu() {
     // app's asks so that the embedder's thread beside the scoring pass is in the loop
     // (a CubeCL stream per thread once grew 6.9 MiB an ask here). The resident set
     // creeps by about 1 MiB over the first 15 asks, and a 500-ask run of
-    // `pith bench soak` stepped up twice later on (3 and 12.5 MiB): the steady rate
+    // `pith bench soak` stepped up four times later on (0.5 to 12.5 MiB): the steady rate
     // carried on to 500 asks leaves such steps out.
     assert_flat(&run(DeviceChoice::Gpu, 45, 15, Budget::Ratio(2.0)));
 }
