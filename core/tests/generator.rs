@@ -84,8 +84,7 @@ fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
 /// That rounding makes its tokens depend on the order of its float operations: its own
 /// AVX2 and AVX-512 builds differ by 0.07-0.085 on average and their greedy output parts
 /// after 7 and 11 tokens on two of the three prompts (docs/correctness.md), so these
-/// bounds cover llama.cpp's own spread
-/// rather than one build's exact numbers.
+/// bounds cover llama.cpp's own spread rather than one build's exact numbers.
 const LLAMA_CPP_MEAN_TOLERANCE: f64 = 0.35;
 const LLAMA_CPP_TIE_MARGIN: f64 = 0.4;
 

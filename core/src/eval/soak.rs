@@ -39,18 +39,14 @@ pub struct SoakReport {
 
 impl SoakReport {
     pub fn rss_after_warmup(&self) -> f64 {
-        self.rss_mib[self.warmup - 1]
+        self.rss_after_cycles(0)
     }
 
     /// Resident memory after the last ask of the same question as the warm-up's last:
     /// the resident set moves by tens of MiB from one question to the next (buffers
     /// sized by the prompt), so only asks of one question compare.
     pub fn rss_end(&self) -> f64 {
-        self.rss_mib[self.end()]
-    }
-
-    fn end(&self) -> usize {
-        self.warmup - 1 + self.cycles() * self.questions
+        self.rss_after_cycles(self.cycles())
     }
 
     /// Full rounds of the questions after the warm-up.
