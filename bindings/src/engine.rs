@@ -71,6 +71,7 @@ impl Engine {
         options.precision = config.precision.map(|p| match p {
             Precision::F16 => llama::Precision::F16,
             Precision::F32 => llama::Precision::F32,
+            Precision::Q => llama::Precision::Q,
         });
         Ok(Arc::new(Self(pith_core::Engine::open(options)?)))
     }

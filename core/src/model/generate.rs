@@ -2,6 +2,7 @@
 //! streaming of UTF-8-safe pieces with cancellation.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -59,7 +60,7 @@ impl Generator {
         max_context: usize,
         precision: Precision,
     ) -> Result<Self> {
-        let gguf = Gguf::open(path)?;
+        let gguf = Arc::new(Gguf::open(path)?);
         let tokenizer = tokenizer::from_gguf(&gguf)?;
         let llama = Llama::load(&gguf, device, precision)?;
         let tokens = gguf.strings("tokenizer.ggml.tokens")?;

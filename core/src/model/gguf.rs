@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -390,6 +391,17 @@ impl Gguf {
 
     /// The stored bytes of a tensor and its type.
     pub fn raw(&self, name: &str) -> Result<(&TensorInfo, GgmlType, &[u8])> {
+        let (info, ty, range) = self.locate(name)?;
+        Ok((info, ty, &self.map[range]))
+    }
+
+    /// The bytes of the mapped file in `range` (from [`Gguf::locate`]).
+    pub fn bytes(&self, range: Range<usize>) -> &[u8] {
+        &self.map[range]
+    }
+
+    /// Where a tensor's stored bytes lie in the file, and its type.
+    pub fn locate(&self, name: &str) -> Result<(&TensorInfo, GgmlType, Range<usize>)> {
         let info = self.tensor_info(name)?;
         let ty = GgmlType::from_id(info.type_id).ok_or_else(|| {
             Error::Unsupported(format!(
@@ -400,7 +412,7 @@ impl Gguf {
         })?;
         let size = ty.bytes_for(info.elements()).expect("checked when parsed");
         let start = (self.header.data_offset + info.offset) as usize;
-        Ok((info, ty, &self.map[start..start + size as usize]))
+        Ok((info, ty, start..start + size as usize))
     }
 
     /// A tensor dequantised to f32, with its row-major shape.

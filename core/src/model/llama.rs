@@ -5,10 +5,12 @@
 //! once per sequence, and an attention read-out for pruning and rerank.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 use half::f16;
+use pith_kernels::{GgmlType, QMatrix};
 
 use super::gguf::Gguf;
 use crate::device::{DeviceChoice, OpenDevice};
@@ -87,16 +89,20 @@ impl Config {
     }
 }
 
-/// The float type the weight matrices are kept in on the device.
+/// How the weight matrices are kept.
 ///
 /// Decoding one token reads every weight once, so its speed is set by memory bandwidth:
-/// f16 halves both the bytes read per token and the memory the model takes.
-/// Activations, norms and the KV cache stay f32.
+/// f16 halves both the bytes read per token and the memory the model takes, and the
+/// GGUF's own blocks (`Q`) take 4.5 to 8.5 bits a value. Activations, norms and the KV
+/// cache stay f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     F32,
     F16,
+    /// As stored in the GGUF file, read from its memory map by pith's kernels: no
+    /// dequantised copy. The CPU device only, so far.
+    Q,
 }
 
 impl Precision {
@@ -120,8 +126,9 @@ impl std::str::FromStr for Precision {
         match s {
             "f32" => Ok(Self::F32),
             "f16" => Ok(Self::F16),
+            "q" => Ok(Self::Q),
             _ => Err(Error::InvalidArgument(format!(
-                "precision {s:?} (use f16 or f32)"
+                "precision {s:?} (use q, f16 or f32)"
             ))),
         }
     }
@@ -149,21 +156,123 @@ fn matmul_f32(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
     }
 }
 
+/// A matrix kept in its GGUF blocks, `[rows, cols]` as stored, in the mapped file.
+struct Stored {
+    gguf: Arc<Gguf>,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    bytes: Range<usize>,
+}
+
+impl Stored {
+    fn load(g: &Arc<Gguf>, name: &str, rows: usize, cols: usize) -> Result<Self> {
+        let (_, ty, bytes) = g.locate(name)?;
+        let stored = Self {
+            gguf: g.clone(),
+            ty,
+            rows,
+            cols,
+            bytes,
+        };
+        stored.matrix()?;
+        Ok(stored)
+    }
+
+    fn matrix(&self) -> Result<QMatrix<'_>> {
+        QMatrix::new(
+            self.ty,
+            self.rows,
+            self.cols,
+            self.gguf.bytes(self.bytes.clone()),
+        )
+        .map_err(|e| Error::model(self.gguf.path(), e))
+    }
+
+    /// `x · Wᵀ` for `x` `[t, cols]`: `[t, rows]` on `x`'s device.
+    fn matmul(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        let (t, device) = (x.dims()[0], x.device());
+        let y = self.matrix()?.matmul(&read_vec(x)?, t);
+        Ok(Tensor::from_data(
+            TensorData::new(y, [t, self.rows]),
+            &device,
+        ))
+    }
+}
+
+/// A linear layer's weight.
+enum Weight {
+    /// `[in, out]` on the device, transposed on load so a forward pass is one matmul.
+    Dense(Tensor<2>),
+    /// `[out, in]` as stored.
+    Stored(Stored),
+}
+
 struct Linear {
-    /// `[in, out]`, transposed on load so a forward pass is one matmul.
-    weight_t: Tensor<2>,
+    weight: Weight,
     bias: Option<Tensor<2>>,
 }
 
 impl Linear {
-    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let y = matmul_f32(x, &self.weight_t);
-        match &self.bias {
+    fn forward(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        let y = match &self.weight {
+            Weight::Dense(w) => matmul_f32(x, w),
+            Weight::Stored(w) => w.matmul(x)?,
+        };
+        Ok(match &self.bias {
             Some(b) => {
                 let dims = y.dims();
                 y + b.clone().expand(dims)
             }
             None => y,
+        })
+    }
+}
+
+/// The token embedding, and the output head when it has its own: `[vocab, dim]`.
+enum Table {
+    Dense(Tensor<2>),
+    Stored(Stored),
+}
+
+impl Table {
+    /// The rows of `ids`, as f32 `[ids, dim]`. A stored table is read row by row.
+    fn rows(&self, ids: &[u32], device: &Device) -> Result<Tensor<2>> {
+        let t = ids.len();
+        match self {
+            Self::Dense(table) => {
+                let ids: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
+                let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [t]), device);
+                Ok(table.clone().select(0, ids).cast(FloatDType::F32))
+            }
+            Self::Stored(table) => {
+                let matrix = table.matrix()?;
+                let mut rows = Vec::with_capacity(t * table.cols);
+                for &id in ids {
+                    matrix.dequantize_row(id as usize, &mut rows);
+                }
+                Ok(Tensor::from_data(
+                    TensorData::new(rows, [t, table.cols]),
+                    device,
+                ))
+            }
+        }
+    }
+
+    /// `table · x` for one f32 row `x` `[1, dim]`: a value per table row.
+    fn scores(&self, x: Tensor<2>) -> Result<Vec<f32>> {
+        match self {
+            // `table @ xᵀ` keeps the [vocab, dim] matrix as stored: no transposed copy.
+            Self::Dense(table) => {
+                let dtype: FloatDType = table.dtype().into();
+                read_vec(
+                    table
+                        .clone()
+                        .matmul(x.transpose().cast(dtype))
+                        .cast(FloatDType::F32),
+                )
+            }
+            Self::Stored(table) => Ok(table.matrix()?.matmul(&read_vec(x)?, 1)),
         }
     }
 }
@@ -265,9 +374,9 @@ pub struct Llama {
     pub config: Config,
     pub precision: Precision,
     device: Device,
-    embed: Tensor<2>,
+    embed: Table,
     /// `None` when the output head is tied to the embedding.
-    output: Option<Tensor<2>>,
+    output: Option<Table>,
     norm: Tensor<2>,
     blocks: Vec<Block>,
     /// `[context, head_dim / 2]`.
@@ -279,46 +388,66 @@ pub struct Llama {
 pub const PREFILL_CHUNK: usize = 256;
 
 impl Llama {
-    pub fn load(g: &Gguf, device: &Device, precision: Precision) -> Result<Self> {
+    /// Loads the decoder. Weights kept as stored ([`Precision::Q`]) stay in `g`'s map,
+    /// which the model then holds.
+    pub fn load(g: &Arc<Gguf>, device: &Device, precision: Precision) -> Result<Self> {
         let config = Config::from_gguf(g)?;
-        let tensor = |name: &str, shape_check: &[usize]| -> Result<(Vec<f32>, Vec<usize>)> {
-            let (v, shape) = g.dequantize(name)?;
-            if !shape_check.is_empty() && shape != shape_check {
-                return Err(Error::model(
-                    g.path(),
-                    format!("tensor {name} has shape {shape:?}, expected {shape_check:?}"),
-                ));
-            }
-            Ok((v, shape))
+        if precision == Precision::Q && *device != Device::flex() {
+            return Err(Error::Unsupported(
+                "weights as stored (precision q) run on the CPU device only so far; \
+                 use precision f16 or f32 on the GPU"
+                    .into(),
+            ));
+        }
+        let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            check_shape(g, name, shape)?;
+            Ok(g.dequantize(name)?.0)
         };
         let on_device = |v: Vec<f32>, shape: [usize; 2]| {
             Tensor::<2>::from_data(TensorData::new(v, shape), device)
         };
         // Narrowed on the host, so the f32 copy never reaches the device.
-        let matrix = |v: Vec<f32>, shape: [usize; 2]| match precision {
-            Precision::F32 => on_device(v, shape),
+        let dense = |v: Vec<f32>, shape: [usize; 2]| match precision {
             Precision::F16 => {
                 let v: Vec<f16> = v.into_iter().map(f16::from_f32).collect();
                 Tensor::<2>::from_data(TensorData::new(v, shape), (device, DType::F16))
             }
+            Precision::F32 | Precision::Q => on_device(v, shape),
+        };
+        let table = |name: &str| -> Result<Table> {
+            if precision == Precision::Q {
+                check_shape(g, name, &[config.vocab, config.dim])?;
+                return Ok(Table::Stored(Stored::load(
+                    g,
+                    name,
+                    config.vocab,
+                    config.dim,
+                )?));
+            }
+            let v = tensor(name, &[config.vocab, config.dim])?;
+            Ok(Table::Dense(dense(v, [config.vocab, config.dim])))
         };
         let norm = |name: &str| -> Result<Tensor<2>> {
-            let (v, _) = tensor(name, &[config.dim])?;
+            let v = tensor(name, &[config.dim])?;
             Ok(on_device(v, [1, config.dim]))
         };
         let linear = |name: &str, out: usize, inp: usize| -> Result<Linear> {
-            let (v, _) = tensor(&format!("{name}.weight"), &[out, inp])?;
+            let weight_name = format!("{name}.weight");
+            let weight = if precision == Precision::Q {
+                check_shape(g, &weight_name, &[out, inp])?;
+                Weight::Stored(Stored::load(g, &weight_name, out, inp)?)
+            } else {
+                let v = tensor(&weight_name, &[out, inp])?;
+                Weight::Dense(dense(transpose(&v, out, inp), [inp, out]))
+            };
             let bias_name = format!("{name}.bias");
             let bias = if g.has_tensor(&bias_name) {
-                let (b, _) = tensor(&bias_name, &[out])?;
+                let b = tensor(&bias_name, &[out])?;
                 Some(on_device(b, [1, out]))
             } else {
                 None
             };
-            Ok(Linear {
-                weight_t: matrix(transpose(&v, out, inp), [inp, out]),
-                bias,
-            })
+            Ok(Linear { weight, bias })
         };
         let (d, kv) = (config.dim, config.kv_heads * config.head_dim);
         let blocks = (0..config.layers)
@@ -337,16 +466,14 @@ impl Llama {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let (e, _) = tensor("token_embd.weight", &[config.vocab, d])?;
         let output = if g.has_tensor("output.weight") {
-            let (o, _) = tensor("output.weight", &[config.vocab, d])?;
-            Some(matrix(o, [config.vocab, d]))
+            Some(table("output.weight")?)
         } else {
             None
         };
         let (cos, sin) = rope_tables(&config, device);
         Ok(Self {
-            embed: matrix(e, [config.vocab, d]),
+            embed: table("token_embd.weight")?,
             output,
             norm: norm("output_norm.weight")?,
             blocks,
@@ -409,9 +536,7 @@ impl Llama {
         let mut outputs = vec![];
         for chunk in tokens.chunks(PREFILL_CHUNK) {
             let (start, t) = (cache.len, chunk.len());
-            let ids: Vec<i32> = chunk.iter().map(|&i| i as i32).collect();
-            let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [t]), &self.device);
-            let x = self.embed.clone().select(0, ids).cast(FloatDType::F32);
+            let x = self.embed.rows(chunk, &self.device)?;
             let position = cache.next_position();
             let rope = (
                 self.cos.clone().narrow(0, position, t),
@@ -423,7 +548,7 @@ impl Llama {
                 let hi = c.queries.end.min(start + t);
                 (lo < hi).then(|| (&c.layers[..], (lo - start)..(hi - start)))
             });
-            let x = self.run_layers(x, 0..layers, cache, &rope, read, &mut captured);
+            let x = self.run_layers(x, 0..layers, cache, &rope, read, &mut captured)?;
             cache.len += t;
             outputs.push(x);
         }
@@ -508,7 +633,7 @@ impl Llama {
                 &rope,
                 None,
                 &mut vec![],
-            ));
+            )?);
         }
         cache.len = n;
         cache.skipped = last + 1 - n;
@@ -526,7 +651,7 @@ impl Llama {
         rope: &(Tensor<2>, Tensor<2>),
         read: Option<(&[usize], Range<usize>)>,
         captured: &mut Vec<(usize, Vec<Tensor<3>>)>,
-    ) -> Tensor<2> {
+    ) -> Result<Tensor<2>> {
         let (start, t) = (cache.len, x.dims()[0]);
         let rows = Rows {
             cos: rope.0.clone(),
@@ -539,7 +664,7 @@ impl Llama {
                 .as_ref()
                 .filter(|(l, _)| l.contains(&i))
                 .map(|(_, rows)| rows.clone());
-            let (h, probs) = self.attention(block, x.clone(), i, cache, &rows, want);
+            let (h, probs) = self.attention(block, x.clone(), i, cache, &rows, want)?;
             if let Some(p) = probs {
                 match captured.iter_mut().find(|(l, _)| *l == i) {
                     Some((_, parts)) => parts.push(p),
@@ -550,10 +675,10 @@ impl Llama {
             let n = rms_norm(x.clone(), &block.ffn_norm, self.config.rms_eps);
             let ff = block
                 .down
-                .forward(silu(block.gate.forward(n.clone())) * block.up.forward(n));
+                .forward(silu(block.gate.forward(n.clone())?) * block.up.forward(n)?)?;
             x = x + ff;
         }
-        x
+        Ok(x)
     }
 
     /// One attention sub-layer over rows that take the cache slots from `cache.len`
@@ -567,19 +692,19 @@ impl Llama {
         cache: &mut KvCache,
         rows: &Rows,
         want: Option<Range<usize>>,
-    ) -> (Tensor<2>, Option<Tensor<3>>) {
+    ) -> Result<(Tensor<2>, Option<Tensor<3>>)> {
         let Rows { cos, sin, mask } = rows;
         let c = &self.config;
         let (t, hd, kvh, group) = (x.dims()[0], c.head_dim, c.kv_heads, c.group());
         let start = cache.len;
         let n = rms_norm(x, &block.attn_norm, c.rms_eps);
         let q = self.rope(
-            block.q.forward(n.clone()).reshape([t, c.heads, hd]),
+            block.q.forward(n.clone())?.reshape([t, c.heads, hd]),
             cos,
             sin,
         );
-        let k = self.rope(block.k.forward(n.clone()).reshape([t, kvh, hd]), cos, sin);
-        let v = block.v.forward(n).reshape([t, kvh, hd]);
+        let k = self.rope(block.k.forward(n.clone())?.reshape([t, kvh, hd]), cos, sin);
+        let v = block.v.forward(n)?.reshape([t, kvh, hd]);
 
         let end = start + t;
         let keys = std::mem::replace(
@@ -620,7 +745,7 @@ impl Llama {
             .reshape([kvh, group, t, hd])
             .permute([2, 0, 1, 3])
             .reshape([t, c.dim]);
-        (block.o.forward(out), read)
+        Ok((block.o.forward(out)?, read))
     }
 
     /// Rotary position embedding of `x` `[t, heads, head_dim]`.
@@ -654,14 +779,7 @@ impl Llama {
     fn logits(&self, x: Tensor<2>) -> Result<Vec<f32>> {
         let t = x.dims()[0];
         let last = rms_norm(x.narrow(0, t - 1, 1), &self.norm, self.config.rms_eps);
-        let head = self.output.as_ref().unwrap_or(&self.embed);
-        // `head @ xᵀ` keeps the [vocab, dim] matrix as stored: no transposed copy.
-        let dtype: FloatDType = head.dtype().into();
-        let logits = head
-            .clone()
-            .matmul(last.transpose().cast(dtype))
-            .cast(FloatDType::F32);
-        read_vec(logits)
+        self.output.as_ref().unwrap_or(&self.embed).scores(last)
     }
 
     fn read_attention(&self, layer: usize, parts: Vec<Tensor<3>>) -> Result<LayerAttention> {
@@ -690,6 +808,18 @@ impl Llama {
             weights: rows.concat(),
         })
     }
+}
+
+/// Fails with a clear error when a stored tensor has another shape than the model's.
+fn check_shape(g: &Gguf, name: &str, want: &[usize]) -> Result<()> {
+    let shape = g.tensor_info(name)?.shape();
+    if shape != want {
+        return Err(Error::model(
+            g.path(),
+            format!("tensor {name} has shape {shape:?}, expected {want:?}"),
+        ));
+    }
+    Ok(())
 }
 
 fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {

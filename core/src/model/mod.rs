@@ -5,7 +5,9 @@ pub mod chat;
 pub mod generate;
 pub mod gguf;
 pub mod llama;
-pub mod quant;
 pub mod safetensors;
 pub mod sampling;
 pub mod tokenizer;
+
+/// GGML tensor types and their dequantisation, from the kernels crate.
+pub use pith_kernels::quant;

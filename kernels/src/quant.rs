@@ -90,26 +90,31 @@ impl GgmlType {
 
     /// Dequantises `data` (whole blocks) to f32.
     pub fn dequantize(self, data: &[u8]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(data.len() / self.block_bytes() * self.block_len());
+        self.dequantize_into(data, &mut out);
+        out
+    }
+
+    /// Dequantises `data` (whole blocks), appending to `out`.
+    pub fn dequantize_into(self, data: &[u8], out: &mut Vec<f32>) {
         let blocks = data.chunks_exact(self.block_bytes());
-        let mut out = Vec::with_capacity(blocks.len() * self.block_len());
         match self {
             Self::F32 => out.extend(blocks.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
             Self::F16 => out.extend(blocks.map(|b| f16_at(b, 0))),
             Self::Bf16 => out.extend(blocks.map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())),
-            Self::Q4_0 => blocks.for_each(|b| q4_0(b, &mut out)),
-            Self::Q4_1 => blocks.for_each(|b| q4_1(b, &mut out)),
-            Self::Q5_0 => blocks.for_each(|b| q5_0(b, &mut out)),
-            Self::Q5_1 => blocks.for_each(|b| q5_1(b, &mut out)),
-            Self::Q8_0 => blocks.for_each(|b| q8_0(b, &mut out)),
-            Self::Q4K => blocks.for_each(|b| q4_k(b, &mut out)),
-            Self::Q5K => blocks.for_each(|b| q5_k(b, &mut out)),
-            Self::Q6K => blocks.for_each(|b| q6_k(b, &mut out)),
+            Self::Q4_0 => blocks.for_each(|b| q4_0(b, out)),
+            Self::Q4_1 => blocks.for_each(|b| q4_1(b, out)),
+            Self::Q5_0 => blocks.for_each(|b| q5_0(b, out)),
+            Self::Q5_1 => blocks.for_each(|b| q5_1(b, out)),
+            Self::Q8_0 => blocks.for_each(|b| q8_0(b, out)),
+            Self::Q4K => blocks.for_each(|b| q4_k(b, out)),
+            Self::Q5K => blocks.for_each(|b| q5_k(b, out)),
+            Self::Q6K => blocks.for_each(|b| q6_k(b, out)),
         }
-        out
     }
 }
 
-fn f16_at(b: &[u8], at: usize) -> f32 {
+pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
 }
 
@@ -158,7 +163,7 @@ fn q8_0(b: &[u8], out: &mut Vec<f32>) {
 }
 
 /// The 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K block.
-fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
     let (sc, m) = if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

@@ -1,0 +1,17 @@
+//! GGUF's block formats and the kernels that compute with them as stored.
+//!
+//! A quantised model decodes each token by reading every weight once, so it runs at
+//! the speed its weights can be read: kept in their stored blocks (4.5 to 8.5 bits a
+//! value) they read three to seven times faster than as f32. This crate decodes blocks
+//! inside the dot product ([`dot`]) and runs matrix products over rows of blocks
+//! ([`QMatrix`]), on scalar code, AVX2 and NEON. It has no Burn dependency, so its
+//! tests build and run quickly on every target, aarch64 under qemu included; pith-core
+//! calls it from its generator on the CPU device.
+
+pub mod dot;
+pub mod matmul;
+pub mod quant;
+
+pub use dot::Isa;
+pub use matmul::QMatrix;
+pub use quant::GgmlType;

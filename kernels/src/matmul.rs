@@ -1,0 +1,128 @@
+//! Matrix products against a weight matrix kept in its stored blocks.
+
+use rayon::prelude::*;
+
+use crate::dot::{Isa, ROWS, dot};
+use crate::quant::GgmlType;
+
+/// Weight rows one task owns: their blocks stay in cache while every activation row
+/// passes over them.
+const TILE_ROWS: usize = 32;
+
+/// A `[rows, cols]` matrix of one GGML type, row-major as GGUF stores it (a linear
+/// layer's `[out, in]`).
+#[derive(Debug, Clone, Copy)]
+pub struct QMatrix<'a> {
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    data: &'a [u8],
+}
+
+impl<'a> QMatrix<'a> {
+    /// Checks that `data` holds exactly `rows` rows of `cols` values of `ty`.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, String> {
+        let row_bytes = ty.bytes_for(cols as u64).ok_or_else(|| {
+            format!(
+                "rows of {cols} values do not fill whole {ty:?} blocks of {}",
+                ty.block_len()
+            )
+        })?;
+        if (data.len() as u64) != row_bytes * rows as u64 {
+            return Err(format!(
+                "{} bytes for {rows} {ty:?} rows of {cols} values ({row_bytes} bytes each)",
+                data.len()
+            ));
+        }
+        Ok(Self {
+            ty,
+            rows,
+            cols,
+            data,
+        })
+    }
+
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.data.len() / self.rows.max(1)
+    }
+
+    /// The stored bytes of row `r`.
+    pub fn row(&self, r: usize) -> &'a [u8] {
+        let n = self.row_bytes();
+        &self.data[r * n..(r + 1) * n]
+    }
+
+    /// Appends row `r` dequantised to f32 (an embedding lookup).
+    pub fn dequantize_row(&self, r: usize, out: &mut Vec<f32>) {
+        self.ty.dequantize_into(self.row(r), out);
+    }
+
+    /// `x · Wᵀ` for `x` `[n, cols]` row-major: `[n, rows]`, on the best kernels this
+    /// CPU has, in parallel over weight rows.
+    pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
+        self.matmul_on(Isa::best(), x, n)
+    }
+
+    /// [`QMatrix::matmul`] on the kernels of `isa`.
+    ///
+    /// # Panics
+    /// When `x` is not `n` rows of `cols` values.
+    pub fn matmul_on(&self, isa: Isa, x: &[f32], n: usize) -> Vec<f32> {
+        assert_eq!(
+            x.len(),
+            n * self.cols,
+            "activations are not [{n}, {}]",
+            self.cols
+        );
+        if n == 0 || self.rows == 0 {
+            return vec![0.0; n * self.rows];
+        }
+        let xs: Vec<&[f32]> = x.chunks_exact(self.cols).collect();
+        // Computed transposed, `[rows, n]`, so each task writes one contiguous slice.
+        let mut yt = vec![0f32; self.rows * n];
+        yt.par_chunks_mut(TILE_ROWS * n)
+            .enumerate()
+            .for_each(|(tile, out)| self.tile(isa, tile * TILE_ROWS, &xs, out));
+        if n == 1 {
+            return yt;
+        }
+        let mut y = vec![0f32; n * self.rows];
+        for (r, column) in yt.chunks_exact(n).enumerate() {
+            for (j, &v) in column.iter().enumerate() {
+                y[j * self.rows + r] = v;
+            }
+        }
+        y
+    }
+
+    /// The weight rows from `first` that `out` (`[rows, n]`) has room for, against
+    /// every activation row, [`ROWS`] activation rows at a time.
+    fn tile(&self, isa: Isa, first: usize, xs: &[&[f32]], out: &mut [f32]) {
+        let n = xs.len();
+        let whole = n - n % ROWS;
+        for j in (0..whole).step_by(ROWS) {
+            let group: [&[f32]; ROWS] = std::array::from_fn(|i| xs[j + i]);
+            for (r, column) in out.chunks_exact_mut(n).enumerate() {
+                let sums = dot(isa, self.ty, self.row(first + r), group);
+                column[j..j + ROWS].copy_from_slice(&sums);
+            }
+        }
+        for (j, x) in xs.iter().enumerate().skip(whole) {
+            for (r, column) in out.chunks_exact_mut(n).enumerate() {
+                column[j] = dot(isa, self.ty, self.row(first + r), [x])[0];
+            }
+        }
+    }
+}
