@@ -106,16 +106,18 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// f16 on a GPU that has it, f32 on the CPU.
+    /// The weights as stored on the CPU; f16 on a GPU that has it, f32 on one without.
     ///
-    /// wgpu's f16 matmul accumulates in f32. The flex CPU device's accumulates in f16:
-    /// its decode is 1.5x faster in f16 but log-probabilities move by 0.07 on average
-    /// (see core/tests/generator.rs), so there f16 is a choice, not the default.
+    /// On the CPU, stored weights are read in a fraction of the bytes and pith's kernels
+    /// keep activations f32, so log-probabilities stay within 1e-4 of the dequantised f32
+    /// model (core/tests/generator.rs). flex's own f16 matmul accumulates in f16 and moves
+    /// them by 0.07 on average: there f16 is a choice, not the default. wgpu's f16 matmul
+    /// accumulates in f32; stored weights have no wgpu kernels yet.
     pub fn default_for(dev: &OpenDevice) -> Self {
-        if dev.kind == DeviceChoice::Gpu && dev.device.supports_dtype(DType::F16) {
-            Self::F16
-        } else {
-            Self::F32
+        match dev.kind {
+            DeviceChoice::Cpu => Self::Q,
+            DeviceChoice::Gpu if dev.device.supports_dtype(DType::F16) => Self::F16,
+            DeviceChoice::Gpu => Self::F32,
         }
     }
 }
