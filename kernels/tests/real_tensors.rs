@@ -69,12 +69,11 @@ fn every_isa_matches_the_reference_dot_products() {
         let m = QMatrix::new(f.ty, f.rows, f.cols, &f.bytes).unwrap();
         for isa in Isa::available() {
             let got = m.matmul_on(isa, &f.x, 1);
-            for r in 0..f.rows {
+            for (r, &got) in got.iter().enumerate() {
                 assert!(
-                    close(got[r], f.dots[r], f.abs_dots[r]),
-                    "{} on {isa:?}, row {r}: {} vs {}",
+                    close(got, f.dots[r], f.abs_dots[r]),
+                    "{} on {isa:?}, row {r}: {got} vs {}",
                     f.name,
-                    got[r],
                     f.dots[r]
                 );
             }

@@ -9,6 +9,7 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use super::safetensors::SafetensorsFile;
 use super::tokenizer;
+use crate::device::on_cpu_pool;
 use crate::error::{Error, Result};
 
 /// sentence-transformers' `max_seq_length` for all-MiniLM-L6-v2.
@@ -230,6 +231,10 @@ impl Embedder {
 
     /// Embeds texts: unit-length vectors of `dim()` floats, in input order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        on_cpu_pool(&self.device, || self.embed_here(texts))
+    }
+
+    fn embed_here(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         // Batches of similar length waste less on padding.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());

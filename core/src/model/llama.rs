@@ -13,7 +13,7 @@ use half::f16;
 use pith_kernels::{GgmlType, QMatrix};
 
 use super::gguf::Gguf;
-use crate::device::{DeviceChoice, OpenDevice};
+use crate::device::{DeviceChoice, OpenDevice, on_cpu_pool};
 use crate::error::{Error, Result};
 
 /// Hyper-parameters, all read from GGUF metadata.
@@ -202,10 +202,10 @@ impl Stored {
     }
 }
 
-/// A linear layer's weight.
+/// A linear layer's weight. (A Burn tensor handle is some 600 bytes, hence the box.)
 enum Weight {
     /// `[in, out]` on the device, transposed on load so a forward pass is one matmul.
-    Dense(Tensor<2>),
+    Dense(Box<Tensor<2>>),
     /// `[out, in]` as stored.
     Stored(Stored),
 }
@@ -233,7 +233,7 @@ impl Linear {
 
 /// The token embedding, and the output head when it has its own: `[vocab, dim]`.
 enum Table {
-    Dense(Tensor<2>),
+    Dense(Box<Tensor<2>>),
     Stored(Stored),
 }
 
@@ -427,7 +427,7 @@ impl Llama {
                 )?));
             }
             let v = tensor(name, &[config.vocab, config.dim])?;
-            Ok(Table::Dense(dense(v, [config.vocab, config.dim])))
+            Ok(Table::Dense(Box::new(dense(v, [config.vocab, config.dim]))))
         };
         let norm = |name: &str| -> Result<Tensor<2>> {
             let v = tensor(name, &[config.dim])?;
@@ -440,7 +440,7 @@ impl Llama {
                 Weight::Stored(Stored::load(g, &weight_name, out, inp)?)
             } else {
                 let v = tensor(&weight_name, &[out, inp])?;
-                Weight::Dense(dense(transpose(&v, out, inp), [inp, out]))
+                Weight::Dense(Box::new(dense(transpose(&v, out, inp), [inp, out])))
             };
             let bias_name = format!("{name}.bias");
             let bias = if g.has_tensor(&bias_name) {
@@ -510,6 +510,18 @@ impl Llama {
     /// `stop_after` runs only the first layers: enough for an attention read-out,
     /// leaving the cache valid for those layers only.
     pub fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        capture: Option<&Capture>,
+        stop_after: Option<usize>,
+    ) -> Result<Pass> {
+        on_cpu_pool(&self.device, || {
+            self.forward_here(tokens, cache, capture, stop_after)
+        })
+    }
+
+    fn forward_here(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,
@@ -586,6 +598,18 @@ impl Llama {
     /// This is how a pruned prompt is answered without a second prefill: the scoring
     /// pass already holds the lower layers of every kept token.
     pub fn keep_and_finish(
+        &self,
+        cache: &mut KvCache,
+        hidden: Tensor<2>,
+        keep: &[usize],
+        depth: usize,
+    ) -> Result<Vec<f32>> {
+        on_cpu_pool(&self.device, || {
+            self.keep_and_finish_here(cache, hidden, keep, depth)
+        })
+    }
+
+    fn keep_and_finish_here(
         &self,
         cache: &mut KvCache,
         hidden: Tensor<2>,

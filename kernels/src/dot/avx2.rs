@@ -36,7 +36,7 @@ pub fn covers(ty: GgmlType) -> bool {
 /// lengths checked by the caller.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[f32]; N]) -> [f32; N] {
-    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    let mut acc = [[_mm256_setzero_ps(); 4]; N];
     let mut add = |group: usize, w: Group| accumulate(&mut acc, group, &xs, w);
     match ty {
         GgmlType::F32 => row
@@ -103,14 +103,15 @@ pub unsafe fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[f32]; N]) -> 
         }),
         _ => unreachable!("{ty:?} has no AVX2 path"),
     }
-    acc.map(|[a, b]| hsum(_mm256_add_ps(a, b)))
+    acc.map(|[a, b, c, d]| hsum(_mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d))))
 }
 
-/// Adds `w · x[32 group..]` for every activation row, in two accumulators a row so
-/// that consecutive FMAs do not wait on each other.
+/// Adds `w · x[32 group..]` for every activation row. One row spreads its FMAs over
+/// four accumulators so that they do not wait on each other; several rows are
+/// independent already, and one accumulator each leaves registers for the weights.
 #[target_feature(enable = "avx2,fma")]
 fn accumulate<const N: usize>(
-    acc: &mut [[__m256; 2]; N],
+    acc: &mut [[__m256; 4]; N],
     group: usize,
     xs: &[&[f32]; N],
     w: Group,
@@ -120,7 +121,8 @@ fn accumulate<const N: usize>(
         for (k, w) in w.into_iter().enumerate() {
             // SAFETY: `x` has 32 values, so 8 from `8 k` are in bounds.
             let v = unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * k)) };
-            a[k % 2] = _mm256_fmadd_ps(w, v, a[k % 2]);
+            let a = &mut a[if N == 1 { k } else { 0 }];
+            *a = _mm256_fmadd_ps(w, v, *a);
         }
     }
 }

@@ -21,7 +21,7 @@ pub fn covers(ty: GgmlType) -> bool {
 /// `ty` must be one [`covers`] names and the lengths checked by the caller.
 #[target_feature(enable = "neon")]
 pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[f32]; N]) -> [f32; N] {
-    let mut acc = [[vdupq_n_f32(0.0); 2]; N];
+    let mut acc = [[vdupq_n_f32(0.0); 4]; N];
     let mut add = |group: usize, w: Group| accumulate(&mut acc, group, &xs, w);
     match ty {
         GgmlType::F32 => row
@@ -82,16 +82,18 @@ pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[f32]; N]) -> [f32; N
         }),
         _ => unreachable!("{ty:?} has no NEON path"),
     }
-    acc.map(|[a, b]| vaddvq_f32(vaddq_f32(a, b)))
+    acc.map(|[a, b, c, d]| vaddvq_f32(vaddq_f32(vaddq_f32(a, b), vaddq_f32(c, d))))
 }
 
 /// 32 bytes as two vectors of 16.
 type Bytes32 = [uint8x16_t; 2];
 
-/// Adds `w · x[32 group..]` for every activation row, in two accumulators a row.
+/// Adds `w · x[32 group..]` for every activation row. One row spreads its FMAs over
+/// four accumulators so that they do not wait on each other; several rows are
+/// independent already, and one accumulator each leaves registers for the weights.
 #[target_feature(enable = "neon")]
 fn accumulate<const N: usize>(
-    acc: &mut [[float32x4_t; 2]; N],
+    acc: &mut [[float32x4_t; 4]; N],
     group: usize,
     xs: &[&[f32]; N],
     w: Group,
@@ -101,7 +103,8 @@ fn accumulate<const N: usize>(
         for (k, w) in w.into_iter().enumerate() {
             // SAFETY: `x` has 32 values, so 4 from `4 k` are in bounds.
             let v = unsafe { vld1q_f32(x.as_ptr().add(4 * k)) };
-            a[k % 2] = vfmaq_f32(a[k % 2], w, v);
+            let a = &mut a[if N == 1 { k % 4 } else { 0 }];
+            *a = vfmaq_f32(*a, w, v);
         }
     }
 }
