@@ -1688,6 +1688,11 @@ class Precision(enum.Enum):
     
     F32 = 1
     
+    Q = 2
+    """
+    As stored in the GGUF file (4.5 to 8.5 bits a weight); the CPU device only.
+"""
+    
 
 
 class _UniffiFfiConverterTypePrecision(_UniffiConverterRustBuffer):
@@ -1698,6 +1703,8 @@ class _UniffiFfiConverterTypePrecision(_UniffiConverterRustBuffer):
             return Precision.F16
         if variant == 2:
             return Precision.F32
+        if variant == 3:
+            return Precision.Q
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -1705,6 +1712,8 @@ class _UniffiFfiConverterTypePrecision(_UniffiConverterRustBuffer):
         if value == Precision.F16:
             return
         if value == Precision.F32:
+            return
+        if value == Precision.Q:
             return
         raise ValueError(value)
 
@@ -1714,6 +1723,8 @@ class _UniffiFfiConverterTypePrecision(_UniffiConverterRustBuffer):
             buf.write_i32(1)
         if value == Precision.F32:
             buf.write_i32(2)
+        if value == Precision.Q:
+            buf.write_i32(3)
 
 
 

@@ -23,7 +23,7 @@ def engine(tmp_path_factory):
         models_dir=os.environ["PITH_MODELS"],
         db_path=str(db),
         device=pith.Device.CPU,
-        precision=pith.Precision.F32,
+        precision=pith.Precision.Q,
     )
     return pith.Engine.open(config)
 

@@ -2434,6 +2434,10 @@ public enum Precision: Equatable, Hashable {
      */
     case f16
     case f32
+    /**
+     * As stored in the GGUF file (4.5 to 8.5 bits a weight); the CPU device only.
+     */
+    case q
 
 
 
@@ -2459,6 +2463,8 @@ public struct FfiConverterTypePrecision: FfiConverterRustBuffer {
         
         case 2: return .f32
         
+        case 3: return .q
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -2473,6 +2479,10 @@ public struct FfiConverterTypePrecision: FfiConverterRustBuffer {
         
         case .f32:
             writeInt(&buf, Int32(2))
+        
+        
+        case .q:
+            writeInt(&buf, Int32(3))
         
         }
     }

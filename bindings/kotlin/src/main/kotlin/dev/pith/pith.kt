@@ -3575,7 +3575,11 @@ enum class Precision {
      * Half the memory; decodes faster where memory bandwidth bounds it.
      */
     F16,
-    F32;
+    F32,
+    /**
+     * As stored in the GGUF file (4.5 to 8.5 bits a weight); the CPU device only.
+     */
+    Q;
 
     
 
