@@ -10,6 +10,82 @@
 //! Every path computes the same sums; the scalar one is the reference the SIMD paths
 //! are tested against, and the path for CPUs without them.
 
+/// The walk over one stored row shared by the SIMD paths: each group of 32 weights is
+/// decoded by the expanding module's helpers (`f32_group`, `f16_group`, `bf16_group`,
+/// `f16_at`, `load32`, `nibbles16`, `split_nibbles`, `with_high_bits`, `widen_u8`,
+/// `widen_i8`, `k_group`) and handed to `$add(group_index, weights)`.
+///
+/// Every quantised type except Q8_0 reduces to unsigned codes with a scale and a min per
+/// 16 values (Q4_0: min -8d; Q6_K: min -32·d·scale), so one widening serves them all.
+macro_rules! widen_row {
+    ($ty:expr, $row:expr, $add:ident) => {
+        match $ty {
+            GgmlType::F32 => $row
+                .chunks_exact(128)
+                .enumerate()
+                .for_each(|(g, b)| $add(g, f32_group(b))),
+            GgmlType::F16 => $row
+                .chunks_exact(64)
+                .enumerate()
+                .for_each(|(g, b)| $add(g, f16_group(b))),
+            GgmlType::Bf16 => $row
+                .chunks_exact(64)
+                .enumerate()
+                .for_each(|(g, b)| $add(g, bf16_group(b))),
+            GgmlType::Q8_0 => $row.chunks_exact(34).enumerate().for_each(|(g, b)| {
+                $add(g, widen_i8(load32(&b[2..34]), f16_at(b, 0)));
+            }),
+            GgmlType::Q4_0 => $row.chunks_exact(18).enumerate().for_each(|(g, b)| {
+                let d = f16_at(b, 0);
+                $add(g, widen_u8(nibbles16(&b[2..18]), [d; 2], [-8.0 * d; 2]));
+            }),
+            GgmlType::Q4_1 => $row.chunks_exact(20).enumerate().for_each(|(g, b)| {
+                let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+                $add(g, widen_u8(nibbles16(&b[4..20]), [d; 2], [m; 2]));
+            }),
+            GgmlType::Q4K => $row.chunks_exact(144).enumerate().for_each(|(s, b)| {
+                for j in 0..4 {
+                    let (lo, hi) = split_nibbles(load32(&b[16 + 32 * j..48 + 32 * j]));
+                    $add(8 * s + 2 * j, k_group(lo, b, 2 * j));
+                    $add(8 * s + 2 * j + 1, k_group(hi, b, 2 * j + 1));
+                }
+            }),
+            GgmlType::Q5K => $row.chunks_exact(176).enumerate().for_each(|(s, b)| {
+                let qh = load32(&b[16..48]);
+                for j in 0..4 {
+                    let (lo, hi) = split_nibbles(load32(&b[48 + 32 * j..80 + 32 * j]));
+                    let shift = 2 * j as u32;
+                    let lo = with_high_bits(lo, qh, shift, 1);
+                    let hi = with_high_bits(hi, qh, shift + 1, 1);
+                    $add(8 * s + 2 * j, k_group(lo, b, 2 * j));
+                    $add(8 * s + 2 * j + 1, k_group(hi, b, 2 * j + 1));
+                }
+            }),
+            GgmlType::Q6K => $row.chunks_exact(210).enumerate().for_each(|(s, b)| {
+                let d = f16_at(b, 208);
+                for half in 0..2 {
+                    let (first, second) = (
+                        split_nibbles(load32(&b[64 * half..64 * half + 32])),
+                        split_nibbles(load32(&b[64 * half + 32..64 * half + 64])),
+                    );
+                    let qh = load32(&b[128 + 32 * half..160 + 32 * half]);
+                    let codes = [first.0, second.0, first.1, second.1];
+                    for (k, low) in codes.into_iter().enumerate() {
+                        let q = with_high_bits(low, qh, 2 * k as u32, 3);
+                        let sc = &b[192 + 8 * half + 2 * k..];
+                        let scale = [d * f32::from(sc[0] as i8), d * f32::from(sc[1] as i8)];
+                        $add(
+                            8 * s + 4 * half + k,
+                            widen_u8(q, scale, scale.map(|x| -32.0 * x)),
+                        );
+                    }
+                }
+            }),
+            ty => unreachable!("{ty:?} has no SIMD path"),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "aarch64")]

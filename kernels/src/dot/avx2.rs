@@ -2,8 +2,7 @@
 //! widened to four vectors of eight f32 (`q * scale + min`) and multiplied into every
 //! activation row while it sits in registers.
 //!
-//! Every quantised type except Q8_0 reduces to unsigned codes with a scale and a min per
-//! 16 values (Q4_0: min -8d; Q6_K: min -32·d·scale), so one widening serves them all.
+//! The walk over a row's blocks is [`widen_row`]'s; this file holds how AVX2 decodes.
 
 use std::arch::x86_64::*;
 
@@ -38,71 +37,7 @@ pub fn covers(ty: GgmlType) -> bool {
 pub unsafe fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[f32]; N]) -> [f32; N] {
     let mut acc = [[_mm256_setzero_ps(); 4]; N];
     let mut add = |group: usize, w: Group| accumulate(&mut acc, group, &xs, w);
-    match ty {
-        GgmlType::F32 => row
-            .chunks_exact(128)
-            .enumerate()
-            .for_each(|(g, b)| add(g, f32_group(b))),
-        GgmlType::F16 => row
-            .chunks_exact(64)
-            .enumerate()
-            .for_each(|(g, b)| add(g, f16_group(b))),
-        GgmlType::Bf16 => row
-            .chunks_exact(64)
-            .enumerate()
-            .for_each(|(g, b)| add(g, bf16_group(b))),
-        GgmlType::Q8_0 => row.chunks_exact(34).enumerate().for_each(|(g, b)| {
-            let d = _mm256_set1_ps(f16_at(b, 0));
-            add(g, widen_i8(load32(&b[2..34]), d));
-        }),
-        GgmlType::Q4_0 => row.chunks_exact(18).enumerate().for_each(|(g, b)| {
-            let d = f16_at(b, 0);
-            add(g, widen_u8(nibbles16(&b[2..18]), [d; 2], [-8.0 * d; 2]));
-        }),
-        GgmlType::Q4_1 => row.chunks_exact(20).enumerate().for_each(|(g, b)| {
-            let (d, m) = (f16_at(b, 0), f16_at(b, 2));
-            add(g, widen_u8(nibbles16(&b[4..20]), [d; 2], [m; 2]));
-        }),
-        GgmlType::Q4K => row.chunks_exact(144).enumerate().for_each(|(s, b)| {
-            for j in 0..4 {
-                let qs = load32(&b[16 + 32 * j..48 + 32 * j]);
-                let (lo, hi) = split_nibbles(qs);
-                add(8 * s + 2 * j, k_group(lo, b, 2 * j));
-                add(8 * s + 2 * j + 1, k_group(hi, b, 2 * j + 1));
-            }
-        }),
-        GgmlType::Q5K => row.chunks_exact(176).enumerate().for_each(|(s, b)| {
-            let qh = load32(&b[16..48]);
-            for j in 0..4 {
-                let (lo, hi) = split_nibbles(load32(&b[48 + 32 * j..80 + 32 * j]));
-                let lo = _mm256_or_si256(lo, high_bits(qh, 2 * j as i32, 1, 4));
-                let hi = _mm256_or_si256(hi, high_bits(qh, 2 * j as i32 + 1, 1, 4));
-                add(8 * s + 2 * j, k_group(lo, b, 2 * j));
-                add(8 * s + 2 * j + 1, k_group(hi, b, 2 * j + 1));
-            }
-        }),
-        GgmlType::Q6K => row.chunks_exact(210).enumerate().for_each(|(s, b)| {
-            let d = f16_at(b, 208);
-            for half in 0..2 {
-                let (first, second) = (
-                    split_nibbles(load32(&b[64 * half..64 * half + 32])),
-                    split_nibbles(load32(&b[64 * half + 32..64 * half + 64])),
-                );
-                let qh = load32(&b[128 + 32 * half..160 + 32 * half]);
-                let codes = [first.0, second.0, first.1, second.1];
-                for (k, low) in codes.into_iter().enumerate() {
-                    let q = _mm256_or_si256(low, high_bits(qh, 2 * k as i32, 3, 4));
-                    let sc = &b[192 + 8 * half + 2 * k..];
-                    let scale = [d * f32::from(sc[0] as i8), d * f32::from(sc[1] as i8)];
-                    add(
-                        8 * s + 4 * half + k,
-                        widen_u8(q, scale, scale.map(|x| -32.0 * x)),
-                    );
-                }
-            }
-        }),
-        _ => unreachable!("{ty:?} has no AVX2 path"),
-    }
+    widen_row!(ty, row, add);
     acc.map(|[a, b, c, d]| hsum(_mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d))))
 }
 
@@ -164,14 +99,14 @@ fn split_nibbles(v: __m256i) -> (__m256i, __m256i) {
     )
 }
 
-/// `((qh >> shift) & mask) << to` for each byte.
+/// `q | ((qh >> shift) & mask) << 4` for each byte: the high bits of 5- and 6-bit codes.
 #[target_feature(enable = "avx2")]
-fn high_bits(qh: __m256i, shift: i32, mask: i8, to: i32) -> __m256i {
+fn with_high_bits(q: __m256i, qh: __m256i, shift: u32, mask: u8) -> __m256i {
     let bits = _mm256_and_si256(
-        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(shift)),
-        _mm256_set1_epi8(mask),
+        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(shift as i32)),
+        _mm256_set1_epi8(mask as i8),
     );
-    _mm256_sll_epi16(bits, _mm_cvtsi32_si128(to))
+    _mm256_or_si256(q, _mm256_slli_epi16::<4>(bits))
 }
 
 /// A Q4_K/Q5_K sub-block's codes with its 6-bit scale and min.
@@ -200,7 +135,8 @@ fn widen_u8(q: __m256i, scale: [f32; 2], min: [f32; 2]) -> Group {
 
 /// 32 signed codes times `d`.
 #[target_feature(enable = "avx2")]
-fn widen_i8(q: __m256i, d: __m256) -> Group {
+fn widen_i8(q: __m256i, d: f32) -> Group {
+    let d = _mm256_set1_ps(d);
     let halves = [_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q)];
     let eight = |v: __m128i| _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d);
     [

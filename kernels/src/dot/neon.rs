@@ -2,9 +2,9 @@
 //! of 32 weights is widened to eight vectors of four f32 (`q * scale + min`) and
 //! multiplied into every activation row while it sits in registers.
 //!
-//! The same reduction as the AVX2 path: every quantised type except Q8_0 is unsigned
-//! codes with a scale and a min per 16 values. F16 goes through the scalar path: its
-//! NEON conversion needs the `fp16` types, which stable Rust does not have yet.
+//! The walk over a row's blocks is [`widen_row`]'s; this file holds how NEON decodes.
+//! F16 is converted one value at a time: NEON's conversion needs the `fp16` types,
+//! which stable Rust does not have yet.
 
 use std::arch::aarch64::*;
 
@@ -15,7 +15,7 @@ type Group = [float32x4_t; 8];
 
 pub fn covers(ty: GgmlType) -> bool {
     use GgmlType::*;
-    matches!(ty, F32 | Bf16 | Q4_0 | Q4_1 | Q8_0 | Q4K | Q5K | Q6K)
+    matches!(ty, F32 | F16 | Bf16 | Q4_0 | Q4_1 | Q8_0 | Q4K | Q5K | Q6K)
 }
 
 /// `ty` must be one [`covers`] names and the lengths checked by the caller.
@@ -23,65 +23,7 @@ pub fn covers(ty: GgmlType) -> bool {
 pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[f32]; N]) -> [f32; N] {
     let mut acc = [[vdupq_n_f32(0.0); 4]; N];
     let mut add = |group: usize, w: Group| accumulate(&mut acc, group, &xs, w);
-    match ty {
-        GgmlType::F32 => row
-            .chunks_exact(128)
-            .enumerate()
-            .for_each(|(g, b)| add(g, f32_group(b))),
-        GgmlType::Bf16 => row
-            .chunks_exact(64)
-            .enumerate()
-            .for_each(|(g, b)| add(g, bf16_group(b))),
-        GgmlType::Q8_0 => row.chunks_exact(34).enumerate().for_each(|(g, b)| {
-            add(g, widen_i8(load32(&b[2..34]), f16_at(b, 0)));
-        }),
-        GgmlType::Q4_0 => row.chunks_exact(18).enumerate().for_each(|(g, b)| {
-            let d = f16_at(b, 0);
-            add(g, widen_u8(nibbles16(&b[2..18]), [d; 2], [-8.0 * d; 2]));
-        }),
-        GgmlType::Q4_1 => row.chunks_exact(20).enumerate().for_each(|(g, b)| {
-            let (d, m) = (f16_at(b, 0), f16_at(b, 2));
-            add(g, widen_u8(nibbles16(&b[4..20]), [d; 2], [m; 2]));
-        }),
-        GgmlType::Q4K => row.chunks_exact(144).enumerate().for_each(|(s, b)| {
-            for j in 0..4 {
-                let (lo, hi) = split_nibbles(load32(&b[16 + 32 * j..48 + 32 * j]));
-                add(8 * s + 2 * j, k_group(lo, b, 2 * j));
-                add(8 * s + 2 * j + 1, k_group(hi, b, 2 * j + 1));
-            }
-        }),
-        GgmlType::Q5K => row.chunks_exact(176).enumerate().for_each(|(s, b)| {
-            let qh = load32(&b[16..48]);
-            for j in 0..4 {
-                let (lo, hi) = split_nibbles(load32(&b[48 + 32 * j..80 + 32 * j]));
-                let lo = or(lo, high_bits(qh, 2 * j as i8, 1, 4));
-                let hi = or(hi, high_bits(qh, 2 * j as i8 + 1, 1, 4));
-                add(8 * s + 2 * j, k_group(lo, b, 2 * j));
-                add(8 * s + 2 * j + 1, k_group(hi, b, 2 * j + 1));
-            }
-        }),
-        GgmlType::Q6K => row.chunks_exact(210).enumerate().for_each(|(s, b)| {
-            let d = f16_at(b, 208);
-            for half in 0..2 {
-                let (first, second) = (
-                    split_nibbles(load32(&b[64 * half..64 * half + 32])),
-                    split_nibbles(load32(&b[64 * half + 32..64 * half + 64])),
-                );
-                let qh = load32(&b[128 + 32 * half..160 + 32 * half]);
-                let codes = [first.0, second.0, first.1, second.1];
-                for (k, low) in codes.into_iter().enumerate() {
-                    let q = or(low, high_bits(qh, 2 * k as i8, 3, 4));
-                    let sc = &b[192 + 8 * half + 2 * k..];
-                    let scale = [d * f32::from(sc[0] as i8), d * f32::from(sc[1] as i8)];
-                    add(
-                        8 * s + 4 * half + k,
-                        widen_u8(q, scale, scale.map(|x| -32.0 * x)),
-                    );
-                }
-            }
-        }),
-        _ => unreachable!("{ty:?} has no NEON path"),
-    }
+    widen_row!(ty, row, add);
     acc.map(|[a, b, c, d]| vaddvq_f32(vaddq_f32(vaddq_f32(a, b), vaddq_f32(c, d))))
 }
 
@@ -116,11 +58,6 @@ fn load32(b: &[u8]) -> Bytes32 {
     unsafe { [vld1q_u8(b.as_ptr()), vld1q_u8(b.as_ptr().add(16))] }
 }
 
-#[target_feature(enable = "neon")]
-fn or(a: Bytes32, b: Bytes32) -> Bytes32 {
-    [vorrq_u8(a[0], b[0]), vorrq_u8(a[1], b[1])]
-}
-
 /// 16 bytes of nibbles: the low ones are values 0..16, the high ones 16..32.
 #[target_feature(enable = "neon")]
 fn nibbles16(b: &[u8]) -> Bytes32 {
@@ -140,12 +77,15 @@ fn split_nibbles(v: Bytes32) -> (Bytes32, Bytes32) {
     )
 }
 
-/// `((qh >> shift) & mask) << to` for each byte.
+/// `q | ((qh >> shift) & mask) << 4` for each byte: the high bits of 5- and 6-bit codes.
 #[target_feature(enable = "neon")]
-fn high_bits(qh: Bytes32, shift: i8, mask: u8, to: i8) -> Bytes32 {
-    qh.map(|v| {
-        let bits = vandq_u8(vshlq_u8(v, vdupq_n_s8(-shift)), vdupq_n_u8(mask));
-        vshlq_u8(bits, vdupq_n_s8(to))
+fn with_high_bits(q: Bytes32, qh: Bytes32, shift: u32, mask: u8) -> Bytes32 {
+    std::array::from_fn(|i| {
+        let bits = vandq_u8(
+            vshlq_u8(qh[i], vdupq_n_s8(-(shift as i8))),
+            vdupq_n_u8(mask),
+        );
+        vorrq_u8(q[i], vshlq_n_u8::<4>(bits))
     })
 }
 
@@ -196,6 +136,13 @@ fn f32_group(b: &[u8]) -> Group {
     assert!(b.len() >= 128);
     // SAFETY: 128 bytes are in bounds; vld1q_f32 needs no alignment beyond a byte's.
     std::array::from_fn(|k| unsafe { vld1q_f32(b.as_ptr().add(16 * k).cast()) })
+}
+
+#[target_feature(enable = "neon")]
+fn f16_group(b: &[u8]) -> Group {
+    let values: [f32; 32] = std::array::from_fn(|i| f16_at(b, 2 * i));
+    // SAFETY: 32 values are in bounds.
+    std::array::from_fn(|k| unsafe { vld1q_f32(values.as_ptr().add(4 * k)) })
 }
 
 /// bf16 is the top half of an f32.
