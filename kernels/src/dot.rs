@@ -86,6 +86,33 @@ macro_rules! widen_row {
     };
 }
 
+/// The `accumulate` function of a SIMD path: adds a group's weights times the
+/// activations `x[32 group..]` for every activation row. One row spreads its FMAs over
+/// four accumulators so that they do not wait on each other; several rows are
+/// independent already, and one accumulator each leaves registers for the weights.
+/// `$load` reads `$lanes` f32 from a pointer; `$fma(acc, w, x)` is `acc + w·x`.
+macro_rules! accumulate_fn {
+    ($feature:literal, $vector:ty, $lanes:literal, $load:path, $fma:expr) => {
+        #[target_feature(enable = $feature)]
+        fn accumulate<const N: usize>(
+            acc: &mut [[$vector; 4]; N],
+            group: usize,
+            xs: &[&[f32]; N],
+            w: Group,
+        ) {
+            for (a, x) in acc.iter_mut().zip(xs) {
+                let x = &x[32 * group..32 * group + 32];
+                for (k, w) in w.into_iter().enumerate() {
+                    // SAFETY: `x` has 32 values and the group's vectors cover them.
+                    let v = unsafe { $load(x.as_ptr().add($lanes * k)) };
+                    let a = &mut a[if N == 1 { k % 4 } else { 0 }];
+                    *a = $fma(*a, w, v);
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "aarch64")]

@@ -41,26 +41,9 @@ pub unsafe fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[f32]; N]) -> 
     acc.map(|[a, b, c, d]| hsum(_mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d))))
 }
 
-/// Adds `w · x[32 group..]` for every activation row. One row spreads its FMAs over
-/// four accumulators so that they do not wait on each other; several rows are
-/// independent already, and one accumulator each leaves registers for the weights.
-#[target_feature(enable = "avx2,fma")]
-fn accumulate<const N: usize>(
-    acc: &mut [[__m256; 4]; N],
-    group: usize,
-    xs: &[&[f32]; N],
-    w: Group,
-) {
-    for (a, x) in acc.iter_mut().zip(xs) {
-        let x = &x[32 * group..32 * group + 32];
-        for (k, w) in w.into_iter().enumerate() {
-            // SAFETY: `x` has 32 values, so 8 from `8 k` are in bounds.
-            let v = unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * k)) };
-            let a = &mut a[if N == 1 { k } else { 0 }];
-            *a = _mm256_fmadd_ps(w, v, *a);
-        }
-    }
-}
+accumulate_fn!("avx2,fma", __m256, 8, _mm256_loadu_ps, |a, w, v| {
+    _mm256_fmadd_ps(w, v, a)
+});
 
 #[target_feature(enable = "avx2")]
 fn hsum(v: __m256) -> f32 {

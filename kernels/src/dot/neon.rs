@@ -30,26 +30,7 @@ pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[f32]; N]) -> [f32; N
 /// 32 bytes as two vectors of 16.
 type Bytes32 = [uint8x16_t; 2];
 
-/// Adds `w · x[32 group..]` for every activation row. One row spreads its FMAs over
-/// four accumulators so that they do not wait on each other; several rows are
-/// independent already, and one accumulator each leaves registers for the weights.
-#[target_feature(enable = "neon")]
-fn accumulate<const N: usize>(
-    acc: &mut [[float32x4_t; 4]; N],
-    group: usize,
-    xs: &[&[f32]; N],
-    w: Group,
-) {
-    for (a, x) in acc.iter_mut().zip(xs) {
-        let x = &x[32 * group..32 * group + 32];
-        for (k, w) in w.into_iter().enumerate() {
-            // SAFETY: `x` has 32 values, so 4 from `4 k` are in bounds.
-            let v = unsafe { vld1q_f32(x.as_ptr().add(4 * k)) };
-            let a = &mut a[if N == 1 { k % 4 } else { 0 }];
-            *a = vfmaq_f32(*a, w, v);
-        }
-    }
-}
+accumulate_fn!("neon", float32x4_t, 4, vld1q_f32, vfmaq_f32);
 
 #[target_feature(enable = "neon")]
 fn load32(b: &[u8]) -> Bytes32 {
