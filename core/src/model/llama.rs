@@ -7,8 +7,9 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{Bytes, DType, Device, FloatDType, Int, Shape, Tensor, TensorData};
 use half::f16;
 use pith_kernels::{GgmlType, QMatrix};
 
@@ -191,14 +192,31 @@ impl Stored {
         .map_err(|e| Error::model(self.gguf.path(), e))
     }
 
-    /// `x · Wᵀ` for `x` `[t, cols]`: `[t, rows]` on `x`'s device.
+    /// `x · Wᵀ` for `x` `[t, cols]` on the flex device: `[t, rows]`. A backend
+    /// extension: the kernels read the activations where flex keeps them and the
+    /// result becomes a flex tensor without a copy.
     fn matmul(&self, x: Tensor<2>) -> Result<Tensor<2>> {
-        let (t, device) = (x.dims()[0], x.device());
-        let y = self.matrix()?.matmul(&read_vec(x)?, t);
-        Ok(Tensor::from_data(
-            TensorData::new(y, [t, self.rows]),
-            &device,
-        ))
+        let t = x.dims()[0];
+        let x = x.try_into_primitive::<Flex>().map_err(|e| {
+            Error::Unsupported(format!(
+                "weights as stored run on the CPU device only ({e:?})"
+            ))
+        })?;
+        let x = if x.is_contiguous() {
+            x
+        } else {
+            x.to_contiguous()
+        };
+        let xs = x
+            .as_slice::<f32>()
+            .ok_or_else(|| Error::Device(format!("activations of {:?}, not f32", x.dtype())))?;
+        let y = self.matrix()?.matmul(xs, t);
+        let layout = Layout::contiguous(Shape::new([t, self.rows]));
+        Ok(Tensor::from_primitive::<Flex>(FlexTensor::new(
+            Bytes::from_elems(y),
+            layout,
+            DType::F32,
+        )))
     }
 }
 
