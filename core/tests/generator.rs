@@ -60,13 +60,19 @@ struct Tolerance {
 /// in f16, measured max 0.53, mean 0.068 (llama.cpp: mean 0.128 from the same f32
 /// reference). Near-ties may then flip. Weights as stored (Q) dequantise to exactly the
 /// reference's values inside pith's kernels, which keep activations f32: only the order
-/// of the sums differs, so they are held to the f32 bounds.
+/// of the sums differs; their KV cache is f16 on the CPU, as llama.cpp's is, which
+/// measured max 0.017, mean 0.0015.
 fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
     match (precision, choice) {
-        (Precision::F32 | Precision::Q, _) => Tolerance {
+        (Precision::F32, _) => Tolerance {
             worst_vs_f32: 2e-3,
             mean_vs_f32: 2e-3,
             f32_tie_margin: 0.0,
+        },
+        (Precision::Q, _) => Tolerance {
+            worst_vs_f32: 0.05,
+            mean_vs_f32: 0.005,
+            f32_tie_margin: 0.05,
         },
         (Precision::F16, DeviceChoice::Gpu) => Tolerance {
             worst_vs_f32: 0.05,

@@ -11,7 +11,9 @@ use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Bytes, DType, Device, FloatDType, Int, Shape, Tensor, TensorData};
 use half::f16;
-use pith_kernels::{GgmlType, QMatrix};
+use half::slice::HalfFloatSliceExt;
+use pith_kernels::attention::{self, Cache, Heads};
+use pith_kernels::{GgmlType, Isa, QMatrix};
 
 use super::gguf::Gguf;
 use crate::device::{DeviceChoice, OpenDevice, on_cpu_pool};
@@ -94,8 +96,8 @@ impl Config {
 ///
 /// Decoding one token reads every weight once, so its speed is set by memory bandwidth:
 /// f16 halves both the bytes read per token and the memory the model takes, and the
-/// GGUF's own blocks (`Q`) take 4.5 to 8.5 bits a value. Activations, norms and the KV
-/// cache stay f32.
+/// GGUF's own blocks (`Q`) take 4.5 to 8.5 bits a value. Activations and norms stay
+/// f32; the KV cache is f16 on the CPU unless the weights are f32 (see [`KvCache`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
@@ -197,27 +199,75 @@ impl Stored {
     /// result becomes a flex tensor without a copy.
     fn matmul(&self, x: Tensor<2>) -> Result<Tensor<2>> {
         let t = x.dims()[0];
-        let x = x.try_into_primitive::<Flex>().map_err(|e| {
-            Error::Unsupported(format!(
-                "weights as stored run on the CPU device only ({e:?})"
-            ))
-        })?;
-        let x = if x.is_contiguous() {
-            x
-        } else {
-            x.to_contiguous()
-        };
-        let xs = x
-            .as_slice::<f32>()
-            .ok_or_else(|| Error::Device(format!("activations of {:?}, not f32", x.dtype())))?;
-        let y = self.matrix()?.matmul(xs, t);
-        let layout = Layout::contiguous(Shape::new([t, self.rows]));
-        Ok(Tensor::from_primitive::<Flex>(FlexTensor::new(
-            Bytes::from_elems(y),
-            layout,
-            DType::F32,
-        )))
+        let x = on_flex(x)?;
+        let y = self.matrix()?.matmul(flex_values(&x)?, t);
+        Ok(from_flex(y, [t, self.rows]))
     }
+}
+
+/// A tensor's flex primitive, contiguous: what pith's kernels read in place (a backend
+/// extension on the CPU device).
+fn on_flex<const D: usize>(x: Tensor<D>) -> Result<FlexTensor> {
+    let x = x.try_into_primitive::<Flex>().map_err(|e| {
+        Error::Unsupported(format!(
+            "pith's CPU kernels run on the CPU device only ({e:?})"
+        ))
+    })?;
+    Ok(if x.is_contiguous() {
+        x
+    } else {
+        x.to_contiguous()
+    })
+}
+
+/// The values of a contiguous flex tensor of element type `E`.
+fn flex_values<E: burn::tensor::Element + bytemuck::Pod>(x: &FlexTensor) -> Result<&[E]> {
+    x.as_slice::<E>().ok_or_else(|| {
+        Error::Device(format!(
+            "a {:?} tensor where {} was expected",
+            x.dtype(),
+            std::any::type_name::<E>()
+        ))
+    })
+}
+
+/// `x` as `dtype`. Between f32 and f16 on the flex device the conversion runs on
+/// `half`'s SIMD slices (flex's own cast converts one value at a time, which made the
+/// f16 cache cost prefill 5-10%).
+fn cast<const D: usize>(x: Tensor<D>, dtype: FloatDType) -> Result<Tensor<D>> {
+    let from: FloatDType = x.dtype().into();
+    if from == dtype || x.device() != Device::flex() {
+        return Ok(x.cast(dtype));
+    }
+    let dims = x.dims();
+    let x = on_flex(x)?;
+    Ok(match (from, dtype) {
+        (FloatDType::F16, FloatDType::F32) => {
+            let mut out = vec![0f32; x.layout().num_elements()];
+            flex_values::<f16>(&x)?.convert_to_f32_slice(&mut out);
+            from_flex(out, dims)
+        }
+        (FloatDType::F32, FloatDType::F16) => {
+            let mut out = vec![f16::ZERO; x.layout().num_elements()];
+            out.convert_from_f32_slice(flex_values::<f32>(&x)?);
+            Tensor::from_primitive::<Flex>(FlexTensor::new(
+                Bytes::from_elems(out),
+                Layout::contiguous(Shape::new(dims)),
+                DType::F16,
+            ))
+        }
+        _ => Tensor::<D>::from_primitive::<Flex>(x).cast(dtype),
+    })
+}
+
+/// f32 values `[dims]` as a tensor on the flex device, without a copy.
+fn from_flex<const D: usize>(values: Vec<f32>, dims: [usize; D]) -> Tensor<D> {
+    let layout = Layout::contiguous(Shape::new(dims));
+    Tensor::from_primitive::<Flex>(FlexTensor::new(
+        Bytes::from_elems(values),
+        layout,
+        DType::F32,
+    ))
 }
 
 /// A linear layer's weight. (A Burn tensor handle is some 600 bytes, hence the box.)
@@ -310,10 +360,16 @@ struct Block {
 }
 
 /// The per-sequence KV cache, allocated once for `capacity` positions.
+///
+/// On the CPU it is kept in f16, as llama.cpp keeps it: decoding a token reads the
+/// whole cache, which at long contexts costs as much as reading the weights, and the
+/// fused attention kernel reads it in place. With f32 weights (the reference precision)
+/// and on a GPU it is f32.
 pub struct KvCache {
     /// Per layer, `[kv_heads, capacity, head_dim]`.
     keys: Vec<Tensor<3>>,
     values: Vec<Tensor<3>>,
+    dtype: FloatDType,
     len: usize,
     capacity: usize,
     /// Positions dropped by [`Llama::keep_and_finish`]: slot `s` appended after it holds
@@ -403,6 +459,10 @@ pub struct Llama {
     cos: Tensor<2>,
     sin: Tensor<2>,
 }
+
+/// Rows below which attention over an f16 cache runs in pith's fused kernel (decoding)
+/// rather than as Burn's batched matmuls, which want many query rows to be efficient.
+const FUSED_ATTENTION_BELOW: usize = 8;
 
 /// Rows of positions processed per forward call; bounds the score matrix of prefill.
 pub const PREFILL_CHUNK: usize = 256;
@@ -513,10 +573,16 @@ impl Llama {
     pub fn new_cache(&self, capacity: usize) -> KvCache {
         let capacity = capacity.min(self.config.context).max(1);
         let shape = [self.config.kv_heads, capacity, self.config.head_dim];
-        let zeros = || Tensor::<3>::zeros(shape, &self.device);
+        let dtype = if self.device == Device::flex() && self.precision != Precision::F32 {
+            FloatDType::F16
+        } else {
+            FloatDType::F32
+        };
+        let zeros = || Tensor::<3>::zeros(shape, (&self.device, DType::from(dtype)));
         KvCache {
             keys: (0..self.config.layers).map(|_| zeros()).collect(),
             values: (0..self.config.layers).map(|_| zeros()).collect(),
+            dtype,
             len: 0,
             capacity,
             skipped: 0,
@@ -751,18 +817,18 @@ impl Llama {
         let v = block.v.forward(n)?.reshape([t, kvh, hd]);
 
         let end = start + t;
-        let keys = std::mem::replace(
-            &mut cache.keys[layer],
-            Tensor::empty([0, 0, 0], &self.device),
-        );
-        cache.keys[layer] = keys.slice_assign([0..kvh, start..end, 0..hd], k.swap_dims(0, 1));
-        let values = std::mem::replace(
-            &mut cache.values[layer],
-            Tensor::empty([0, 0, 0], &self.device),
-        );
-        cache.values[layer] = values.slice_assign([0..kvh, start..end, 0..hd], v.swap_dims(0, 1));
-        let k_all = cache.keys[layer].clone().slice([0..kvh, 0..end, 0..hd]);
-        let v_all = cache.values[layer].clone().slice([0..kvh, 0..end, 0..hd]);
+        let slots = [0..kvh, start..end, 0..hd];
+        for (kv, new) in [(&mut cache.keys[layer], k), (&mut cache.values[layer], v)] {
+            let old = std::mem::replace(kv, Tensor::empty([0, 0, 0], &self.device));
+            *kv = old.slice_assign(slots.clone(), cast(new.swap_dims(0, 1), cache.dtype)?);
+        }
+        if want.is_none() && t < FUSED_ATTENTION_BELOW && cache.dtype == FloatDType::F16 {
+            let out = self.fused_attention(q, &cache.keys[layer], &cache.values[layer], start)?;
+            return Ok((block.o.forward(out)?, None));
+        }
+        let widen =
+            |kv: &Tensor<3>| cast(kv.clone().slice([0..kvh, 0..end, 0..hd]), FloatDType::F32);
+        let (k_all, v_all) = (widen(&cache.keys[layer])?, widen(&cache.values[layer])?);
 
         // Query head h reads KV head h / group: fold each group's queries into rows
         // so one batched matmul per KV head serves the whole group.
@@ -790,6 +856,37 @@ impl Llama {
             .permute([2, 0, 1, 3])
             .reshape([t, c.dim]);
         Ok((block.o.forward(out)?, read))
+    }
+
+    /// Attention of the rows `q` `[t, heads, head_dim]`, at the cache slots from `start`
+    /// on, over an f16 cache on the flex device, by pith's kernel: `[t, dim]`.
+    fn fused_attention(
+        &self,
+        q: Tensor<3>,
+        keys: &Tensor<3>,
+        values: &Tensor<3>,
+        start: usize,
+    ) -> Result<Tensor<2>> {
+        let c = &self.config;
+        let t = q.dims()[0];
+        let capacity = keys.dims()[1];
+        let (q, keys, values) = (
+            on_flex(q)?,
+            on_flex(keys.clone())?,
+            on_flex(values.clone())?,
+        );
+        let shape = Heads {
+            heads: c.heads,
+            kv_heads: c.kv_heads,
+            head_dim: c.head_dim,
+        };
+        let cache = Cache {
+            keys: flex_values(&keys)?,
+            values: flex_values(&values)?,
+            capacity,
+        };
+        let out = attention::attend(Isa::best(), shape, flex_values(&q)?, t, cache, start);
+        Ok(from_flex(out, [t, c.dim]))
     }
 
     /// Rotary position embedding of `x` `[t, heads, head_dim]`.
