@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::tensor::activation::{silu, softmax};
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bytes, DType, Device, FloatDType, Int, Shape, Tensor, TensorData};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -829,6 +830,25 @@ impl Llama {
         let widen =
             |kv: &Tensor<3>| cast(kv.clone().slice([0..kvh, 0..end, 0..hd]), FloatDType::F32);
         let (k_all, v_all) = (widen(&cache.keys[layer])?, widen(&cache.values[layer])?);
+        if want.is_none() && self.device == Device::flex() {
+            let out = burn::tensor::module::attention(
+                q.swap_dims(0, 1).unsqueeze(),
+                k_all.unsqueeze(),
+                v_all.unsqueeze(),
+                None,
+                None,
+                AttentionModuleOptions {
+                    scale: None,
+                    softcap: None,
+                    is_causal: true,
+                },
+            );
+            let out = out
+                .reshape([c.heads, t, hd])
+                .swap_dims(0, 1)
+                .reshape([t, c.dim]);
+            return Ok((block.o.forward(out)?, None));
+        }
 
         // Query head h reads KV head h / group: fold each group's queries into rows
         // so one batched matmul per KV head serves the whole group.
