@@ -21,6 +21,12 @@ const GEMM_FROM_ROWS: usize = 24;
 /// holds, whatever the model's width.
 const GEMM_TILE_ROWS: usize = 256;
 
+/// The result of a product that tasks write by columns.
+struct Columns(*mut f32);
+
+// SAFETY: tasks write disjoint columns (see `QMatrix::gemm`).
+unsafe impl Sync for Columns {}
+
 /// A `[rows, cols]` matrix of one GGML type, row-major as GGUF stores it (a linear
 /// layer's `[out, in]`).
 #[derive(Debug, Clone, Copy)]
@@ -101,26 +107,15 @@ impl<'a> QMatrix<'a> {
         if n == 0 || self.rows == 0 {
             return vec![0.0; n * self.rows];
         }
+        if n >= GEMM_FROM_ROWS {
+            return self.gemm(x, n);
+        }
         let xs: Vec<&[f32]> = x.chunks_exact(self.cols).collect();
         // Computed transposed, `[rows, n]`, so each task writes one contiguous slice.
         let mut yt = vec![0f32; self.rows * n];
-        let gemm = n >= GEMM_FROM_ROWS;
-        let tile_rows = if gemm {
-            self.rows
-                .div_ceil(rayon::current_num_threads())
-                .min(GEMM_TILE_ROWS)
-        } else {
-            TILE_ROWS
-        };
-        yt.par_chunks_mut(tile_rows * n)
+        yt.par_chunks_mut(TILE_ROWS * n)
             .enumerate()
-            .for_each(|(tile, out)| {
-                if gemm {
-                    self.gemm_tile(tile * tile_rows, x, n, out);
-                } else {
-                    self.tile(isa, tile * tile_rows, &xs, out);
-                }
-            });
+            .for_each(|(tile, out)| self.tile(isa, tile * TILE_ROWS, &xs, out));
         if n == 1 {
             return yt;
         }
@@ -133,25 +128,49 @@ impl<'a> QMatrix<'a> {
         y
     }
 
-    /// The weight rows from `first` that `out` (`[rows, n]`) has room for, widened to
-    /// f32, times `x` (`[n, cols]`) transposed.
-    fn gemm_tile(&self, first: usize, x: &[f32], n: usize, out: &mut [f32]) {
-        let rows = out.len() / n;
+    /// `x · Wᵀ` by tiles of weight rows widened to f32, each task writing its columns of
+    /// the `[n, rows]` result in place.
+    fn gemm(&self, x: &[f32], n: usize) -> Vec<f32> {
+        let tile_rows = self
+            .rows
+            .div_ceil(rayon::current_num_threads())
+            .min(GEMM_TILE_ROWS);
+        let mut y = vec![0f32; n * self.rows];
+        let out = Columns(y.as_mut_ptr());
+        (0..self.rows.div_ceil(tile_rows))
+            .into_par_iter()
+            .for_each(|tile| {
+                let first = tile * tile_rows;
+                let rows = tile_rows.min(self.rows - first);
+                // SAFETY: `y` is `[n, rows]`, and each task writes the columns of its
+                // own weight rows only.
+                unsafe { self.gemm_tile(first, rows, x, n, &out) };
+            });
+        y
+    }
+
+    /// The weight rows `first..first + rows`, widened to f32, times `x` (`[n, cols]`)
+    /// transposed, into columns `first..first + rows` of `out` (`[n, self.rows]`).
+    ///
+    /// # Safety
+    /// `out` points at `n · self.rows` values that no other thread writes in those
+    /// columns meanwhile.
+    unsafe fn gemm_tile(&self, first: usize, rows: usize, x: &[f32], n: usize, out: &Columns) {
         let mut w = Vec::with_capacity(rows * self.cols);
         for r in first..first + rows {
             self.dequantize_row(r, &mut w);
         }
-        let (cols, n_stride) = (self.cols as isize, n as isize);
-        // SAFETY: `out` is `[rows, n]`, `w` `[rows, cols]` and `x` `[n, cols]`, all
-        // row-major, as the strides say; nothing else touches them meanwhile.
+        let (cols, out_stride) = (self.cols as isize, self.rows as isize);
+        // SAFETY: `w` is `[rows, cols]` and `x` `[n, cols]`, row-major, as the strides
+        // say; the caller guarantees the destination columns.
         unsafe {
             gemm::gemm(
                 rows,
                 n,
                 self.cols,
-                out.as_mut_ptr(),
+                out.0.add(first),
+                out_stride,
                 1,
-                n_stride,
                 false,
                 w.as_ptr(),
                 1,
