@@ -3,9 +3,11 @@
 
 use std::path::Path;
 
-use burn::tensor::activation::{gelu, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use burn::tensor::activation::gelu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use super::safetensors::SafetensorsFile;
 use super::tokenizer;
@@ -14,7 +16,12 @@ use crate::error::{Error, Result};
 
 /// sentence-transformers' `max_seq_length` for all-MiniLM-L6-v2.
 pub const MAX_TOKENS: usize = 256;
+/// The most passages one forward pass takes.
 const BATCH: usize = 32;
+/// How many padding positions a batch may carry, as a share of its real tokens: a
+/// passage joins a batch of shorter ones only while padding them all to its length
+/// stays within this.
+const PADDING_SLACK: f64 = 0.1;
 
 struct Linear {
     /// Stored transposed, `[in, out]`, so the forward pass is one matmul.
@@ -122,10 +129,6 @@ impl Embedder {
                 ..Default::default()
             }))
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..Default::default()
-        }));
 
         let file = SafetensorsFile::open(&dir.join("model.safetensors"))?;
         let load = |name: &str| -> Result<(Vec<f32>, Vec<usize>)> { file.f32(name) };
@@ -235,34 +238,33 @@ impl Embedder {
     }
 
     fn embed_here(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        // Batches of similar length waste less on padding.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let tokens: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         let mut out = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(BATCH) {
-            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
-            for (&i, v) in batch.iter().zip(self.embed_batch(&inputs)?) {
+        for batch in batches(&tokens) {
+            let rows: Vec<&[u32]> = batch.iter().map(|&i| tokens[i]).collect();
+            for (&i, v) in batch.iter().zip(self.embed_batch(&rows)?) {
                 out[i] = v;
             }
         }
         Ok(out)
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let b = encodings.len();
-        let t = encodings[0].get_ids().len();
-        let ids: Vec<i32> = encodings
-            .iter()
-            .flat_map(|e| e.get_ids().iter().map(|&i| i as i32))
-            .collect();
-        let mask: Vec<f32> = encodings
-            .iter()
-            .flat_map(|e| e.get_attention_mask().iter().map(|&m| m as f32))
-            .collect();
+    /// Token rows, padded to the longest: a vector each.
+    fn embed_batch(&self, rows: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let b = rows.len();
+        let t = rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
+        let mut ids = vec![0i32; b * t];
+        let mut mask = vec![0f32; b * t];
+        for (row, tokens) in rows.iter().enumerate() {
+            for (j, &id) in tokens.iter().enumerate() {
+                ids[row * t + j] = id as i32;
+                mask[row * t + j] = 1.0;
+            }
+        }
         let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [b * t]), &self.device);
         let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, t]), &self.device);
         let pooled = self.forward(ids, mask, b, t);
@@ -285,9 +287,15 @@ impl Embedder {
             + self.token_type.clone().reshape([1, 1, h]).expand([b, t, h]);
         let mut x = self.embed_norm.forward(x);
         // Padding gets a large negative bias so softmax gives it no weight.
-        let bias = (mask.clone() - 1.0).mul_scalar(1e9).reshape([b, 1, 1, t]);
+        // Padding keys, masked out of every query row (`true` masks): `[b, 1, t, t]`, one
+        // tile per passage that the attention reads for every head.
+        let padding = mask
+            .clone()
+            .equal_elem(0.0)
+            .reshape([b, 1, 1, t])
+            .expand([b, 1, t, t]);
         for layer in &self.layers {
-            x = self.layer(layer, x, bias.clone());
+            x = self.layer(layer, x, padding.clone());
         }
         let m = mask.reshape([b, t, 1]);
         let summed = (x * m.clone().expand([b, t, h])).sum_dim(1).reshape([b, h]);
@@ -302,21 +310,84 @@ impl Embedder {
         mean / norm.expand([b, h])
     }
 
-    fn layer(&self, l: &Layer, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+    fn layer(&self, l: &Layer, x: Tensor<3>, padding: Tensor<4, Bool>) -> Tensor<3> {
         let [b, t, h] = x.dims();
         let (n, d) = (self.heads, h / self.heads);
         let split = |y: Tensor<3>| y.reshape([b, t, n, d]).swap_dims(1, 2);
         let q = split(l.query.forward(x.clone()));
         let k = split(l.key.forward(x.clone()));
         let v = split(l.value.forward(x.clone()));
-        let scores =
-            q.matmul(k.transpose()).div_scalar((d as f64).sqrt()) + bias.expand([b, n, t, t]);
-        let ctx = softmax(scores, 3)
-            .matmul(v)
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: false,
+        };
+        let ctx = attention(q, k, v, Some(padding), None, options)
             .swap_dims(1, 2)
             .reshape([b, t, h]);
         let x = l.attn_norm.forward(l.attn_out.forward(ctx) + x);
         let ff = l.down.forward(gelu(l.up.forward(x.clone())));
         l.out_norm.forward(ff + x)
+    }
+}
+
+/// Indices of `rows` grouped into forward passes: by length, each pass at most [`BATCH`]
+/// rows whose padding to the longest stays within [`PADDING_SLACK`] of their tokens.
+/// (Padding a pass to its longest row costs linear layers in proportion and attention
+/// quadratically: one pass of 32 random passages spent about half its time on padding.)
+fn batches(rows: &[&[u32]]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].len());
+    let mut out: Vec<Vec<usize>> = vec![];
+    let mut tokens = 0;
+    for i in order {
+        let len = rows[i].len();
+        let fits = out.last().is_some_and(|batch| {
+            let padded = (batch.len() + 1) * len;
+            batch.len() < BATCH && padded as f64 <= (1.0 + PADDING_SLACK) * (tokens + len) as f64
+        });
+        if fits {
+            out.last_mut().expect("checked").push(i);
+            tokens += len;
+        } else {
+            out.push(vec![i]);
+            tokens = len;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_group_similar_lengths_and_keep_every_row() {
+        let rows: Vec<Vec<u32>> = [20, 200, 21, 20, 190, 256, 20, 100]
+            .iter()
+            .chain(&[50; 40])
+            .map(|&n| vec![1; n])
+            .collect();
+        let refs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
+        let groups = batches(&refs);
+        let mut seen: Vec<usize> = groups.concat();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..rows.len()).collect::<Vec<_>>());
+        for g in &groups {
+            let longest = g.iter().map(|&i| rows[i].len()).max().unwrap();
+            let tokens: usize = g.iter().map(|&i| rows[i].len()).sum();
+            assert!(g.len() <= BATCH, "{g:?}");
+            assert!(
+                (g.len() * longest) as f64 <= (1.0 + PADDING_SLACK) * tokens as f64,
+                "{g:?}"
+            );
+        }
+        // The forty equal rows fill one pass and part of another; the short ones share one.
+        assert_eq!(groups.iter().filter(|g| rows[g[0]].len() == 50).count(), 2);
+        assert!(
+            groups
+                .iter()
+                .any(|g| g.len() == 4 && g.iter().all(|&i| rows[i].len() < 30))
+        );
     }
 }
