@@ -8,6 +8,7 @@
 //! tests build and run quickly on every target, aarch64 under qemu included; pith-core
 //! calls it from its generator on the CPU device.
 
+pub mod activation;
 pub mod attention;
 pub mod dot;
 pub mod matmul;

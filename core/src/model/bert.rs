@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use burn::tensor::activation::gelu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::flex::gelu;
 use super::safetensors::SafetensorsFile;
 use super::tokenizer;
 use crate::device::on_cpu_pool;
@@ -267,7 +267,7 @@ impl Embedder {
         }
         let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [b * t]), &self.device);
         let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, t]), &self.device);
-        let pooled = self.forward(ids, mask, b, t);
+        let pooled = self.forward(ids, mask, b, t)?;
         let values: Vec<f32> = pooled
             .into_data()
             .try_into_vec::<f32>()
@@ -275,7 +275,13 @@ impl Embedder {
         Ok(values.chunks_exact(self.dim).map(<[f32]>::to_vec).collect())
     }
 
-    fn forward(&self, ids: Tensor<1, Int>, mask: Tensor<2>, b: usize, t: usize) -> Tensor<2> {
+    fn forward(
+        &self,
+        ids: Tensor<1, Int>,
+        mask: Tensor<2>,
+        b: usize,
+        t: usize,
+    ) -> Result<Tensor<2>> {
         let h = self.dim;
         let x = self.word.clone().select(0, ids).reshape([b, t, h])
             + self
@@ -295,7 +301,7 @@ impl Embedder {
             .reshape([b, 1, 1, t])
             .expand([b, 1, t, t]);
         for layer in &self.layers {
-            x = self.layer(layer, x, padding.clone());
+            x = self.layer(layer, x, padding.clone())?;
         }
         let m = mask.reshape([b, t, 1]);
         let summed = (x * m.clone().expand([b, t, h])).sum_dim(1).reshape([b, h]);
@@ -307,10 +313,10 @@ impl Embedder {
             .sum_dim(1)
             .sqrt()
             .clamp_min(1e-12);
-        mean / norm.expand([b, h])
+        Ok(mean / norm.expand([b, h]))
     }
 
-    fn layer(&self, l: &Layer, x: Tensor<3>, padding: Tensor<4, Bool>) -> Tensor<3> {
+    fn layer(&self, l: &Layer, x: Tensor<3>, padding: Tensor<4, Bool>) -> Result<Tensor<3>> {
         let [b, t, h] = x.dims();
         let (n, d) = (self.heads, h / self.heads);
         let split = |y: Tensor<3>| y.reshape([b, t, n, d]).swap_dims(1, 2);
@@ -326,8 +332,8 @@ impl Embedder {
             .swap_dims(1, 2)
             .reshape([b, t, h]);
         let x = l.attn_norm.forward(l.attn_out.forward(ctx) + x);
-        let ff = l.down.forward(gelu(l.up.forward(x.clone())));
-        l.out_norm.forward(ff + x)
+        let ff = l.down.forward(gelu(l.up.forward(x.clone()))?);
+        Ok(l.out_norm.forward(ff + x))
     }
 }
 

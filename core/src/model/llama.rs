@@ -7,15 +7,14 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use burn::backend::flex::{Flex, FlexTensor, Layout};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bytes, DType, Device, FloatDType, Int, Shape, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 use pith_kernels::attention::{self, Cache, Heads};
 use pith_kernels::{GgmlType, Isa, QMatrix};
 
+use super::flex::{cast, flex_values, from_flex, on_flex};
 use super::gguf::Gguf;
 use crate::device::{DeviceChoice, OpenDevice, on_cpu_pool};
 use crate::error::{Error, Result};
@@ -204,71 +203,6 @@ impl Stored {
         let y = self.matrix()?.matmul(flex_values(&x)?, t);
         Ok(from_flex(y, [t, self.rows]))
     }
-}
-
-/// A tensor's flex primitive, contiguous: what pith's kernels read in place (a backend
-/// extension on the CPU device).
-fn on_flex<const D: usize>(x: Tensor<D>) -> Result<FlexTensor> {
-    let x = x.try_into_primitive::<Flex>().map_err(|e| {
-        Error::Unsupported(format!(
-            "pith's CPU kernels run on the CPU device only ({e:?})"
-        ))
-    })?;
-    Ok(if x.is_contiguous() {
-        x
-    } else {
-        x.to_contiguous()
-    })
-}
-
-/// The values of a contiguous flex tensor of element type `E`.
-fn flex_values<E: burn::tensor::Element + bytemuck::Pod>(x: &FlexTensor) -> Result<&[E]> {
-    x.as_slice::<E>().ok_or_else(|| {
-        Error::Device(format!(
-            "a {:?} tensor where {} was expected",
-            x.dtype(),
-            std::any::type_name::<E>()
-        ))
-    })
-}
-
-/// `x` as `dtype`. Between f32 and f16 on the flex device the conversion runs on
-/// `half`'s SIMD slices (flex's own cast converts one value at a time, which made the
-/// f16 cache cost prefill 5-10%).
-fn cast<const D: usize>(x: Tensor<D>, dtype: FloatDType) -> Result<Tensor<D>> {
-    let from: FloatDType = x.dtype().into();
-    if from == dtype || x.device() != Device::flex() {
-        return Ok(x.cast(dtype));
-    }
-    let dims = x.dims();
-    let x = on_flex(x)?;
-    Ok(match (from, dtype) {
-        (FloatDType::F16, FloatDType::F32) => {
-            let mut out = vec![0f32; x.layout().num_elements()];
-            flex_values::<f16>(&x)?.convert_to_f32_slice(&mut out);
-            from_flex(out, dims)
-        }
-        (FloatDType::F32, FloatDType::F16) => {
-            let mut out = vec![f16::ZERO; x.layout().num_elements()];
-            out.convert_from_f32_slice(flex_values::<f32>(&x)?);
-            Tensor::from_primitive::<Flex>(FlexTensor::new(
-                Bytes::from_elems(out),
-                Layout::contiguous(Shape::new(dims)),
-                DType::F16,
-            ))
-        }
-        _ => Tensor::<D>::from_primitive::<Flex>(x).cast(dtype),
-    })
-}
-
-/// f32 values `[dims]` as a tensor on the flex device, without a copy.
-fn from_flex<const D: usize>(values: Vec<f32>, dims: [usize; D]) -> Tensor<D> {
-    let layout = Layout::contiguous(Shape::new(dims));
-    Tensor::from_primitive::<Flex>(FlexTensor::new(
-        Bytes::from_elems(values),
-        layout,
-        DType::F32,
-    ))
 }
 
 /// A linear layer's weight. (A Burn tensor handle is some 600 bytes, hence the box.)

@@ -2,6 +2,7 @@
 
 pub mod bert;
 pub mod chat;
+pub mod flex;
 pub mod generate;
 pub mod gguf;
 pub mod llama;

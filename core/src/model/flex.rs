@@ -1,0 +1,93 @@
+//! pith's CPU kernels on Burn tensors: a backend extension on the flex device, which
+//! reads tensors where flex keeps them and wraps the kernels' output without a copy.
+
+use burn::backend::flex::{Flex, FlexTensor, Layout};
+use burn::tensor::activation;
+use burn::tensor::{Bytes, DType, Device, FloatDType, Shape, Tensor};
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use pith_kernels::Isa;
+
+use crate::error::{Error, Result};
+
+/// A tensor's flex primitive, contiguous: what pith's kernels read in place (a backend
+/// extension on the CPU device).
+pub fn on_flex<const D: usize>(x: Tensor<D>) -> Result<FlexTensor> {
+    let x = x.try_into_primitive::<Flex>().map_err(|e| {
+        Error::Unsupported(format!(
+            "pith's CPU kernels run on the CPU device only ({e:?})"
+        ))
+    })?;
+    Ok(if x.is_contiguous() {
+        x
+    } else {
+        x.to_contiguous()
+    })
+}
+
+/// The values of a contiguous flex tensor of element type `E`.
+pub fn flex_values<E: burn::tensor::Element + bytemuck::Pod>(x: &FlexTensor) -> Result<&[E]> {
+    x.as_slice::<E>().ok_or_else(|| {
+        Error::Device(format!(
+            "a {:?} tensor where {} was expected",
+            x.dtype(),
+            std::any::type_name::<E>()
+        ))
+    })
+}
+
+/// `x` as `dtype`. Between f32 and f16 on the flex device the conversion runs on
+/// `half`'s SIMD slices (flex's own cast converts one value at a time, which made the
+/// f16 cache cost prefill 5-10%).
+pub fn cast<const D: usize>(x: Tensor<D>, dtype: FloatDType) -> Result<Tensor<D>> {
+    let from: FloatDType = x.dtype().into();
+    if from == dtype || x.device() != Device::flex() {
+        return Ok(x.cast(dtype));
+    }
+    let dims = x.dims();
+    let x = on_flex(x)?;
+    Ok(match (from, dtype) {
+        (FloatDType::F16, FloatDType::F32) => {
+            let mut out = vec![0f32; x.layout().num_elements()];
+            flex_values::<f16>(&x)?.convert_to_f32_slice(&mut out);
+            from_flex(out, dims)
+        }
+        (FloatDType::F32, FloatDType::F16) => {
+            let mut out = vec![f16::ZERO; x.layout().num_elements()];
+            out.convert_from_f32_slice(flex_values::<f32>(&x)?);
+            Tensor::from_primitive::<Flex>(FlexTensor::new(
+                Bytes::from_elems(out),
+                Layout::contiguous(Shape::new(dims)),
+                DType::F16,
+            ))
+        }
+        _ => Tensor::<D>::from_primitive::<Flex>(x).cast(dtype),
+    })
+}
+
+/// f32 values `[dims]` as a tensor on the flex device, without a copy.
+pub fn from_flex<const D: usize>(values: Vec<f32>, dims: [usize; D]) -> Tensor<D> {
+    let layout = Layout::contiguous(Shape::new(dims));
+    Tensor::from_primitive::<Flex>(FlexTensor::new(
+        Bytes::from_elems(values),
+        layout,
+        DType::F32,
+    ))
+}
+
+/// GELU (erf form). On the flex device pith's kernel computes it in place (flex's own
+/// evaluates erf one value at a time through libm: 15% of the embedder's time).
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>> {
+    if x.device() != Device::flex() {
+        return Ok(activation::gelu(x));
+    }
+    let mut x = on_flex(x)?;
+    if x.dtype() != DType::F32 {
+        return Ok(activation::gelu(Tensor::from_primitive::<Flex>(x)));
+    }
+    let (at, n) = (x.layout().start_offset(), x.layout().num_elements());
+    // Copied first when another tensor shares the buffer.
+    let values = &mut x.storage_mut::<f32>()[at..at + n];
+    pith_kernels::activation::gelu(Isa::best(), values);
+    Ok(Tensor::from_primitive::<Flex>(x))
+}
