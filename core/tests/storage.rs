@@ -151,3 +151,105 @@ fn read_only_checks(path: &Path) {
     assert!(e.delete_document(docs[0].id).is_err());
     assert_eq!(e.documents().unwrap().len(), 1);
 }
+
+/// A unit vector along axis `i` of `dim`, nudged toward the next axis by `tilt`.
+fn axis(i: usize, dim: usize, tilt: f32) -> Vec<f32> {
+    let mut v = vec![0.0; dim];
+    v[i % dim] = 1.0;
+    v[(i + 1) % dim] = tilt;
+    v
+}
+
+fn store_document(store: &pith_core::store::Store, name: &str, vectors: &[Vec<f32>]) -> i64 {
+    use pith_core::store::{NewDocument, NewPassage};
+    let passages: Vec<NewPassage> = vectors
+        .iter()
+        .map(|v| NewPassage {
+            start_char: 0,
+            end_char: name.len(),
+            text: name.to_string(),
+            embedding: v.clone(),
+        })
+        .collect();
+    store
+        .insert_document(&NewDocument {
+            source: name,
+            content_hash: name,
+            metadata: "{}",
+            chars: name.len(),
+            passages: &passages,
+        })
+        .unwrap()
+}
+
+fn nearest_source(store: &pith_core::store::Store, query: &[f32]) -> Option<String> {
+    store
+        .search(
+            "",
+            query,
+            1,
+            pith_core::Method::Vector,
+            &pith_core::Filter::default(),
+        )
+        .unwrap()
+        .first()
+        .map(|h| h.passage.source.clone())
+}
+
+#[test]
+fn vector_search_follows_inserts_deletes_and_other_connections() {
+    use pith_core::store::{EmbedderId, Store};
+    let db = TempDb::new("vector-index");
+    let id = EmbedderId {
+        name: "axes".into(),
+        dim: 16,
+    };
+    let a = Store::open(&db.path(), &id).unwrap();
+    store_document(&a, "first", &[axis(0, 16, 0.1), axis(1, 16, 0.1)]);
+    assert_eq!(
+        nearest_source(&a, &axis(1, 16, 0.0)).as_deref(),
+        Some("first")
+    );
+    assert!(
+        a.vector_index_bytes() > 0,
+        "the first search builds the index"
+    );
+
+    // This connection's insert goes into the index as it is.
+    let second = store_document(&a, "second", &[axis(5, 16, 0.1)]);
+    assert_eq!(
+        nearest_source(&a, &axis(5, 16, 0.0)).as_deref(),
+        Some("second")
+    );
+
+    // Another connection's insert is seen through the data version.
+    let b = Store::open(&db.path(), &id).unwrap();
+    store_document(&b, "third", &[axis(9, 16, 0.1)]);
+    assert_eq!(
+        nearest_source(&a, &axis(9, 16, 0.0)).as_deref(),
+        Some("third")
+    );
+
+    // A deleted document's passages are gone from the results.
+    a.delete_document(second).unwrap();
+    assert_ne!(
+        nearest_source(&a, &axis(5, 16, 0.0)).as_deref(),
+        Some("second")
+    );
+    assert_ne!(
+        nearest_source(&b, &axis(5, 16, 0.0)).as_deref(),
+        Some("second")
+    );
+
+    // A query of the wrong width is a clear error.
+    let err = a
+        .search(
+            "",
+            &[1.0; 8],
+            1,
+            pith_core::Method::Vector,
+            &pith_core::Filter::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+}

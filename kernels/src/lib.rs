@@ -13,6 +13,7 @@ pub mod attention;
 pub mod dot;
 pub mod matmul;
 pub mod quant;
+pub mod scan;
 
 pub use dot::Isa;
 pub use matmul::QMatrix;

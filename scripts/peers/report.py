@@ -100,7 +100,11 @@ def search_table(pith, peer):
                                                 ("recall@10 vs exact", v["recall_at_k"], pv.get("recall_at_k"), 3, False),
                                                 ("hybrid p50 (ms)", h["p50_ms"], None, 2, False),
                                                 ("hybrid p99 (ms)", h["p99_ms"], None, 2, False),
-                                                ("build (inserts/s)", s["inserts_per_s"], ins, 0, True)):
+                                                ("build (inserts/s)", s["inserts_per_s"], ins, 0, True),
+                                                ("first query, building the index (ms)", s.get("first_query_ms"), None, 1, False),
+                                                ("index memory (MiB)", s.get("index_mib"), None, 1, False)):
+            if a is None:
+                continue
             rows.append([f"{n:,}", label, fmt(a, digits), cpu(pith, a), fmt(c, digits), cpu(peer, c),
                          ratio(a, c) if with_ratio else "-"])
     title = f"Search, k={pith['k']}, {pith['queries']} queries of random unit vectors (dim {pith['dim']}), pith vs {peer['impl']}"

@@ -63,6 +63,7 @@ impl Store {
             ],
         )?;
         let doc_id = tx.last_insert_rowid();
+        let mut ids = Vec::with_capacity(doc.passages.len());
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO passages(document_id, ordinal, start_char, end_char, text)
@@ -76,10 +77,21 @@ impl Store {
                     p.end_char as i64,
                     p.text
                 ])?;
-                vectors::insert(&tx, tx.last_insert_rowid(), &p.embedding, self.embedder.dim)?;
+                let id = tx.last_insert_rowid();
+                vectors::insert(&tx, id, &p.embedding, self.embedder.dim)?;
+                ids.push(id);
             }
         }
         tx.commit()?;
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        let appended = index.as_mut().is_none_or(|index| {
+            ids.into_iter()
+                .zip(doc.passages)
+                .all(|(id, p)| index.push(id, &p.embedding))
+        });
+        if !appended {
+            *index = None;
+        }
         Ok(doc_id)
     }
 
@@ -89,6 +101,10 @@ impl Store {
         let tx = self.conn.unchecked_transaction()?;
         let n = tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
         tx.commit()?;
+        if n > 0 {
+            // Rebuilt on the next vector search, without the deleted passages.
+            *self.index.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         Ok(n > 0)
     }
 

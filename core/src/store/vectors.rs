@@ -1,7 +1,9 @@
-//! Passage vectors in a sqlite-vec `vec0` table (cosine distance), keyed by passage id.
+//! Passage vectors in a sqlite-vec `vec0` table (cosine distance), keyed by passage id:
+//! the source of truth that the in-memory index (`vector_index`) is built from.
 
 use rusqlite::{Connection, params};
 
+use super::vector_index::from_blob;
 use crate::error::{Error, Result};
 
 /// sqlite-vec takes float32 vectors as little-endian blobs.
@@ -21,30 +23,32 @@ pub fn insert(conn: &Connection, passage_id: i64, embedding: &[f32], dim: usize)
     Ok(())
 }
 
-/// The `k` nearest passages by cosine distance (approximate-free: vec0 scans exactly).
-pub fn knn(conn: &Connection, query: &[f32], k: usize) -> Result<Vec<(i64, f64)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT rowid, distance FROM passage_vectors
-         WHERE embedding MATCH ?1 AND k = ?2 ORDER BY distance",
-    )?;
-    let rows = stmt.query_map(params![to_blob(query), k as i64], |r| {
-        Ok((r.get(0)?, r.get(1)?))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Nearest passages among those that pass a SQL filter on `passages p` and `documents d`.
-pub fn knn_filtered(
-    conn: &Connection,
-    query: &[f32],
-    k: usize,
-    filter_sql: &str,
-    filter_params: &[&dyn rusqlite::ToSql],
-) -> Result<Vec<(i64, f64)>> {
-    let sql = format!(
-        "SELECT v.rowid, vec_distance_cosine(v.embedding, ?) AS dist
-         FROM passage_vectors v JOIN passages p ON p.id = v.rowid JOIN documents d ON d.id = p.document_id
-         WHERE {filter_sql} ORDER BY dist LIMIT ?"
-    );
-    super::ranked(conn, &sql, &to_blob(query), filter_params, k)
+/// Passages whose vectors rank among the index's candidates, rescored exactly: the `k`
+/// nearest of `ids` by cosine distance, nearest first.
+pub fn rescore(conn: &Connection, query: &[f32], ids: &[i64], k: usize) -> Result<Vec<(i64, f64)>> {
+    let mut stmt = conn.prepare_cached("SELECT embedding FROM passage_vectors WHERE rowid = ?1")?;
+    let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+    let query_norm = norm(query);
+    let mut vector = Vec::with_capacity(query.len());
+    let mut scored = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let blob: Vec<u8> = stmt.query_row([id], |r| r.get(0))?;
+        from_blob(&blob, query.len(), &mut vector)
+            .map_err(|e| Error::IncompatibleDatabase(format!("vector of passage {id}: {e}")))?;
+        let dot: f64 = query
+            .iter()
+            .zip(&vector)
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum();
+        let denominator = query_norm * norm(&vector);
+        let cosine = if denominator > 0.0 {
+            dot / denominator
+        } else {
+            0.0
+        };
+        scored.push((id, 1.0 - cosine));
+    }
+    scored.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    scored.truncate(k);
+    Ok(scored)
 }
