@@ -1,0 +1,535 @@
+//! GGUF blocks on the wgpu device: `y = x · Wᵀ` for f32 activations `x` `[t, cols]`
+//! and a matrix `W` `[rows, cols]` kept in its GGUF block bytes, as a CubeCL kernel
+//! run as a Burn backend extension.
+//!
+//! The bytes are uploaded once, as u32 words (WGSL has no u8: a byte is read by
+//! shifting its word), and decoded where they are read: each workgroup takes one
+//! output value, its lanes walk the row's 32-value chunks, dequantise and dot them
+//! with the activations in f32, and a shared-memory tree adds the lanes' sums. The
+//! activations are read where the backend keeps them and the output stays on the
+//! device: no copy through host memory.
+//!
+//! A correct first design, run on Mesa's lavapipe in the tests; speed on a real GPU
+//! (several rows per workgroup, activations in shared memory, vector loads) is later
+//! work.
+
+use burn::backend::DispatchDevice;
+use burn::tensor::{DType, Device, FloatDType, Shape, Tensor};
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{Cube, CubeDevice};
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+use pith_kernels::GgmlType;
+
+use crate::error::{Error, Result};
+
+/// Lanes per workgroup, each summing every `LANES`-th 32-value chunk of a row.
+const LANES: u32 = 32;
+
+/// Type codes, compile-time parameters of the kernel (GGML's type ids).
+const F32: u32 = 0;
+const F16: u32 = 1;
+const Q4_0: u32 = 2;
+const Q4_1: u32 = 3;
+const Q5_0: u32 = 6;
+const Q5_1: u32 = 7;
+const Q8_0: u32 = 8;
+const Q4K: u32 = 12;
+const Q5K: u32 = 13;
+const Q6K: u32 = 14;
+
+/// The kernel's code for `ty`, and how its rows split into 32-value chunks: chunks
+/// per block and bytes per block (for F32/F16, a "block" of 32 values).
+fn layout(ty: GgmlType) -> Option<(u32, u32, u32)> {
+    Some(match ty {
+        GgmlType::F32 => (F32, 1, 128),
+        GgmlType::F16 => (F16, 1, 64),
+        GgmlType::Q4_0 => (Q4_0, 1, 18),
+        GgmlType::Q4_1 => (Q4_1, 1, 20),
+        GgmlType::Q5_0 => (Q5_0, 1, 22),
+        GgmlType::Q5_1 => (Q5_1, 1, 24),
+        GgmlType::Q8_0 => (Q8_0, 1, 34),
+        GgmlType::Q4K => (Q4K, 8, 144),
+        GgmlType::Q5K => (Q5K, 8, 176),
+        GgmlType::Q6K => (Q6K, 8, 210),
+        GgmlType::Bf16 => return None,
+    })
+}
+
+/// Byte `at` of the little-endian word stream.
+#[cube]
+fn byte_at(w: &[u32], at: u32) -> u32 {
+    (w[(at / 4) as usize] >> ((at % 4) * 8)) & 0xFF
+}
+
+/// The little-endian f16 at even byte `at`, widened to f32.
+#[cube]
+fn half_at(w: &[u32], at: u32) -> f32 {
+    let h = (w[(at / 4) as usize] >> ((at % 4) * 8)) & 0xFFFF;
+    let sign = (h & 0x8000) << 16;
+    let exp = (h >> 10) & 0x1F;
+    let mant = h & 0x3FF;
+    let mut v = f32::reinterpret(sign | ((exp + 112) << 23) | (mant << 13));
+    if exp == 0 {
+        // Subnormal (or zero): mant · 2⁻²⁴.
+        v = f32::cast_from(mant) * 0.000000059604645;
+        if sign != 0 {
+            v = -v;
+        }
+    }
+    v
+}
+
+/// Byte `at` as a signed i8, in f32.
+#[cube]
+fn signed_at(w: &[u32], at: u32) -> f32 {
+    let q = byte_at(w, at);
+    let mut v = f32::cast_from(q);
+    if q >= 128 {
+        v -= 256.0;
+    }
+    v
+}
+
+/// Bit `j` of the little-endian u32 at byte `at` (2-aligned), the fifth bit of Q5 blocks.
+#[cube]
+fn q5_high(w: &[u32], at: u32, j: u32) -> u32 {
+    let lo = (w[(at / 4) as usize] >> ((at % 4) * 8)) & 0xFFFF;
+    let hi = (w[((at + 2) / 4) as usize] >> (((at + 2) % 4) * 8)) & 0xFFFF;
+    ((lo | (hi << 16)) >> j) & 1
+}
+
+/// One 32-value chunk of a row (`block` its block's first byte, `sub` the chunk within
+/// the block) dotted with the activations from `xo`.
+#[cube]
+fn chunk_dot(w: &[u32], x: &[f32], block: u32, sub: u32, xo: u32, #[comptime] ty: u32) -> f32 {
+    let mut out = 0.0f32;
+    if comptime!(ty == F32) {
+        for l in 0..32u32 {
+            out += f32::reinterpret(w[(block / 4 + l) as usize]) * x[(xo + l) as usize];
+        }
+    } else if comptime!(ty == F16) {
+        for l in 0..32u32 {
+            out += half_at(w, block + 2 * l) * x[(xo + l) as usize];
+        }
+    } else if comptime!(ty == Q4_0) {
+        let d = half_at(w, block);
+        let mut s = 0.0f32;
+        for j in 0..16u32 {
+            let q = byte_at(w, block + 2 + j);
+            s += (f32::cast_from(q & 0xF) - 8.0) * x[(xo + j) as usize]
+                + (f32::cast_from(q >> 4) - 8.0) * x[(xo + j + 16) as usize];
+        }
+        out = d * s;
+    } else if comptime!(ty == Q4_1) {
+        let d = half_at(w, block);
+        let m = half_at(w, block + 2);
+        let mut sq = 0.0f32;
+        let mut sx = 0.0f32;
+        for j in 0..16u32 {
+            let q = byte_at(w, block + 4 + j);
+            let a = x[(xo + j) as usize];
+            let b = x[(xo + j + 16) as usize];
+            sq += f32::cast_from(q & 0xF) * a + f32::cast_from(q >> 4) * b;
+            sx += a + b;
+        }
+        out = d * sq + m * sx;
+    } else if comptime!(ty == Q5_0) {
+        let d = half_at(w, block);
+        let mut s = 0.0f32;
+        for j in 0..16u32 {
+            let q = byte_at(w, block + 6 + j);
+            let lo = (q & 0xF) | (q5_high(w, block + 2, j) << 4);
+            let hi = (q >> 4) | (q5_high(w, block + 2, j + 16) << 4);
+            s += (f32::cast_from(lo) - 16.0) * x[(xo + j) as usize]
+                + (f32::cast_from(hi) - 16.0) * x[(xo + j + 16) as usize];
+        }
+        out = d * s;
+    } else if comptime!(ty == Q5_1) {
+        let d = half_at(w, block);
+        let m = half_at(w, block + 2);
+        let mut sq = 0.0f32;
+        let mut sx = 0.0f32;
+        for j in 0..16u32 {
+            let q = byte_at(w, block + 8 + j);
+            let lo = (q & 0xF) | (q5_high(w, block + 4, j) << 4);
+            let hi = (q >> 4) | (q5_high(w, block + 4, j + 16) << 4);
+            let a = x[(xo + j) as usize];
+            let b = x[(xo + j + 16) as usize];
+            sq += f32::cast_from(lo) * a + f32::cast_from(hi) * b;
+            sx += a + b;
+        }
+        out = d * sq + m * sx;
+    } else if comptime!(ty == Q8_0) {
+        let d = half_at(w, block);
+        let mut s = 0.0f32;
+        for j in 0..32u32 {
+            s += signed_at(w, block + 2 + j) * x[(xo + j) as usize];
+        }
+        out = d * s;
+    } else if comptime!(ty == Q4K || ty == Q5K) {
+        // Sub-block `sub`: a 6-bit scale and min from the 12 scale bytes, low nibbles
+        // of 32 bytes for even `sub`, high nibbles for odd (Q5_K: plus a fifth bit).
+        let d = half_at(w, block);
+        let dmin = half_at(w, block + 2);
+        let sc = block + 4;
+        let mut scale = byte_at(w, sc + sub) & 63;
+        let mut min = byte_at(w, sc + sub + 4) & 63;
+        if sub >= 4 {
+            scale = (byte_at(w, sc + sub + 4) & 0xF) | ((byte_at(w, sc + sub - 4) >> 6) << 4);
+            min = (byte_at(w, sc + sub + 4) >> 4) | ((byte_at(w, sc + sub) >> 6) << 4);
+        }
+        let shift = (sub % 2) * 4;
+        let mut sq = 0.0f32;
+        let mut sx = 0.0f32;
+        if comptime!(ty == Q4K) {
+            let qs = block + 16 + 32 * (sub / 2);
+            for l in 0..32u32 {
+                let q = (byte_at(w, qs + l) >> shift) & 0xF;
+                let a = x[(xo + l) as usize];
+                sq += f32::cast_from(q) * a;
+                sx += a;
+            }
+        } else {
+            let qh = block + 16;
+            let qs = block + 48 + 32 * (sub / 2);
+            for l in 0..32u32 {
+                let q = ((byte_at(w, qs + l) >> shift) & 0xF)
+                    | (((byte_at(w, qh + l) >> sub) & 1) << 4);
+                let a = x[(xo + l) as usize];
+                sq += f32::cast_from(q) * a;
+                sx += a;
+            }
+        }
+        out = d * f32::cast_from(scale) * sq - dmin * f32::cast_from(min) * sx;
+    } else if comptime!(ty == Q6K) {
+        // Chunk `sub` = 4·half + group: low 4 bits from ql, high 2 from qh, a signed
+        // scale per 16 values.
+        let d = half_at(w, block + 208);
+        let half = sub / 4;
+        let group = sub % 4;
+        let ql = block + 64 * half + 32 * (group % 2);
+        let qh = block + 128 + 32 * half;
+        let lshift = (group / 2) * 4;
+        let hshift = group * 2;
+        let sc = block + 192 + 8 * half + 2 * group;
+        let mut s0 = 0.0f32;
+        let mut s1 = 0.0f32;
+        for l in 0..16u32 {
+            let q = ((byte_at(w, ql + l) >> lshift) & 0xF)
+                | (((byte_at(w, qh + l) >> hshift) & 3) << 4);
+            s0 += (f32::cast_from(q) - 32.0) * x[(xo + l) as usize];
+        }
+        for l in 16..32u32 {
+            let q = ((byte_at(w, ql + l) >> lshift) & 0xF)
+                | (((byte_at(w, qh + l) >> hshift) & 3) << 4);
+            s1 += (f32::cast_from(q) - 32.0) * x[(xo + l) as usize];
+        }
+        out = d * (signed_at(w, sc) * s0 + signed_at(w, sc + 1) * s1);
+    }
+    out
+}
+
+/// `y[tok, row] = Σ x[tok, ·] · W[row, ·]`: one workgroup per (row, token), rows
+/// spread over the x and z dimensions of the grid.
+#[cube(launch)]
+fn block_matmul(
+    w: &[u32],
+    x: &[f32],
+    y: &mut [f32],
+    rows: u32,
+    cols: u32,
+    row_bytes: u32,
+    chunks_per_block: u32,
+    block_bytes: u32,
+    #[comptime] ty: u32,
+) {
+    let row = CUBE_POS_X + CUBE_POS_Z * CUBE_COUNT_X;
+    let tok = CUBE_POS_Y;
+    let lane = UNIT_POS;
+    let mut acc = 0.0f32;
+    if row < rows {
+        let chunks = cols / 32;
+        let row_base = row * row_bytes;
+        let x_base = tok * cols;
+        let mut c = lane;
+        while c < chunks {
+            let block = row_base + (c / chunks_per_block) * block_bytes;
+            let sub = c % chunks_per_block;
+            acc += chunk_dot(w, x, block, sub, x_base + c * 32, ty);
+            c += CUBE_DIM_X;
+        }
+    }
+    let mut sums = Shared::<[f32]>::new_slice(comptime!(LANES as usize));
+    sums[lane as usize] = acc;
+    sync_cube();
+    let mut stride = CUBE_DIM_X / 2;
+    while stride > 0 {
+        if lane < stride {
+            sums[lane as usize] += sums[(lane + stride) as usize];
+        }
+        sync_cube();
+        stride /= 2;
+    }
+    if lane == 0 && row < rows {
+        y[(tok * rows + row) as usize] = sums[0];
+    }
+}
+
+/// The CubeCL device behind a Burn device, when it is one.
+fn cube_device(device: &Device) -> Option<CubeDevice> {
+    match device.as_dispatch() {
+        DispatchDevice::Cube(d) => Some(d.clone()),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// A `[rows, cols]` matrix's GGUF blocks in a device buffer.
+pub(crate) struct DeviceBlocks {
+    handle: Handle,
+    words: usize,
+    code: u32,
+    chunks_per_block: u32,
+    block_bytes: u32,
+    rows: usize,
+    cols: usize,
+}
+
+impl DeviceBlocks {
+    /// Uploads `bytes`, the matrix's blocks as stored, to `device` (a CubeCL device).
+    pub(crate) fn upload(
+        device: &Device,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<Self> {
+        let unsupported =
+            || Error::Unsupported(format!("{ty:?} weights as stored on the device {device:?}"));
+        let cube = cube_device(device).ok_or_else(unsupported)?;
+        let (code, chunks_per_block, block_bytes) = layout(ty).ok_or_else(unsupported)?;
+        let want = ty.bytes_for((rows * cols) as u64);
+        if !cols.is_multiple_of(32) || want != Some(bytes.len() as u64) {
+            return Err(Error::Unsupported(format!(
+                "a {ty:?} matrix [{rows}, {cols}] of {} bytes on the device",
+                bytes.len()
+            )));
+        }
+        if bytes.len() >= u32::MAX as usize / 2 || rows * cols >= u32::MAX as usize {
+            return Err(Error::Unsupported(format!(
+                "a {ty:?} matrix [{rows}, {cols}] too large for 32-bit offsets"
+            )));
+        }
+        // Whole words: the tail padded with zeros.
+        let words = bytes.len().div_ceil(4);
+        let mut padded = Vec::with_capacity(words * 4);
+        padded.extend_from_slice(bytes);
+        padded.resize(words * 4, 0);
+        let handle = cube.client().create_from_slice(&padded);
+        Ok(Self {
+            handle,
+            words,
+            code,
+            chunks_per_block,
+            block_bytes,
+            rows,
+            cols,
+        })
+    }
+
+    /// `x · Wᵀ` for `x` `[t, cols]` on the device: `[t, rows]` f32, on the device.
+    pub(crate) fn matmul(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        let [t, cols] = x.dims();
+        if cols != self.cols {
+            return Err(Error::Device(format!(
+                "activations of {cols} columns against a matrix of {}",
+                self.cols
+            )));
+        }
+        let x = if x.dtype() == DType::F32 {
+            x
+        } else {
+            x.cast(FloatDType::F32)
+        };
+        let x: CubeTensor = x.try_into_primitive::<Cube>().map_err(|e| {
+            Error::Unsupported(format!(
+                "weights as stored on the device take its activations ({e:?})"
+            ))
+        })?;
+        let x = if x.is_contiguous() {
+            x
+        } else {
+            burn_cubecl::kernel::into_contiguous(x)
+        };
+        let client = x.client.clone();
+        let rows = self.rows;
+        let out = client.empty(t * rows * size_of::<f32>());
+        if t > 0 && rows > 0 {
+            let grid_x = rows.min(u16::MAX as usize);
+            let grid_z = rows.div_ceil(grid_x);
+            // SAFETY: the lengths are those of the buffers: the words uploaded, the
+            // contiguous activations and the output just reserved.
+            unsafe {
+                block_matmul::launch(
+                    &client,
+                    CubeCount::Static(grid_x as u32, t as u32, grid_z as u32),
+                    CubeDim::new_1d(LANES),
+                    BufferArg::from_raw_parts(self.handle.clone(), self.words),
+                    BufferArg::from_raw_parts(x.handle.clone(), t * cols),
+                    BufferArg::from_raw_parts(out.clone(), t * rows),
+                    rows as u32,
+                    cols as u32,
+                    (cols as u32 / 32 / self.chunks_per_block) * self.block_bytes,
+                    self.chunks_per_block,
+                    self.block_bytes,
+                    self.code,
+                );
+            }
+        }
+        let y = CubeTensor::new_contiguous(
+            client,
+            x.device.clone(),
+            Shape::new([t, rows]),
+            out,
+            DType::F32,
+        );
+        Ok(Tensor::from_primitive::<Cube>(y))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{self, DeviceChoice};
+    use crate::model::gguf::Gguf;
+    use burn::tensor::TensorData;
+    use pith_kernels::QMatrix;
+
+    fn gguf() -> Gguf {
+        let models = std::env::var_os("PITH_MODELS").map_or_else(
+            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"),
+            std::path::PathBuf::from,
+        );
+        Gguf::open(models.join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap()
+    }
+
+    /// Deterministic values in [-1, 1).
+    fn noise(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The kernel against pith's CPU kernels on the same blocks, for `t` rows.
+    fn check(device: &Device, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8], t: usize) {
+        let x = noise(t * cols, (rows * 31 + t) as u64);
+        let want = QMatrix::new(ty, rows, cols, bytes).unwrap().matmul(&x, t);
+        let blocks = DeviceBlocks::upload(device, ty, rows, cols, bytes).unwrap();
+        let xt = Tensor::<2>::from_data(TensorData::new(x, [t, cols]), device);
+        let got = blocks.matmul(xt).unwrap();
+        assert_eq!(got.dims(), [t, rows]);
+        let got = got.into_data().try_to_vec::<f32>().unwrap();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).abs())
+            .fold(0f32, f32::max);
+        eprintln!("{ty:?} [{rows}, {cols}] t={t}: max |Δ| {worst:e} (scale {scale})");
+        assert!(
+            worst <= 1e-4 * scale,
+            "{ty:?} [{rows}, {cols}] t={t}: max |Δ| {worst} against the CPU kernels"
+        );
+    }
+
+    fn gpu() -> Option<Device> {
+        let dev = device::open(DeviceChoice::Gpu);
+        if dev.kind != DeviceChoice::Gpu {
+            eprintln!("skipped: no wgpu adapter");
+            return None;
+        }
+        Some(dev.device)
+    }
+
+    #[test]
+    fn kernel_matches_cpu_kernels_on_the_shipped_tensors() {
+        let Some(device) = gpu() else { return };
+        let g = gguf();
+        // Q4_1 (the linear layers; ffn_down has 1536 columns) and Q8_0 (the embedding,
+        // which is also the output head: its first 4096 rows, and all of them for one row).
+        for (name, rows_kept, ts) in [
+            ("blk.0.attn_q.weight", None, &[1, 5][..]),
+            ("blk.0.attn_k.weight", None, &[1, 3][..]),
+            ("blk.3.ffn_down.weight", None, &[1, 4][..]),
+            ("token_embd.weight", Some(4096), &[3][..]),
+            ("token_embd.weight", None, &[1][..]),
+        ] {
+            let (info, ty, bytes) = g.raw(name).unwrap();
+            let shape = info.shape();
+            let (mut rows, cols) = (shape[0], shape[1]);
+            let mut bytes = bytes;
+            if let Some(keep) = rows_kept {
+                rows = keep;
+                bytes = &bytes[..ty.bytes_for((rows * cols) as u64).unwrap() as usize];
+            }
+            for &t in ts {
+                check(&device, ty, rows, cols, bytes, t);
+            }
+        }
+    }
+
+    /// Blocks of every other type the kernel reads, from random bytes with scales kept
+    /// small and finite (the shipped model has only Q4_1 and Q8_0).
+    #[test]
+    fn kernel_matches_cpu_kernels_on_every_type() {
+        let Some(device) = gpu() else { return };
+        let (rows, cols) = (67, 512);
+        for ty in [
+            GgmlType::F32,
+            GgmlType::F16,
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+            GgmlType::Q4K,
+            GgmlType::Q5K,
+            GgmlType::Q6K,
+        ] {
+            let n = ty.bytes_for((rows * cols) as u64).unwrap() as usize;
+            let bb = ty.block_bytes();
+            let noise = noise(n, ty.block_bytes() as u64);
+            let mut bytes: Vec<u8> = noise.iter().map(|v| ((v + 1.0) * 127.9) as u8).collect();
+            for (b, vals) in bytes.chunks_exact_mut(bb).zip(noise.chunks_exact(bb)) {
+                let halves = |b: &mut [u8], at: usize, v: f32| {
+                    b[at..at + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes())
+                };
+                match ty {
+                    GgmlType::F32 => b.copy_from_slice(&vals[0].to_le_bytes()),
+                    GgmlType::F16 => halves(b, 0, vals[0]),
+                    GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => {
+                        halves(b, 0, vals[0] * 0.05)
+                    }
+                    GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => {
+                        halves(b, 0, vals[0] * 0.05);
+                        halves(b, 2, vals[1] * 0.05);
+                    }
+                    GgmlType::Q6K => halves(b, 208, vals[0] * 0.05),
+                    GgmlType::Bf16 => unreachable!(),
+                }
+            }
+            for t in [1, 4] {
+                check(&device, ty, rows, cols, &bytes, t);
+            }
+        }
+    }
+}
