@@ -174,7 +174,15 @@ struct Stored {
 }
 
 impl Stored {
-    fn load(g: &Arc<Gguf>, name: &str, rows: usize, cols: usize, device: &Device) -> Result<Self> {
+    /// The matrix `name`, its blocks also uploaded to `device` unless that is the CPU
+    /// (or `None`: a table only ever read row by row, on the host).
+    fn load(
+        g: &Arc<Gguf>,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        device: Option<&Device>,
+    ) -> Result<Self> {
         let (_, ty, bytes) = g.locate(name)?;
         let mut stored = Self {
             gguf: g.clone(),
@@ -185,7 +193,7 @@ impl Stored {
             on_device: None,
         };
         stored.matrix()?;
-        if *device != Device::flex() {
+        if let Some(device) = device.filter(|d| **d != Device::flex()) {
             let data = g.bytes(stored.bytes.clone());
             stored.on_device = Some(DeviceBlocks::upload(device, ty, rows, cols, data)?);
         }
@@ -442,7 +450,8 @@ impl Llama {
             }
             Precision::F32 | Precision::Q => on_device(v, shape),
         };
-        let table = |name: &str| -> Result<Table> {
+        // `scores`: whether the table is also the output head, multiplied on the device.
+        let table = |name: &str, scores: bool| -> Result<Table> {
             if precision == Precision::Q {
                 check_shape(g, name, &[config.vocab, config.dim])?;
                 return Ok(Table::Stored(Stored::load(
@@ -450,7 +459,7 @@ impl Llama {
                     name,
                     config.vocab,
                     config.dim,
-                    device,
+                    scores.then_some(device),
                 )?));
             }
             let v = tensor(name, &[config.vocab, config.dim])?;
@@ -464,7 +473,7 @@ impl Llama {
             let weight_name = format!("{name}.weight");
             let weight = if precision == Precision::Q {
                 check_shape(g, &weight_name, &[out, inp])?;
-                Weight::Stored(Stored::load(g, &weight_name, out, inp, device)?)
+                Weight::Stored(Stored::load(g, &weight_name, out, inp, Some(device))?)
             } else {
                 let v = tensor(&weight_name, &[out, inp])?;
                 Weight::Dense(Box::new(dense(transpose(&v, out, inp), [inp, out])))
@@ -496,13 +505,13 @@ impl Llama {
             })
             .collect::<Result<Vec<_>>>()?;
         let output = if g.has_tensor("output.weight") {
-            Some(table("output.weight")?)
+            Some(table("output.weight", true)?)
         } else {
             None
         };
         let (cos, sin) = rope_tables(&config, device);
         Ok(Self {
-            embed: table("token_embd.weight")?,
+            embed: table("token_embd.weight", output.is_none())?,
             output,
             norm: norm("output_norm.weight")?,
             blocks,

@@ -230,14 +230,17 @@ fn chunk_dot(w: &[u32], x: &[f32], block: u32, sub: u32, xo: u32, #[comptime] ty
     out
 }
 
-/// `y[tok, row] = Σ x[tok, ·] · W[row, ·]`: one workgroup per (row, token), rows
-/// spread over the x and z dimensions of the grid.
+/// `y[tok, first_row + row] = Σ x[tok, ·] · W[row, ·]` for the `rows` rows of `w`
+/// (one part of a matrix; `y` has `y_cols` columns): one workgroup per (row, token),
+/// rows spread over the x and z dimensions of the grid.
 #[cube(launch)]
 fn block_matmul(
     w: &[u32],
     x: &[f32],
     y: &mut [f32],
     rows: u32,
+    first_row: u32,
+    y_cols: u32,
     cols: u32,
     row_bytes: u32,
     chunks_per_block: u32,
@@ -272,7 +275,7 @@ fn block_matmul(
         stride /= 2;
     }
     if lane == 0 && row < rows {
-        y[(tok * rows + row) as usize] = sums[0];
+        y[(tok * y_cols + first_row + row) as usize] = sums[0];
     }
 }
 
@@ -285,10 +288,18 @@ fn cube_device(device: &Device) -> Option<CubeDevice> {
     }
 }
 
-/// A `[rows, cols]` matrix's GGUF blocks in a device buffer.
-pub(crate) struct DeviceBlocks {
+/// Consecutive rows of a matrix in one device buffer.
+struct Part {
     handle: Handle,
     words: usize,
+    first_row: usize,
+    rows: usize,
+}
+
+/// A `[rows, cols]` matrix's GGUF blocks in device buffers: one, or several of whole
+/// rows where the matrix is larger than the device binds at once.
+pub(crate) struct DeviceBlocks {
+    parts: Vec<Part>,
     code: u32,
     chunks_per_block: u32,
     block_bytes: u32,
@@ -305,6 +316,19 @@ impl DeviceBlocks {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self> {
+        Self::upload_in_parts(device, ty, rows, cols, bytes, None)
+    }
+
+    /// [`upload`](Self::upload) in buffers of at most `part_bytes` (by default the
+    /// largest buffer the device binds).
+    fn upload_in_parts(
+        device: &Device,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+        part_bytes: Option<usize>,
+    ) -> Result<Self> {
         let unsupported =
             || Error::Unsupported(format!("{ty:?} weights as stored on the device {device:?}"));
         let cube = cube_device(device).ok_or_else(unsupported)?;
@@ -316,20 +340,40 @@ impl DeviceBlocks {
                 bytes.len()
             )));
         }
-        if bytes.len() >= u32::MAX as usize / 2 || rows * cols >= u32::MAX as usize {
+        if rows >= u32::MAX as usize / 2 || cols >= u32::MAX as usize / 2 {
             return Err(Error::Unsupported(format!(
                 "a {ty:?} matrix [{rows}, {cols}] too large for 32-bit offsets"
             )));
         }
-        // Whole words: the tail padded with zeros.
-        let words = bytes.len().div_ceil(4);
-        let mut padded = Vec::with_capacity(words * 4);
-        padded.extend_from_slice(bytes);
-        padded.resize(words * 4, 0);
-        let handle = cube.client().create_from_slice(&padded);
+        let client = cube.client();
+        let row_bytes = bytes.len() / rows.max(1);
+        let part_bytes = part_bytes
+            .unwrap_or(client.properties().memory.max_page_size as usize)
+            .min(u32::MAX as usize / 2);
+        let part_rows = (part_bytes / row_bytes.max(1)).min(rows.max(1));
+        if part_rows == 0 {
+            return Err(Error::Unsupported(format!(
+                "a {ty:?} row of {row_bytes} bytes, more than the device binds ({part_bytes})"
+            )));
+        }
+        let mut parts = Vec::with_capacity(rows.div_ceil(part_rows));
+        for first_row in (0..rows).step_by(part_rows) {
+            let n = part_rows.min(rows - first_row);
+            let part = &bytes[first_row * row_bytes..(first_row + n) * row_bytes];
+            // Whole words: the tail padded with zeros.
+            let words = part.len().div_ceil(4);
+            let mut padded = Vec::with_capacity(words * 4);
+            padded.extend_from_slice(part);
+            padded.resize(words * 4, 0);
+            parts.push(Part {
+                handle: client.create_from_slice(&padded),
+                words,
+                first_row,
+                rows: n,
+            });
+        }
         Ok(Self {
-            handle,
-            words,
+            parts,
             code,
             chunks_per_block,
             block_bytes,
@@ -365,9 +409,14 @@ impl DeviceBlocks {
         let client = x.client.clone();
         let rows = self.rows;
         let out = client.empty(t * rows * size_of::<f32>());
-        if t > 0 && rows > 0 {
-            let grid_x = rows.min(u16::MAX as usize);
-            let grid_z = rows.div_ceil(grid_x);
+        if t * rows >= u32::MAX as usize || t * cols >= u32::MAX as usize {
+            return Err(Error::Unsupported(format!(
+                "{t} rows of activations too many for 32-bit offsets"
+            )));
+        }
+        for part in self.parts.iter().filter(|_| t > 0) {
+            let grid_x = part.rows.min(u16::MAX as usize);
+            let grid_z = part.rows.div_ceil(grid_x);
             // SAFETY: the lengths are those of the buffers: the words uploaded, the
             // contiguous activations and the output just reserved.
             unsafe {
@@ -375,9 +424,11 @@ impl DeviceBlocks {
                     &client,
                     CubeCount::Static(grid_x as u32, t as u32, grid_z as u32),
                     CubeDim::new_1d(LANES),
-                    BufferArg::from_raw_parts(self.handle.clone(), self.words),
+                    BufferArg::from_raw_parts(part.handle.clone(), part.words),
                     BufferArg::from_raw_parts(x.handle.clone(), t * cols),
                     BufferArg::from_raw_parts(out.clone(), t * rows),
+                    part.rows as u32,
+                    part.first_row as u32,
                     rows as u32,
                     cols as u32,
                     (cols as u32 / 32 / self.chunks_per_block) * self.block_bytes,
@@ -431,9 +482,25 @@ mod tests {
 
     /// The kernel against pith's CPU kernels on the same blocks, for `t` rows.
     fn check(device: &Device, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8], t: usize) {
+        check_parts(device, ty, rows, cols, bytes, t, None);
+    }
+
+    fn check_parts(
+        device: &Device,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+        t: usize,
+        part_bytes: Option<usize>,
+    ) {
         let x = noise(t * cols, (rows * 31 + t) as u64);
         let want = QMatrix::new(ty, rows, cols, bytes).unwrap().matmul(&x, t);
-        let blocks = DeviceBlocks::upload(device, ty, rows, cols, bytes).unwrap();
+        let blocks =
+            DeviceBlocks::upload_in_parts(device, ty, rows, cols, bytes, part_bytes).unwrap();
+        if let Some(part_bytes) = part_bytes {
+            assert_eq!(blocks.parts.len(), bytes.len().div_ceil(part_bytes));
+        }
         let xt = Tensor::<2>::from_data(TensorData::new(x, [t, cols]), device);
         let got = blocks.matmul(xt).unwrap();
         assert_eq!(got.dims(), [t, rows]);
@@ -484,6 +551,21 @@ mod tests {
             for &t in ts {
                 check(&device, ty, rows, cols, bytes, t);
             }
+        }
+    }
+
+    /// A matrix larger than the device binds at once goes up in parts of whole rows,
+    /// each writing its own columns of the output.
+    #[test]
+    fn kernel_reads_a_matrix_uploaded_in_parts() {
+        let Some(device) = gpu() else { return };
+        let g = gguf();
+        let (_, ty, bytes) = g.raw("token_embd.weight").unwrap();
+        let (rows, cols) = (1000, 576);
+        let bytes = &bytes[..ty.bytes_for((rows * cols) as u64).unwrap() as usize];
+        // 300 rows a part (612 bytes a row): four parts, the last of 100 rows.
+        for t in [1, 3] {
+            check_parts(&device, ty, rows, cols, bytes, t, Some(300 * 612));
         }
     }
 
