@@ -3,15 +3,17 @@
 //! run as a Burn backend extension.
 //!
 //! The bytes are uploaded once, as u32 words (WGSL has no u8: a byte is read by
-//! shifting its word), and decoded where they are read: each workgroup takes one
-//! output value, its lanes walk the row's 32-value chunks, dequantise and dot them
-//! with the activations in f32, and a shared-memory tree adds the lanes' sums. The
-//! activations are read where the backend keeps them and the output stays on the
-//! device: no copy through host memory.
+//! shifting its word), and decoded where they are read: a workgroup takes a few
+//! output values, the lanes of each walk its row's 32-value chunks, dequantise and
+//! dot them with the activations in f32, and a shared-memory tree adds the lanes'
+//! sums. The activations are read where the backend keeps them and the output stays
+//! on the device: no copy through host memory. From [`DEQUANTIZE_FROM_ROWS`] rows of
+//! activations (prefill) the matrix is instead dequantised for the call and Burn's
+//! matmul runs on it.
 //!
 //! A correct first design, run on Mesa's lavapipe in the tests; speed on a real GPU
-//! (several rows per workgroup, activations in shared memory, vector loads) is later
-//! work.
+//! (coalesced reads, activations in shared memory, vector loads, subgroup sums) is
+//! later work.
 
 use burn::backend::DispatchDevice;
 use burn::tensor::{DType, Device, FloatDType, Shape, Tensor};
@@ -24,8 +26,11 @@ use pith_kernels::GgmlType;
 
 use crate::error::{Error, Result};
 
-/// Lanes per workgroup, each summing every `LANES`-th 32-value chunk of a row.
-const LANES: u32 = 32;
+/// Lanes per output value, each summing every `ROW_LANES`-th 32-value chunk of a row,
+/// and rows per workgroup. 8 lanes keep most busy on short rows (576 columns: 18
+/// chunks, 3 rounds of 8) where 32 left 14 idle.
+const ROW_LANES: u32 = 8;
+const CUBE_ROWS: u32 = 8;
 
 /// Rows of activations from which a product dequantises the matrix to f32 for the call
 /// and multiplies with Burn's matmul instead. A few rows (decoding) are bound by reading
@@ -232,7 +237,7 @@ fn chunk_dot(w: &[u32], x: &[f32], block: u32, sub: u32, xo: u32, #[comptime] ty
 }
 
 /// `y[tok, first_row + row] = Σ x[tok, ·] · W[row, ·]` for the `rows` rows of `w`
-/// (one part of a matrix; `y` has `y_cols` columns): one workgroup per (row, token),
+/// (one part of a matrix; `y` has `y_cols` columns): a workgroup per `CUBE_ROWS` rows and a token,
 /// rows spread over the x and z dimensions of the grid.
 #[cube(launch)]
 fn block_matmul(
@@ -248,9 +253,10 @@ fn block_matmul(
     block_bytes: u32,
     #[comptime] ty: u32,
 ) {
-    let row = CUBE_POS_X + CUBE_POS_Z * CUBE_COUNT_X;
+    let lane = UNIT_POS_X;
+    let row = (CUBE_POS_X + CUBE_POS_Z * CUBE_COUNT_X) * CUBE_DIM_Y + UNIT_POS_Y;
     let tok = CUBE_POS_Y;
-    let lane = UNIT_POS;
+    let slot = UNIT_POS_Y * CUBE_DIM_X;
     let mut acc = 0.0f32;
     if row < rows {
         let chunks = cols / 32;
@@ -264,19 +270,19 @@ fn block_matmul(
             c += CUBE_DIM_X;
         }
     }
-    let mut sums = Shared::<[f32]>::new_slice(comptime!(LANES as usize));
-    sums[lane as usize] = acc;
+    let mut sums = Shared::<[f32]>::new_slice(comptime!((ROW_LANES * CUBE_ROWS) as usize));
+    sums[(slot + lane) as usize] = acc;
     sync_cube();
     let mut stride = CUBE_DIM_X / 2;
     while stride > 0 {
         if lane < stride {
-            sums[lane as usize] += sums[(lane + stride) as usize];
+            sums[(slot + lane) as usize] += sums[(slot + lane + stride) as usize];
         }
         sync_cube();
         stride /= 2;
     }
     if lane == 0 && row < rows {
-        y[(tok * y_cols + first_row + row) as usize] = sums[0];
+        y[(tok * y_cols + first_row + row) as usize] = sums[slot as usize];
     }
 }
 
@@ -453,15 +459,16 @@ impl DeviceBlocks {
             )));
         }
         for part in self.parts.iter().filter(|_| t > 0) {
-            let grid_x = part.rows.min(u16::MAX as usize);
-            let grid_z = part.rows.div_ceil(grid_x);
+            let groups = part.rows.div_ceil(CUBE_ROWS as usize);
+            let grid_x = groups.min(u16::MAX as usize);
+            let grid_z = groups.div_ceil(grid_x);
             // SAFETY: the lengths are those of the buffers: the words uploaded, the
             // contiguous activations and the output just reserved.
             unsafe {
                 block_matmul::launch(
                     &client,
                     CubeCount::Static(grid_x as u32, t as u32, grid_z as u32),
-                    CubeDim::new_1d(LANES),
+                    CubeDim::new_2d(ROW_LANES, CUBE_ROWS),
                     BufferArg::from_raw_parts(part.handle.clone(), part.words),
                     BufferArg::from_raw_parts(x.handle.clone(), t * cols),
                     BufferArg::from_raw_parts(out.clone(), t * rows),
@@ -490,7 +497,7 @@ impl DeviceBlocks {
     fn dequantize(&self, client: &Client, device: &CubeDevice) -> CubeTensor {
         let (rows, cols) = (self.rows, self.cols);
         let out = client.empty(rows * cols * size_of::<f32>());
-        let units = LANES * 2;
+        let units = ROW_LANES * CUBE_ROWS;
         for part in &self.parts {
             let cubes = (part.rows * cols / 32).div_ceil(units as usize);
             let grid_x = cubes.min(u16::MAX as usize);
