@@ -379,7 +379,7 @@ impl DeviceBlocks {
                 bytes.len()
             )));
         }
-        if rows >= u32::MAX as usize / 2 || cols >= u32::MAX as usize / 2 {
+        if rows * cols >= u32::MAX as usize {
             return Err(Error::Unsupported(format!(
                 "a {ty:?} matrix [{rows}, {cols}] too large for 32-bit offsets"
             )));
@@ -452,12 +452,12 @@ impl DeviceBlocks {
             let w = Tensor::<2>::from_primitive::<Cube>(w);
             return Ok(Tensor::<2>::from_primitive::<Cube>(x).matmul(w.transpose()));
         }
-        let out = client.empty(t * rows * size_of::<f32>());
         if t * rows >= u32::MAX as usize || t * cols >= u32::MAX as usize {
             return Err(Error::Unsupported(format!(
                 "{t} rows of activations too many for 32-bit offsets"
             )));
         }
+        let out = client.empty(t * rows * size_of::<f32>());
         for part in self.parts.iter().filter(|_| t > 0) {
             let groups = part.rows.div_ceil(CUBE_ROWS as usize);
             let grid_x = groups.min(u16::MAX as usize);
