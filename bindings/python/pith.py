@@ -1690,7 +1690,7 @@ class Precision(enum.Enum):
     
     Q = 2
     """
-    As stored in the GGUF file (4.5 to 8.5 bits a weight); the CPU device only.
+    As stored in the GGUF file (4.5 to 8.5 bits a weight), on the CPU or a GPU.
 """
     
 

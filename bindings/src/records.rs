@@ -16,7 +16,7 @@ pub enum Precision {
     /// Half the memory; decodes faster where memory bandwidth bounds it.
     F16,
     F32,
-    /// As stored in the GGUF file (4.5 to 8.5 bits a weight); the CPU device only.
+    /// As stored in the GGUF file (4.5 to 8.5 bits a weight), on the CPU or a GPU.
     Q,
 }
 

@@ -64,12 +64,12 @@ struct Tolerance {
 /// measured max 0.017, mean 0.0015.
 fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
     match (precision, choice) {
-        (Precision::F32, _) => Tolerance {
+        (Precision::F32, _) | (Precision::Q, DeviceChoice::Gpu) => Tolerance {
             worst_vs_f32: 2e-3,
             mean_vs_f32: 2e-3,
             f32_tie_margin: 0.0,
         },
-        (Precision::Q, _) => Tolerance {
+        (Precision::Q, DeviceChoice::Cpu) => Tolerance {
             worst_vs_f32: 0.05,
             mean_vs_f32: 0.005,
             f32_tie_margin: 0.05,
@@ -288,16 +288,16 @@ fn stored_weights_match_references_on_cpu() {
 }
 
 #[test]
-fn stored_weights_on_wgpu_are_a_clear_error() {
-    let dev = device::open(DeviceChoice::Gpu);
-    if dev.kind != DeviceChoice::Gpu {
+fn stored_weights_match_references_on_wgpu() {
+    // The GGUF's blocks on the device, read by pith's CubeCL kernel with f32
+    // activations and an f32 cache: held to the f32 bounds, on the same short run as
+    // the f16 check above.
+    if device::open(DeviceChoice::Gpu).kind != DeviceChoice::Gpu {
         eprintln!("skipped: no wgpu adapter");
         return;
     }
-    let err = Generator::load(&common::gguf_path(), &dev.device, 64, Precision::Q)
-        .err()
-        .expect("precision q on wgpu loads");
-    assert!(err.to_string().contains("CPU device only"), "{err}");
+    logits_match_references(DeviceChoice::Gpu, Precision::Q, &[2]);
+    greedy_matches_references(DeviceChoice::Gpu, Precision::Q, 8);
 }
 
 #[test]

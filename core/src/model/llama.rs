@@ -16,6 +16,7 @@ use pith_kernels::{GgmlType, Isa, QMatrix};
 
 use super::flex::{cast, flex_values, from_flex, on_flex};
 use super::gguf::Gguf;
+use super::wgpu_blocks::DeviceBlocks;
 use crate::device::{DeviceChoice, OpenDevice, on_cpu_pool};
 use crate::error::{Error, Result};
 
@@ -103,8 +104,9 @@ impl Config {
 pub enum Precision {
     F32,
     F16,
-    /// As stored in the GGUF file, read from its memory map by pith's kernels: no
-    /// dequantised copy. The CPU device only, so far.
+    /// As stored in the GGUF file, read by pith's kernels: no dequantised copy. On the
+    /// CPU they read the file's memory map; on wgpu the blocks are uploaded as they are
+    /// and a CubeCL kernel dequantises them where it reads them.
     Q,
 }
 
@@ -115,7 +117,7 @@ impl Precision {
     /// keep activations f32, so log-probabilities stay within 1e-4 of the dequantised f32
     /// model (core/tests/generator.rs). flex's own f16 matmul accumulates in f16 and moves
     /// them by 0.07 on average: there f16 is a choice, not the default. wgpu's f16 matmul
-    /// accumulates in f32; stored weights have no wgpu kernels yet.
+    /// accumulates in f32; stored weights run there too (a first, unoptimised kernel).
     pub fn default_for(dev: &OpenDevice) -> Self {
         match dev.kind {
             DeviceChoice::Cpu => Self::Q,
@@ -161,26 +163,42 @@ fn matmul_f32(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
     }
 }
 
-/// A matrix kept in its GGUF blocks, `[rows, cols]` as stored, in the mapped file.
+/// A matrix kept in its GGUF blocks, `[rows, cols]` as stored, in the mapped file and,
+/// on the wgpu device, in a device buffer too.
 struct Stored {
     gguf: Arc<Gguf>,
     ty: GgmlType,
     rows: usize,
     cols: usize,
     bytes: Range<usize>,
+    /// The same blocks on the wgpu device, where matmuls run on them.
+    on_device: Option<DeviceBlocks>,
 }
 
 impl Stored {
-    fn load(g: &Arc<Gguf>, name: &str, rows: usize, cols: usize) -> Result<Self> {
+    /// The matrix `name`, its blocks also uploaded to `device` unless that is the CPU
+    /// (or `None`: a table only ever read row by row, on the host).
+    fn load(
+        g: &Arc<Gguf>,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        device: Option<&Device>,
+    ) -> Result<Self> {
         let (_, ty, bytes) = g.locate(name)?;
-        let stored = Self {
+        let mut stored = Self {
             gguf: g.clone(),
             ty,
             rows,
             cols,
             bytes,
+            on_device: None,
         };
         stored.matrix()?;
+        if let Some(device) = device.filter(|d| **d != Device::flex()) {
+            let data = g.bytes(stored.bytes.clone());
+            stored.on_device = Some(DeviceBlocks::upload(device, ty, rows, cols, data)?);
+        }
         Ok(stored)
     }
 
@@ -194,10 +212,14 @@ impl Stored {
         .map_err(|e| Error::model(self.gguf.path(), e))
     }
 
-    /// `x · Wᵀ` for `x` `[t, cols]` on the flex device: `[t, rows]`. A backend
-    /// extension: the kernels read the activations where flex keeps them and the
-    /// result becomes a flex tensor without a copy.
+    /// `x · Wᵀ` for `x` `[t, cols]`: `[t, rows]`. A backend extension: the kernels
+    /// read the activations where the device keeps them and the result becomes a
+    /// tensor there without a copy (flex: pith's CPU kernels; wgpu: its CubeCL kernel,
+    /// core/src/model/wgpu_blocks.rs).
     fn matmul(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        if let Some(blocks) = &self.on_device {
+            return blocks.matmul(x);
+        }
         let t = x.dims()[0];
         let x = on_flex(x)?;
         let y = self.matrix()?.matmul(flex_values(&x)?, t);
@@ -277,6 +299,7 @@ impl Table {
                         .cast(FloatDType::F32),
                 )
             }
+            Self::Stored(table) if table.on_device.is_some() => read_vec(table.matmul(x)?),
             Self::Stored(table) => Ok(table.matrix()?.matmul(&read_vec(x)?, 1)),
         }
     }
@@ -404,16 +427,9 @@ pub const PREFILL_CHUNK: usize = 256;
 
 impl Llama {
     /// Loads the decoder. Weights kept as stored ([`Precision::Q`]) stay in `g`'s map,
-    /// which the model then holds.
+    /// which the model then holds; on wgpu their blocks are also uploaded as they are.
     pub fn load(g: &Arc<Gguf>, device: &Device, precision: Precision) -> Result<Self> {
         let config = Config::from_gguf(g)?;
-        if precision == Precision::Q && *device != Device::flex() {
-            return Err(Error::Unsupported(
-                "weights as stored (precision q) run on the CPU device only so far; \
-                 use precision f16 or f32 on the GPU"
-                    .into(),
-            ));
-        }
         let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
             check_shape(g, name, shape)?;
             Ok(g.dequantize(name)?.0)
@@ -429,7 +445,8 @@ impl Llama {
             }
             Precision::F32 | Precision::Q => on_device(v, shape),
         };
-        let table = |name: &str| -> Result<Table> {
+        // `scores`: whether the table is also the output head, multiplied on the device.
+        let table = |name: &str, scores: bool| -> Result<Table> {
             if precision == Precision::Q {
                 check_shape(g, name, &[config.vocab, config.dim])?;
                 return Ok(Table::Stored(Stored::load(
@@ -437,6 +454,7 @@ impl Llama {
                     name,
                     config.vocab,
                     config.dim,
+                    scores.then_some(device),
                 )?));
             }
             let v = tensor(name, &[config.vocab, config.dim])?;
@@ -450,7 +468,7 @@ impl Llama {
             let weight_name = format!("{name}.weight");
             let weight = if precision == Precision::Q {
                 check_shape(g, &weight_name, &[out, inp])?;
-                Weight::Stored(Stored::load(g, &weight_name, out, inp)?)
+                Weight::Stored(Stored::load(g, &weight_name, out, inp, Some(device))?)
             } else {
                 let v = tensor(&weight_name, &[out, inp])?;
                 Weight::Dense(Box::new(dense(transpose(&v, out, inp), [inp, out])))
@@ -482,13 +500,13 @@ impl Llama {
             })
             .collect::<Result<Vec<_>>>()?;
         let output = if g.has_tensor("output.weight") {
-            Some(table("output.weight")?)
+            Some(table("output.weight", true)?)
         } else {
             None
         };
         let (cos, sin) = rope_tables(&config, device);
         Ok(Self {
-            embed: table("token_embd.weight")?,
+            embed: table("token_embd.weight", output.is_none())?,
             output,
             norm: norm("output_norm.weight")?,
             blocks,

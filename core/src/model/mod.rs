@@ -9,6 +9,7 @@ pub mod llama;
 pub mod safetensors;
 pub mod sampling;
 pub mod tokenizer;
+mod wgpu_blocks;
 
 /// GGML tensor types and their dequantisation, from the kernels crate.
 pub use pith_kernels::quant;

@@ -2435,7 +2435,7 @@ public enum Precision: Equatable, Hashable {
     case f16
     case f32
     /**
-     * As stored in the GGUF file (4.5 to 8.5 bits a weight); the CPU device only.
+     * As stored in the GGUF file (4.5 to 8.5 bits a weight), on the CPU or a GPU.
      */
     case q
 

@@ -3577,7 +3577,7 @@ enum class Precision {
     F16,
     F32,
     /**
-     * As stored in the GGUF file (4.5 to 8.5 bits a weight); the CPU device only.
+     * As stored in the GGUF file (4.5 to 8.5 bits a weight), on the CPU or a GPU.
      */
     Q;
 
