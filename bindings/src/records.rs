@@ -39,7 +39,7 @@ pub struct EngineConfig {
     /// CPU threads, process-wide; 0 uses every core.
     #[uniffi(default = 0)]
     pub threads: u32,
-    /// None is f16 on a GPU, f32 on the CPU.
+    /// None is the weights as stored in the GGUF (q), on either device.
     #[uniffi(default = None)]
     pub precision: Option<Precision>,
 }

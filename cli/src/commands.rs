@@ -44,9 +44,7 @@ impl Context {
 
     /// Loads the generator on `device` with the precision asked for.
     pub fn generator(&self, dev: &OpenDevice) -> Result<Generator> {
-        let precision = self
-            .precision
-            .unwrap_or_else(|| Precision::default_for(dev));
+        let precision = self.precision.unwrap_or_default();
         Generator::load(
             &self.generator_path(),
             &dev.device,

@@ -28,7 +28,7 @@ struct Cli {
     /// Where models run: gpu (wgpu, falling back to the CPU when no adapter exists) or cpu.
     #[arg(long, global = true, default_value = "gpu")]
     device: DeviceChoice,
-    /// The generator's weights: q (as stored in the GGUF: the CPU's default), f16 (the GPU's default) or f32.
+    /// The generator's weights: q (as stored in the GGUF, the default), f16 or f32.
     #[arg(long, global = true)]
     precision: Option<Precision>,
     #[command(subcommand)]

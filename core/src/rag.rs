@@ -34,7 +34,7 @@ pub struct EngineOptions {
     /// CPU threads for the flex device; 0 uses every core. Process-wide: the thread pool
     /// is set by the first engine that asks, and a later engine cannot change it.
     pub threads: usize,
-    /// The generator's weight precision; `None` picks [`Precision::default_for`] the device.
+    /// The generator's weight precision; `None` is [`Precision::default`] (as stored).
     pub precision: Option<Precision>,
 }
 
@@ -150,9 +150,7 @@ impl Engine {
             &self.options.generator_path(),
             &self.device.device,
             DEFAULT_CONTEXT,
-            self.options
-                .precision
-                .unwrap_or_else(|| Precision::default_for(&self.device)),
+            self.options.precision.unwrap_or_default(),
         )?);
         *slot = Some(g.clone());
         Ok(g)

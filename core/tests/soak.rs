@@ -30,7 +30,7 @@ fn run(choice: DeviceChoice, asks: usize, warmup: usize, prune: Budget) -> SoakR
         &common::gguf_path(),
         &dev.device,
         DEFAULT_CONTEXT,
-        Precision::default_for(&dev),
+        Precision::default(),
     )
     .unwrap();
     let embedder = Embedder::load(&common::embedder_dir(), &dev.device).unwrap();

@@ -148,7 +148,7 @@ typedef struct pith_engine_options {
   const char *device;
   // CPU threads for the CPU device, process-wide; 0 uses every core.
   uint32_t threads;
-  // The generator's weights: "q" (as stored in the GGUF), "f16" or "f32"; NULL for q on the CPU, f16 on a GPU.
+  // The generator's weights: "q" (as stored in the GGUF), "f16" or "f32"; NULL for q.
   const char *precision;
 } pith_engine_options;
 

@@ -30,7 +30,7 @@ pub struct pith_engine_options {
     pub device: *const c_char,
     /// CPU threads for the CPU device, process-wide; 0 uses every core.
     pub threads: u32,
-    /// The generator's weights: "q" (as stored in the GGUF), "f16" or "f32"; NULL for q on the CPU, f16 on a GPU.
+    /// The generator's weights: "q" (as stored in the GGUF), "f16" or "f32"; NULL for q.
     pub precision: *const c_char,
 }
 

@@ -17,7 +17,7 @@ use pith_kernels::{GgmlType, Isa, QMatrix};
 use super::flex::{cast, flex_values, from_flex, on_flex};
 use super::gguf::Gguf;
 use super::wgpu_blocks::DeviceBlocks;
-use crate::device::{DeviceChoice, OpenDevice, on_cpu_pool};
+use crate::device::on_cpu_pool;
 use crate::error::{Error, Result};
 
 /// Hyper-parameters, all read from GGUF metadata.
@@ -99,7 +99,11 @@ impl Config {
 /// f16 halves both the bytes read per token and the memory the model takes, and the
 /// GGUF's own blocks (`Q`) take 4.5 to 8.5 bits a value. Activations and norms stay
 /// f32; the KV cache is f16 on the CPU unless the weights are f32 (see [`KvCache`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+///
+/// The default is the weights as stored, on both devices: a fraction of the bytes to
+/// read and to hold (SmolLM2 Q4_1: 98 MB against 270 MB in f16), within the accuracy
+/// bounds of core/tests/generator.rs. f16 and f32 remain choices (f32 is the reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     F32,
@@ -107,24 +111,8 @@ pub enum Precision {
     /// As stored in the GGUF file, read by pith's kernels: no dequantised copy. On the
     /// CPU they read the file's memory map; on wgpu the blocks are uploaded as they are
     /// and a CubeCL kernel dequantises them where it reads them.
+    #[default]
     Q,
-}
-
-impl Precision {
-    /// The weights as stored on the CPU; f16 on a GPU that has it, f32 on one without.
-    ///
-    /// On the CPU, stored weights are read in a fraction of the bytes and pith's kernels
-    /// keep activations f32, so log-probabilities stay within 1e-4 of the dequantised f32
-    /// model (core/tests/generator.rs). flex's own f16 matmul accumulates in f16 and moves
-    /// them by 0.07 on average: there f16 is a choice, not the default. wgpu's f16 matmul
-    /// accumulates in f32; stored weights run there too (a first, unoptimised kernel).
-    pub fn default_for(dev: &OpenDevice) -> Self {
-        match dev.kind {
-            DeviceChoice::Cpu => Self::Q,
-            DeviceChoice::Gpu if dev.device.supports_dtype(DType::F16) => Self::F16,
-            DeviceChoice::Gpu => Self::F32,
-        }
-    }
 }
 
 impl std::str::FromStr for Precision {

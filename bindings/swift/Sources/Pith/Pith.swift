@@ -1946,7 +1946,7 @@ public struct EngineConfig: Equatable, Hashable {
      */
     public var threads: UInt32
     /**
-     * None is f16 on a GPU, f32 on the CPU.
+     * None is the weights as stored in the GGUF (q), on either device.
      */
     public var precision: Precision?
 
@@ -1972,7 +1972,7 @@ public struct EngineConfig: Equatable, Hashable {
          * CPU threads, process-wide; 0 uses every core.
          */threads: UInt32 = UInt32(0), 
         /**
-         * None is f16 on a GPU, f32 on the CPU.
+         * None is the weights as stored in the GGUF (q), on either device.
          */precision: Precision? = nil) {
         self.modelsDir = modelsDir
         self.dbPath = dbPath

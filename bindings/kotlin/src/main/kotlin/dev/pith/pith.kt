@@ -3236,7 +3236,7 @@ data class EngineConfig (
     var `threads`: kotlin.UInt = 0u 
     , 
     /**
-     * None is f16 on a GPU, f32 on the CPU.
+     * None is the weights as stored in the GGUF (q), on either device.
      */
     var `precision`: Precision? = null 
     
