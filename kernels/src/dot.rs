@@ -1,22 +1,100 @@
 //! The fused dequantise-and-dot kernel: one stored weight row against up to
 //! [`ROWS`] f32 activation rows, decoding each block once for all of them.
 //!
-//! Activations stay f32. Decoding a token is bound by reading the weights, which this
-//! does in their stored size, so rounding the activations to 8 bits as llama.cpp does
-//! would buy little there and costs accuracy: it moves llama.cpp's log-probabilities by
-//! about 0.1 from the f32 reference (docs/correctness.md), while f32 activations keep
-//! pith within summation-order rounding of the dequantised model.
+//! Activations stay f32, which keeps pith within summation-order rounding of the
+//! dequantised model. The price is arithmetic: every weight is widened to f32 and
+//! costs an FMA per activation row, which on x86-64 runs at a fifth of the speed the
+//! weights can be read (a Q4_1 matvec: 6.4 GB/s on one core, which reads 32 GB/s), so
+//! decoding a token is bound by this arithmetic, not by memory. Decode therefore takes
+//! the integer dot on activations rounded to 8 bits ([`crate::dot_q8`]) for the
+//! quantised types, as llama.cpp does; this one stays the reference it is measured
+//! against, the path of the float types, and the path with f32 activations
+//! ([`crate::QMatrix::matmul_f32_on`]).
 //!
 //! Every path computes the same sums; the scalar one is the reference the SIMD paths
 //! are tested against, and the path for CPUs without them.
 
-/// The walk over one stored row shared by the SIMD paths: each group of 32 weights is
-/// decoded by the expanding module's helpers (`f32_group`, `f16_group`, `bf16_group`,
-/// `f16_at`, `load32`, `nibbles16`, `split_nibbles`, `with_high_bits`, `widen_u8`,
-/// `widen_i8`, `k_group`) and handed to `$add(group_index, weights)`.
+/// The walk over one stored row of a quantised type, shared by every path that
+/// computes on the codes (the f32 SIMD dots through `widen_row!`, and the q8 dots):
+/// each group of 32 weights, `32 group..32 group + 32` of the row, is decoded by the
+/// expanding module's helpers (`f16_at`, `load32`, `nibbles16`, `split_nibbles`,
+/// `with_high_bits`, `with_fifth_bits`) and handed on as codes.
 ///
-/// Every quantised type except Q8_0 reduces to unsigned codes with a scale and a min per
-/// 16 values (Q4_0: min -8d; Q6_K: min -32·d·scale), so one widening serves them all.
+/// Every quantised type except Q8_0 reduces to unsigned codes (below 64) whose weights
+/// are an [`Affine`] map of them (Q4_0: min -8d; Q6_K: min -32·d·scale), handed to
+/// `$unsigned(group, codes, affine)`; Q8_0's signed codes and scale go to
+/// `$signed(group, codes, d)`. Both are closures, expanded where they are called.
+macro_rules! codes_row {
+    ($ty:expr, $row:expr, $unsigned:expr, $signed:expr) => {
+        match $ty {
+            GgmlType::Q8_0 => $row.chunks_exact(34).enumerate().for_each(|(g, b)| {
+                $signed(g, load32(&b[2..34]), f16_at(b, 0));
+            }),
+            GgmlType::Q4_0 => $row.chunks_exact(18).enumerate().for_each(|(g, b)| {
+                let d = f16_at(b, 0);
+                $unsigned(g, nibbles16(&b[2..18]), Affine::uniform(d, -8.0 * d));
+            }),
+            GgmlType::Q4_1 => $row.chunks_exact(20).enumerate().for_each(|(g, b)| {
+                let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+                $unsigned(g, nibbles16(&b[4..20]), Affine::uniform(d, m));
+            }),
+            GgmlType::Q5_0 => $row.chunks_exact(22).enumerate().for_each(|(g, b)| {
+                let d = f16_at(b, 0);
+                let q = with_fifth_bits(nibbles16(&b[6..22]), &b[2..6]);
+                $unsigned(g, q, Affine::uniform(d, -16.0 * d));
+            }),
+            GgmlType::Q5_1 => $row.chunks_exact(24).enumerate().for_each(|(g, b)| {
+                let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+                let q = with_fifth_bits(nibbles16(&b[8..24]), &b[4..8]);
+                $unsigned(g, q, Affine::uniform(d, m));
+            }),
+            GgmlType::Q4K => $row.chunks_exact(144).enumerate().for_each(|(s, b)| {
+                let k = Affine::k_quants(f16_at(b, 0), f16_at(b, 2), &b[4..16]);
+                for j in 0..4 {
+                    let (lo, hi) = split_nibbles(load32(&b[16 + 32 * j..48 + 32 * j]));
+                    $unsigned(8 * s + 2 * j, lo, k[2 * j]);
+                    $unsigned(8 * s + 2 * j + 1, hi, k[2 * j + 1]);
+                }
+            }),
+            GgmlType::Q5K => $row.chunks_exact(176).enumerate().for_each(|(s, b)| {
+                let k = Affine::k_quants(f16_at(b, 0), f16_at(b, 2), &b[4..16]);
+                let qh = load32(&b[16..48]);
+                for j in 0..4 {
+                    let (lo, hi) = split_nibbles(load32(&b[48 + 32 * j..80 + 32 * j]));
+                    let shift = 2 * j as u32;
+                    let lo = with_high_bits(lo, qh, shift, 1);
+                    let hi = with_high_bits(hi, qh, shift + 1, 1);
+                    $unsigned(8 * s + 2 * j, lo, k[2 * j]);
+                    $unsigned(8 * s + 2 * j + 1, hi, k[2 * j + 1]);
+                }
+            }),
+            GgmlType::Q6K => $row.chunks_exact(210).enumerate().for_each(|(s, b)| {
+                let d = f16_at(b, 208);
+                for half in 0..2 {
+                    let (first, second) = (
+                        split_nibbles(load32(&b[64 * half..64 * half + 32])),
+                        split_nibbles(load32(&b[64 * half + 32..64 * half + 64])),
+                    );
+                    let qh = load32(&b[128 + 32 * half..160 + 32 * half]);
+                    let codes = [first.0, second.0, first.1, second.1];
+                    for (k, low) in codes.into_iter().enumerate() {
+                        let q = with_high_bits(low, qh, 2 * k as u32, 3);
+                        let sc = &b[192 + 8 * half + 2 * k..];
+                        let scales = [i16::from(sc[0] as i8), i16::from(sc[1] as i8)];
+                        let mins = scales.map(|s| -32.0 * (d * f32::from(s)));
+                        $unsigned(8 * s + 4 * half + k, q, Affine { d, scales, mins });
+                    }
+                }
+            }),
+            ty => unreachable!("{ty:?} has no path on codes"),
+        }
+    };
+}
+
+/// The walk over one stored row shared by the f32 SIMD paths: each group of 32
+/// weights is widened to f32 by the expanding module's `f32_group`, `f16_group`,
+/// `bf16_group`, `widen_u8` and `widen_i8`, the quantised ones once `codes_row!` has
+/// decoded them, and handed to `$add(group_index, weights)`.
 macro_rules! widen_row {
     ($ty:expr, $row:expr, $add:ident) => {
         match $ty {
@@ -32,56 +110,12 @@ macro_rules! widen_row {
                 .chunks_exact(64)
                 .enumerate()
                 .for_each(|(g, b)| $add(g, bf16_group(b))),
-            GgmlType::Q8_0 => $row.chunks_exact(34).enumerate().for_each(|(g, b)| {
-                $add(g, widen_i8(load32(&b[2..34]), f16_at(b, 0)));
-            }),
-            GgmlType::Q4_0 => $row.chunks_exact(18).enumerate().for_each(|(g, b)| {
-                let d = f16_at(b, 0);
-                $add(g, widen_u8(nibbles16(&b[2..18]), [d; 2], [-8.0 * d; 2]));
-            }),
-            GgmlType::Q4_1 => $row.chunks_exact(20).enumerate().for_each(|(g, b)| {
-                let (d, m) = (f16_at(b, 0), f16_at(b, 2));
-                $add(g, widen_u8(nibbles16(&b[4..20]), [d; 2], [m; 2]));
-            }),
-            GgmlType::Q4K => $row.chunks_exact(144).enumerate().for_each(|(s, b)| {
-                for j in 0..4 {
-                    let (lo, hi) = split_nibbles(load32(&b[16 + 32 * j..48 + 32 * j]));
-                    $add(8 * s + 2 * j, k_group(lo, b, 2 * j));
-                    $add(8 * s + 2 * j + 1, k_group(hi, b, 2 * j + 1));
-                }
-            }),
-            GgmlType::Q5K => $row.chunks_exact(176).enumerate().for_each(|(s, b)| {
-                let qh = load32(&b[16..48]);
-                for j in 0..4 {
-                    let (lo, hi) = split_nibbles(load32(&b[48 + 32 * j..80 + 32 * j]));
-                    let shift = 2 * j as u32;
-                    let lo = with_high_bits(lo, qh, shift, 1);
-                    let hi = with_high_bits(hi, qh, shift + 1, 1);
-                    $add(8 * s + 2 * j, k_group(lo, b, 2 * j));
-                    $add(8 * s + 2 * j + 1, k_group(hi, b, 2 * j + 1));
-                }
-            }),
-            GgmlType::Q6K => $row.chunks_exact(210).enumerate().for_each(|(s, b)| {
-                let d = f16_at(b, 208);
-                for half in 0..2 {
-                    let (first, second) = (
-                        split_nibbles(load32(&b[64 * half..64 * half + 32])),
-                        split_nibbles(load32(&b[64 * half + 32..64 * half + 64])),
-                    );
-                    let qh = load32(&b[128 + 32 * half..160 + 32 * half]);
-                    let codes = [first.0, second.0, first.1, second.1];
-                    for (k, low) in codes.into_iter().enumerate() {
-                        let q = with_high_bits(low, qh, 2 * k as u32, 3);
-                        let sc = &b[192 + 8 * half + 2 * k..];
-                        let scale = [d * f32::from(sc[0] as i8), d * f32::from(sc[1] as i8)];
-                        $add(
-                            8 * s + 4 * half + k,
-                            widen_u8(q, scale, scale.map(|x| -32.0 * x)),
-                        );
-                    }
-                }
-            }),
-            ty => unreachable!("{ty:?} has no SIMD path"),
+            ty => codes_row!(
+                ty,
+                $row,
+                |g, q, a: Affine| $add(g, widen_u8(q, a.float_scales(), a.mins)),
+                |g, q, d| $add(g, widen_i8(q, d))
+            ),
         }
     };
 }
@@ -114,13 +148,55 @@ macro_rules! accumulate_fn {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(crate) mod avx2;
 #[cfg(target_arch = "aarch64")]
-mod neon;
+pub(crate) mod neon;
 
 use std::sync::OnceLock;
 
-use crate::quant::GgmlType;
+use crate::quant::{GgmlType, scale_min_k4};
+
+/// How a group of 32 unsigned codes gives its weights: `d · scales[h] · q + mins[h]`
+/// for the codes of its `h`-th 16. The integer scales are K-quants' sub-block scales
+/// (1 for the types with one scale a block), kept apart from `d` so that the q8 dots
+/// can multiply them in integers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Affine {
+    pub d: f32,
+    pub scales: [i16; 2],
+    pub mins: [f32; 2],
+}
+
+impl Affine {
+    /// One scale `d` and one min for all 32 codes.
+    pub fn uniform(d: f32, min: f32) -> Self {
+        Self {
+            d,
+            scales: [1; 2],
+            mins: [min; 2],
+        }
+    }
+
+    /// The eight sub-blocks of a Q4_K/Q5_K block with super-scales `d` and `dmin` and
+    /// packed 6-bit scales and mins `packed`. (Inlined: a call for each sub-block cost
+    /// half the time of a Q4_K dot.)
+    #[inline(always)]
+    pub fn k_quants(d: f32, dmin: f32, packed: &[u8]) -> [Self; 8] {
+        std::array::from_fn(|sub| {
+            let (sc, m) = scale_min_k4(sub, packed);
+            Self {
+                d,
+                scales: [i16::from(sc); 2],
+                mins: [-dmin * f32::from(m); 2],
+            }
+        })
+    }
+
+    /// `d · scales[h]`, each half's scale as f32.
+    pub fn float_scales(&self) -> [f32; 2] {
+        self.scales.map(|s| self.d * f32::from(s))
+    }
+}
 
 /// Activation rows one pass over a weight row serves.
 pub const ROWS: usize = 8;
@@ -221,11 +297,11 @@ fn scalar<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[f32]; N]) -> [f32; N]
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Deterministic bytes (xorshift), so a failure reproduces.
-    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    pub(crate) fn bytes(n: usize, seed: u64) -> Vec<u8> {
         let mut s = seed | 1;
         (0..n)
             .map(|_| {
@@ -238,7 +314,7 @@ mod tests {
     }
 
     /// Random blocks whose f16 scales are finite, so every value is.
-    fn blocks(ty: GgmlType, count: usize, seed: u64) -> Vec<u8> {
+    pub(crate) fn blocks(ty: GgmlType, count: usize, seed: u64) -> Vec<u8> {
         let mut data = bytes(ty.block_bytes() * count, seed);
         let scale = half::f16::from_f32(0.01).to_le_bytes();
         for block in data.chunks_exact_mut(ty.block_bytes()) {
@@ -257,6 +333,18 @@ mod tests {
             }
         }
         data
+    }
+
+    /// `rows` random activation rows of `cols` values in [-2, 2).
+    pub(crate) fn activations(cols: usize, rows: usize) -> Vec<Vec<f32>> {
+        (0..rows as u64)
+            .map(|s| {
+                bytes(cols, 100 + s)
+                    .iter()
+                    .map(|&b| f32::from(b as i8) / 64.0)
+                    .collect()
+            })
+            .collect()
     }
 
     const TYPES: [GgmlType; 11] = [
@@ -278,14 +366,7 @@ mod tests {
         for ty in TYPES {
             let cols = 512;
             let row = blocks(ty, cols / ty.block_len(), 7);
-            let xs: Vec<Vec<f32>> = (0..ROWS as u64)
-                .map(|s| {
-                    bytes(cols, 100 + s)
-                        .iter()
-                        .map(|&b| f32::from(b as i8) / 64.0)
-                        .collect()
-                })
-                .collect();
+            let xs = activations(cols, ROWS);
             let refs: [&[f32]; ROWS] = std::array::from_fn(|i| xs[i].as_slice());
             let want = scalar(ty, &row, refs);
             let magnitude: Vec<f32> = {

@@ -6,12 +6,13 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::{GgmlType, scale_min_k4};
+use super::Affine;
+use crate::quant::GgmlType;
 
 /// The f16 at `b[at..]`, converted by F16C (`half`'s conversion checks the CPU on
 /// every call, which cost a fifth of the decode time).
 #[target_feature(enable = "f16c")]
-fn f16_at(b: &[u8], at: usize) -> f32 {
+pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
     let bits = i32::from(u16::from_le_bytes([b[at], b[at + 1]]));
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)))
 }
@@ -27,7 +28,10 @@ pub fn available() -> bool {
 
 pub fn covers(ty: GgmlType) -> bool {
     use GgmlType::*;
-    matches!(ty, F32 | F16 | Bf16 | Q4_0 | Q4_1 | Q8_0 | Q4K | Q5K | Q6K)
+    matches!(
+        ty,
+        F32 | F16 | Bf16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q4K | Q5K | Q6K
+    )
 }
 
 /// # Safety
@@ -46,7 +50,7 @@ accumulate_fn!("avx2,fma", __m256, 8, _mm256_loadu_ps, |a, w, v| {
 });
 
 #[target_feature(enable = "avx2")]
-fn hsum(v: __m256) -> f32 {
+pub(crate) fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -54,7 +58,7 @@ fn hsum(v: __m256) -> f32 {
 }
 
 #[target_feature(enable = "avx2")]
-fn load32(b: &[u8]) -> __m256i {
+pub(crate) fn load32(b: &[u8]) -> __m256i {
     assert!(b.len() >= 32);
     // SAFETY: 32 bytes are in bounds.
     unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
@@ -62,7 +66,7 @@ fn load32(b: &[u8]) -> __m256i {
 
 /// 16 bytes of nibbles: the low ones are values 0..16, the high ones 16..32.
 #[target_feature(enable = "avx2")]
-fn nibbles16(b: &[u8]) -> __m256i {
+pub(crate) fn nibbles16(b: &[u8]) -> __m256i {
     assert!(b.len() >= 16);
     // SAFETY: 16 bytes are in bounds.
     let v = unsafe { _mm_loadu_si128(b.as_ptr().cast()) };
@@ -74,7 +78,7 @@ fn nibbles16(b: &[u8]) -> __m256i {
 
 /// The low and the high nibbles of 32 bytes.
 #[target_feature(enable = "avx2")]
-fn split_nibbles(v: __m256i) -> (__m256i, __m256i) {
+pub(crate) fn split_nibbles(v: __m256i) -> (__m256i, __m256i) {
     let mask = _mm256_set1_epi8(0x0F);
     (
         _mm256_and_si256(v, mask),
@@ -84,7 +88,7 @@ fn split_nibbles(v: __m256i) -> (__m256i, __m256i) {
 
 /// `q | ((qh >> shift) & mask) << 4` for each byte: the high bits of 5- and 6-bit codes.
 #[target_feature(enable = "avx2")]
-fn with_high_bits(q: __m256i, qh: __m256i, shift: u32, mask: u8) -> __m256i {
+pub(crate) fn with_high_bits(q: __m256i, qh: __m256i, shift: u32, mask: u8) -> __m256i {
     let bits = _mm256_and_si256(
         _mm256_srl_epi16(qh, _mm_cvtsi32_si128(shift as i32)),
         _mm256_set1_epi8(mask as i8),
@@ -92,12 +96,24 @@ fn with_high_bits(q: __m256i, qh: __m256i, shift: u32, mask: u8) -> __m256i {
     _mm256_or_si256(q, _mm256_slli_epi16::<4>(bits))
 }
 
-/// A Q4_K/Q5_K sub-block's codes with its 6-bit scale and min.
-#[target_feature(enable = "avx2,fma,f16c")]
-fn k_group(q: __m256i, block: &[u8], sub: usize) -> Group {
-    let (d, dmin) = (f16_at(block, 0), f16_at(block, 2));
-    let (sc, m) = scale_min_k4(sub, &block[4..16]);
-    widen_u8(q, [d * sc; 2], [-dmin * m; 2])
+/// `q | bit j << 4` for each byte `j` of `q`, with `qh` 32 bits little-endian: the
+/// fifth bits of Q5_0/Q5_1 codes.
+#[target_feature(enable = "avx2")]
+pub(crate) fn with_fifth_bits(q: __m256i, qh: &[u8]) -> __m256i {
+    let bits = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+    // Byte j of the result takes byte j / 8 of the mask, then tests bit j % 8.
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    let select = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
+    _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
 }
 
 /// 32 unsigned codes to `q * scale + min`, the first 16 with the first scale and min.
