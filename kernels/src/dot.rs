@@ -18,54 +18,77 @@
 /// computes on the codes (the f32 SIMD dots through `widen_row!`, and the q8 dots):
 /// each group of 32 weights, `32 group..32 group + 32` of the row, is decoded by the
 /// expanding module's helpers (`f16_at`, `load32`, `nibbles16`, `split_nibbles`,
-/// `with_high_bits`, `with_fifth_bits`) and handed on as codes.
-///
-/// Every quantised type except Q8_0 reduces to unsigned codes (below 64) whose weights
-/// are an [`Affine`] map of them (Q4_0: min -8d; Q6_K: min -32·d·scale), handed to
-/// `$unsigned(group, codes, affine)`; Q8_0's signed codes and scale go to
-/// `$signed(group, codes, d)`. Both are closures, expanded where they are called.
+/// `with_high_bits`, `with_fifth_bits`, `minus`) and handed on as codes with their
+/// [`Scales`]: `$signed(group, codes, scales)` for the types whose weights are
+/// `scale · q` with signed codes `q` (Q8_0's, and Q4_0's, Q5_0's and Q6_K's once their
+/// offset of 8, 16 or 32 is taken off the codes); `$unsigned(group, codes, scales,
+/// min)` for those whose weights are `scale · q + min` (Q4_1, Q5_1, Q4_K, Q5_K). The
+/// closures are expanded where they are called.
 macro_rules! codes_row {
-    ($ty:expr, $row:expr, $unsigned:expr, $signed:expr) => {
+    ($ty:expr, $row:expr, $signed:expr, $unsigned:expr) => {
         match $ty {
             GgmlType::Q8_0 => $row.chunks_exact(34).enumerate().for_each(|(g, b)| {
-                $signed(g, load32(&b[2..34]), f16_at(b, 0));
+                $signed(g, load32(&b[2..34]), $crate::dot::Scales::one(f16_at(b, 0)));
             }),
             GgmlType::Q4_0 => $row.chunks_exact(18).enumerate().for_each(|(g, b)| {
-                let d = f16_at(b, 0);
-                $unsigned(g, nibbles16(&b[2..18]), Affine::uniform(d, -8.0 * d));
+                $signed(
+                    g,
+                    minus(nibbles16(&b[2..18]), 8),
+                    $crate::dot::Scales::one(f16_at(b, 0)),
+                );
             }),
             GgmlType::Q4_1 => $row.chunks_exact(20).enumerate().for_each(|(g, b)| {
                 let (d, m) = (f16_at(b, 0), f16_at(b, 2));
-                $unsigned(g, nibbles16(&b[4..20]), Affine::uniform(d, m));
+                $unsigned(g, nibbles16(&b[4..20]), $crate::dot::Scales::one(d), m);
             }),
             GgmlType::Q5_0 => $row.chunks_exact(22).enumerate().for_each(|(g, b)| {
-                let d = f16_at(b, 0);
                 let q = with_fifth_bits(nibbles16(&b[6..22]), &b[2..6]);
-                $unsigned(g, q, Affine::uniform(d, -16.0 * d));
+                $signed(g, minus(q, 16), $crate::dot::Scales::one(f16_at(b, 0)));
             }),
             GgmlType::Q5_1 => $row.chunks_exact(24).enumerate().for_each(|(g, b)| {
                 let (d, m) = (f16_at(b, 0), f16_at(b, 2));
                 let q = with_fifth_bits(nibbles16(&b[8..24]), &b[4..8]);
-                $unsigned(g, q, Affine::uniform(d, m));
+                $unsigned(g, q, $crate::dot::Scales::one(d), m);
             }),
             GgmlType::Q4K => $row.chunks_exact(144).enumerate().for_each(|(s, b)| {
-                let k = Affine::k_quants(f16_at(b, 0), f16_at(b, 2), &b[4..16]);
+                let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+                let (scales, mins) = $crate::dot::scales_mins_k4(&b[4..16]);
+                let k = |sub: usize| {
+                    (
+                        $crate::dot::Scales::both(d, scales[sub]),
+                        -dmin * f32::from(mins[sub]),
+                    )
+                };
                 for j in 0..4 {
                     let (lo, hi) = split_nibbles(load32(&b[16 + 32 * j..48 + 32 * j]));
-                    $unsigned(8 * s + 2 * j, lo, k[2 * j]);
-                    $unsigned(8 * s + 2 * j + 1, hi, k[2 * j + 1]);
+                    let (scale, min) = k(2 * j);
+                    $unsigned(8 * s + 2 * j, lo, scale, min);
+                    let (scale, min) = k(2 * j + 1);
+                    $unsigned(8 * s + 2 * j + 1, hi, scale, min);
                 }
             }),
             GgmlType::Q5K => $row.chunks_exact(176).enumerate().for_each(|(s, b)| {
-                let k = Affine::k_quants(f16_at(b, 0), f16_at(b, 2), &b[4..16]);
+                let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+                let (scales, mins) = $crate::dot::scales_mins_k4(&b[4..16]);
+                let k = |sub: usize| {
+                    (
+                        $crate::dot::Scales::both(d, scales[sub]),
+                        -dmin * f32::from(mins[sub]),
+                    )
+                };
                 let qh = load32(&b[16..48]);
                 for j in 0..4 {
                     let (lo, hi) = split_nibbles(load32(&b[48 + 32 * j..80 + 32 * j]));
                     let shift = 2 * j as u32;
-                    let lo = with_high_bits(lo, qh, shift, 1);
-                    let hi = with_high_bits(hi, qh, shift + 1, 1);
-                    $unsigned(8 * s + 2 * j, lo, k[2 * j]);
-                    $unsigned(8 * s + 2 * j + 1, hi, k[2 * j + 1]);
+                    let (scale, min) = k(2 * j);
+                    $unsigned(8 * s + 2 * j, with_high_bits(lo, qh, shift, 1), scale, min);
+                    let (scale, min) = k(2 * j + 1);
+                    $unsigned(
+                        8 * s + 2 * j + 1,
+                        with_high_bits(hi, qh, shift + 1, 1),
+                        scale,
+                        min,
+                    );
                 }
             }),
             GgmlType::Q6K => $row.chunks_exact(210).enumerate().for_each(|(s, b)| {
@@ -78,11 +101,10 @@ macro_rules! codes_row {
                     let qh = load32(&b[128 + 32 * half..160 + 32 * half]);
                     let codes = [first.0, second.0, first.1, second.1];
                     for (k, low) in codes.into_iter().enumerate() {
-                        let q = with_high_bits(low, qh, 2 * k as u32, 3);
+                        let q = minus(with_high_bits(low, qh, 2 * k as u32, 3), 32);
                         let sc = &b[192 + 8 * half + 2 * k..];
-                        let scales = [i16::from(sc[0] as i8), i16::from(sc[1] as i8)];
-                        let mins = scales.map(|s| -32.0 * (d * f32::from(s)));
-                        $unsigned(8 * s + 4 * half + k, q, Affine { d, scales, mins });
+                        let ints = [i16::from(sc[0] as i8), i16::from(sc[1] as i8)];
+                        $signed(8 * s + 4 * half + k, q, $crate::dot::Scales { d, ints });
                     }
                 }
             }),
@@ -113,8 +135,8 @@ macro_rules! widen_row {
             ty => codes_row!(
                 ty,
                 $row,
-                |g, q, a: Affine| $add(g, widen_u8(q, a.float_scales(), a.mins)),
-                |g, q, d| $add(g, widen_i8(q, d))
+                |g, q, s: Scales| $add(g, widen_i8(q, s.floats())),
+                |g, q, s: Scales, min| $add(g, widen_u8(q, s.floats()[0], min))
             ),
         }
     };
@@ -156,46 +178,40 @@ use std::sync::OnceLock;
 
 use crate::quant::{GgmlType, scale_min_k4};
 
-/// How a group of 32 unsigned codes gives its weights: `d · scales[h] · q + mins[h]`
-/// for the codes of its `h`-th 16. The integer scales are K-quants' sub-block scales
-/// (1 for the types with one scale a block), kept apart from `d` so that the q8 dots
-/// can multiply them in integers.
+/// The scale of a group of 32 codes: `d · ints[h]` for its `h`-th 16. The integers
+/// are K-quants' sub-block scales (1 for the types with one scale a block), kept apart
+/// from `d` so that the q8 dots can multiply them in integers.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Affine {
+pub(crate) struct Scales {
     pub d: f32,
-    pub scales: [i16; 2],
-    pub mins: [f32; 2],
+    pub ints: [i16; 2],
 }
 
-impl Affine {
-    /// One scale `d` and one min for all 32 codes.
-    pub fn uniform(d: f32, min: f32) -> Self {
+impl Scales {
+    /// `d` for all 32 codes.
+    pub fn one(d: f32) -> Self {
+        Self { d, ints: [1; 2] }
+    }
+
+    /// `d · int` for all 32 codes.
+    pub fn both(d: f32, int: u8) -> Self {
         Self {
             d,
-            scales: [1; 2],
-            mins: [min; 2],
+            ints: [i16::from(int); 2],
         }
     }
 
-    /// The eight sub-blocks of a Q4_K/Q5_K block with super-scales `d` and `dmin` and
-    /// packed 6-bit scales and mins `packed`. (Inlined: a call for each sub-block cost
-    /// half the time of a Q4_K dot.)
-    #[inline(always)]
-    pub fn k_quants(d: f32, dmin: f32, packed: &[u8]) -> [Self; 8] {
-        std::array::from_fn(|sub| {
-            let (sc, m) = scale_min_k4(sub, packed);
-            Self {
-                d,
-                scales: [i16::from(sc); 2],
-                mins: [-dmin * f32::from(m); 2],
-            }
-        })
+    /// Each half's scale as f32.
+    pub fn floats(&self) -> [f32; 2] {
+        self.ints.map(|s| self.d * f32::from(s))
     }
+}
 
-    /// `d · scales[h]`, each half's scale as f32.
-    pub fn float_scales(&self) -> [f32; 2] {
-        self.scales.map(|s| self.d * f32::from(s))
-    }
+/// The eight 6-bit scales and the eight mins of a Q4_K/Q5_K block, packed in `q`.
+#[inline(always)]
+pub(crate) fn scales_mins_k4(q: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let pairs: [(u8, u8); 8] = std::array::from_fn(|j| scale_min_k4(j, q));
+    (pairs.map(|p| p.0), pairs.map(|p| p.1))
 }
 
 /// Activation rows one pass over a weight row serves.

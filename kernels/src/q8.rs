@@ -2,8 +2,8 @@
 //!
 //! A row is cut into blocks of 32 values, each stored as a scale `d = max|x| / 127` and
 //! the codes `round(x / d)` in -127..=127, as ggml's Q8_0. Each block also keeps the
-//! sums of its dequantised values per 16 (`d · Σ codes`): a weight block's min times
-//! them is its min's share of the dot, so the integer products only need the codes.
+//! sum of its dequantised values (`d · Σ codes`): a weight group's min times it is the
+//! min's share of the dot, so the integer products only need the codes.
 
 /// 32 activations as 8-bit codes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -11,8 +11,8 @@
 pub struct Q8Block {
     /// The scale: value `i` is `d · codes[i]`.
     pub d: f32,
-    /// `d · Σ codes` over values 0..16 and 16..32.
-    pub sums: [f32; 2],
+    /// `d · Σ codes`.
+    pub sum: f32,
     pub codes: [i8; 32],
 }
 
@@ -24,15 +24,10 @@ impl Q8Block {
         let d = max / 127.0;
         let inverse = if d > 0.0 { d.recip() } else { 0.0 };
         let codes: [i8; 32] = std::array::from_fn(|i| (x[i] * inverse).round() as i8);
-        let sum = |h: usize| {
-            codes[16 * h..16 * h + 16]
-                .iter()
-                .map(|&c| i32::from(c))
-                .sum::<i32>()
-        };
+        let sum = codes.iter().map(|&c| i32::from(c)).sum::<i32>();
         Self {
             d,
-            sums: [0, 1].map(|h| d * sum(h) as f32),
+            sum: d * sum as f32,
             codes,
         }
     }
@@ -69,7 +64,7 @@ mod tests {
         let b = Q8Block::quantize(&x);
         assert_eq!(b.d, 2.54 / 127.0);
         assert_eq!((b.codes[0], b.codes[1], b.codes[17]), (-127, 50, 1));
-        assert_eq!(b.sums, [b.d * -77.0, b.d]);
+        assert_eq!(b.sum, b.d * -76.0);
         for (v, q) in x.iter().zip(b.dequantize()) {
             assert!((v - q).abs() <= b.d / 2.0 * 1.0001, "{v} vs {q}");
         }
@@ -78,6 +73,6 @@ mod tests {
     #[test]
     fn zeros_stay_zeros() {
         let b = Q8Block::quantize(&[0.0; 32]);
-        assert_eq!((b.d, b.sums, b.codes), (0.0, [0.0; 2], [0; 32]));
+        assert_eq!((b.d, b.sum, b.codes), (0.0, 0.0, [0; 32]));
     }
 }

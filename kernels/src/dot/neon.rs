@@ -8,7 +8,7 @@
 
 use std::arch::aarch64::*;
 
-use super::Affine;
+use super::Scales;
 use crate::quant::{GgmlType, f16_at};
 
 /// 32 weights as eight vectors of four.
@@ -90,12 +90,12 @@ pub(crate) fn with_fifth_bits(q: Bytes32, qh: &[u8]) -> Bytes32 {
     })
 }
 
-/// 32 unsigned codes to `q * scale + min`, the first 16 with the first scale and min.
+/// 32 unsigned codes to `q * scale + min`.
 #[target_feature(enable = "neon")]
-fn widen_u8(q: Bytes32, scale: [f32; 2], min: [f32; 2]) -> Group {
-    let mut out = [vdupq_n_f32(0.0); 8];
+fn widen_u8(q: Bytes32, scale: f32, min: f32) -> Group {
+    let (s, m) = (vdupq_n_f32(scale), vdupq_n_f32(min));
+    let mut out = [m; 8];
     for (h, v) in q.into_iter().enumerate() {
-        let (s, m) = (vdupq_n_f32(scale[h]), vdupq_n_f32(min[h]));
         let wide = [vmovl_u8(vget_low_u8(v)), vmovl_u8(vget_high_u8(v))];
         for (i, w) in wide.into_iter().enumerate() {
             let quads = [vmovl_u16(vget_low_u16(w)), vmovl_u16(vget_high_u16(w))];
@@ -107,9 +107,9 @@ fn widen_u8(q: Bytes32, scale: [f32; 2], min: [f32; 2]) -> Group {
     out
 }
 
-/// 32 signed codes times `d`.
+/// 32 signed codes times their scales, the first 16 with the first.
 #[target_feature(enable = "neon")]
-fn widen_i8(q: Bytes32, d: f32) -> Group {
+fn widen_i8(q: Bytes32, scales: [f32; 2]) -> Group {
     let mut out = [vdupq_n_f32(0.0); 8];
     for (h, v) in q.into_iter().enumerate() {
         let v = vreinterpretq_s8_u8(v);
@@ -117,11 +117,17 @@ fn widen_i8(q: Bytes32, d: f32) -> Group {
         for (i, w) in wide.into_iter().enumerate() {
             let quads = [vmovl_s16(vget_low_s16(w)), vmovl_s16(vget_high_s16(w))];
             for (k, quad) in quads.into_iter().enumerate() {
-                out[4 * h + 2 * i + k] = vmulq_n_f32(vcvtq_f32_s32(quad), d);
+                out[4 * h + 2 * i + k] = vmulq_n_f32(vcvtq_f32_s32(quad), scales[h]);
             }
         }
     }
     out
+}
+
+/// `q - k` for each byte: codes stored with an offset, as signed codes.
+#[target_feature(enable = "neon")]
+pub(crate) fn minus(q: Bytes32, k: u8) -> Bytes32 {
+    [vsubq_u8(q[0], vdupq_n_u8(k)), vsubq_u8(q[1], vdupq_n_u8(k))]
 }
 
 #[target_feature(enable = "neon")]

@@ -1,8 +1,8 @@
-//! The q8 dot on aarch64 with Advanced SIMD: each group of 32 weight codes (all below
-//! 128, so they read as signed) meets the 32 activation codes of its block in
-//! widening multiplies (`smull`, pairs of i16 products summed to i16, then pairwise to
-//! i32); each 16's four i32 sums times its sub-block scale are scaled into f32
-//! accumulators.
+//! The q8 dot on aarch64 with Advanced SIMD: each group of 32 weight codes (signed,
+//! or unsigned below 128, so that they read as signed) meets the 32 activation codes
+//! of its block in widening multiplies (`smull`, pairs of i16 products summed to i16,
+//! then pairwise to i32); each 16's four i32 sums times its integer scale are scaled
+//! into f32 accumulators.
 //!
 //! The walk over a row's blocks and the decoding of codes are the f32 dot's
 //! (`codes_row!`, [`crate::dot::neon`]).
@@ -10,39 +10,49 @@
 use std::arch::aarch64::*;
 
 use super::Q8Block;
-use crate::dot::Affine;
+use crate::dot::Scales;
 use crate::dot::neon::{
-    Bytes32, load32, nibbles16, split_nibbles, with_fifth_bits, with_high_bits,
+    Bytes32, load32, minus, nibbles16, split_nibbles, with_fifth_bits, with_high_bits,
 };
 use crate::quant::{GgmlType, f16_at};
+
+/// Each row's sums in two accumulators that groups take in turn, so that one row's
+/// FMAs do not each wait on the last.
+type Acc = [float32x4_t; 2];
 
 /// `ty` must be one [`super::covers`] names and the lengths checked by the caller.
 #[target_feature(enable = "neon")]
 pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[Q8Block]; N]) -> [f32; N] {
-    let mut acc = [vdupq_n_f32(0.0); N];
-    let mut mins = [0f32; N];
+    let mut acc = [[vdupq_n_f32(0.0); 2]; N];
+    let mut mins = [[0f32; 2]; N];
     codes_row!(
         ty,
         row,
-        |g, q, a: Affine| unsigned(&mut acc, &mut mins, &xs, g, q, a),
-        |g, q, d| unsigned(&mut acc, &mut mins, &xs, g, q, Affine::uniform(d, 0.0))
+        |g, q, s| codes(&mut acc, &xs, g, q, s),
+        |g, q, s, min| {
+            codes(&mut acc, &xs, g, q, s);
+            for (mins, x) in mins.iter_mut().zip(&xs) {
+                *mins = [mins[1], mins[0] + min * x[g].sum];
+            }
+        }
     );
-    std::array::from_fn(|r| vaddvq_f32(acc[r]) + mins[r])
+    std::array::from_fn(|r| {
+        let [a, b] = acc[r];
+        vaddvq_f32(vaddq_f32(a, b)) + (mins[r][0] + mins[r][1])
+    })
 }
 
-/// Adds group `g`'s codes `q` times every activation row. Q8_0's signed codes come
-/// here too, with a min of 0.
+/// Adds group `g`'s codes `q` times every activation row.
 #[target_feature(enable = "neon")]
-fn unsigned<const N: usize>(
-    acc: &mut [float32x4_t; N],
-    mins: &mut [f32; N],
+fn codes<const N: usize>(
+    acc: &mut [Acc; N],
     xs: &[&[Q8Block]; N],
     g: usize,
     q: Bytes32,
-    a: Affine,
+    s: Scales,
 ) {
     let q = [vreinterpretq_s8_u8(q[0]), vreinterpretq_s8_u8(q[1])];
-    for ((acc, min), x) in acc.iter_mut().zip(mins).zip(xs) {
+    for (acc, x) in acc.iter_mut().zip(xs) {
         let x = &x[g];
         // SAFETY: a block has 32 codes.
         let c = unsafe {
@@ -59,12 +69,12 @@ fn unsigned<const N: usize>(
             );
             vpaddlq_s16(pairs)
         };
-        let codes = vmlaq_n_s32(
-            vmulq_n_s32(half(0), i32::from(a.scales[0])),
+        let sums = vmlaq_n_s32(
+            vmulq_n_s32(half(0), i32::from(s.ints[0])),
             half(1),
-            i32::from(a.scales[1]),
+            i32::from(s.ints[1]),
         );
-        *acc = vfmaq_n_f32(*acc, vcvtq_f32_s32(codes), a.d * x.d);
-        *min += a.mins[0] * x.sums[0] + a.mins[1] * x.sums[1];
+        let [a, b] = *acc;
+        *acc = [b, vfmaq_n_f32(a, vcvtq_f32_s32(sums), s.d * x.d)];
     }
 }
