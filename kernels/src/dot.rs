@@ -176,7 +176,7 @@ pub(crate) mod neon;
 
 use std::sync::OnceLock;
 
-use crate::quant::{GgmlType, scale_min_k4};
+use crate::quant::GgmlType;
 
 /// The scale of a group of 32 codes: `d · ints[h]` for its `h`-th 16. The integers
 /// are K-quants' sub-block scales (1 for the types with one scale a block), kept apart
@@ -207,11 +207,20 @@ impl Scales {
     }
 }
 
-/// The eight 6-bit scales and the eight mins of a Q4_K/Q5_K block, packed in `q`.
+/// The eight 6-bit scales and the eight mins of a Q4_K/Q5_K block, packed in `q` (12
+/// bytes), all at once: `quant::scale_min_k4` for every sub-block, four bytes at a time.
+/// Bytes 0..4 hold scales 0..4 and their top bits scales 4..8's; bytes 4..8 the
+/// same for the mins; bytes 8..12 the low nibbles of scales 4..8 and the high ones of
+/// mins 4..8.
 #[inline(always)]
 pub(crate) fn scales_mins_k4(q: &[u8]) -> ([u8; 8], [u8; 8]) {
-    let pairs: [(u8, u8); 8] = std::array::from_fn(|j| scale_min_k4(j, q));
-    (pairs.map(|p| p.0), pairs.map(|p| p.1))
+    let word = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
+    let (a, b, c) = (word(0), word(1), word(2));
+    let low = 0x3f3f_3f3f;
+    let scales_high = (c & 0x0f0f_0f0f) | ((a >> 2) & 0x3030_3030);
+    let mins_high = ((c >> 4) & 0x0f0f_0f0f) | ((b >> 2) & 0x3030_3030);
+    let bytes = |lo: u32, hi: u32| (u64::from(lo) | u64::from(hi) << 32).to_le_bytes();
+    (bytes(a & low, scales_high), bytes(b & low, mins_high))
 }
 
 /// Activation rows one pass over a weight row serves.
@@ -408,6 +417,22 @@ pub(crate) mod tests {
                     "{isa:?} {ty:?}, one row alone: {} vs {}",
                     one[0],
                     want[2]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn k_scales_unpack_as_one_sub_block_at_a_time() {
+        use crate::quant::scale_min_k4;
+        for seed in 0..64 {
+            let packed = bytes(12, seed);
+            let (scales, mins) = scales_mins_k4(&packed);
+            for j in 0..8 {
+                assert_eq!(
+                    (scales[j], mins[j]),
+                    scale_min_k4(j, &packed),
+                    "sub-block {j}"
                 );
             }
         }
