@@ -62,8 +62,15 @@ pub fn dot<const N: usize>(isa: Isa, ty: GgmlType, row: &[u8], xs: [&[Q8Block]; 
             unsafe { avx2::dot(ty, row, xs) }
         }
         #[cfg(target_arch = "aarch64")]
-        // SAFETY: every aarch64 target Rust builds for has Advanced SIMD.
-        Isa::Neon => unsafe { neon::dot(ty, row, xs) },
+        // SAFETY: every aarch64 target Rust builds for has Advanced SIMD, and `sdot`
+        // is checked for.
+        Isa::Neon => unsafe {
+            if neon::has_dotprod() {
+                neon::dot_sdot(ty, row, xs)
+            } else {
+                neon::dot(ty, row, xs)
+            }
+        },
         #[allow(unreachable_patterns)]
         _ => panic!("{isa:?} kernels are not built for this CPU"),
     }
@@ -135,6 +142,42 @@ mod tests {
                     );
                 }
                 assert_eq!(one[0], got[2], "{isa:?} {ty:?}, one row alone");
+            }
+        }
+    }
+
+    /// Both NEON paths, whichever [`dot`] picks: `smull` on every CPU, `sdot` where
+    /// the CPU has it (qemu's default CPU does).
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn both_neon_sums_agree_with_the_q8_reference() {
+        let cols = 512;
+        let xs = activations(cols, ROWS);
+        let q: Vec<Vec<Q8Block>> = xs.iter().map(|x| quantize(x)).collect();
+        let qs: [&[Q8Block]; ROWS] = std::array::from_fn(|i| q[i].as_slice());
+        if !neon::has_dotprod() {
+            eprintln!("this CPU has no sdot: only the smull path is tested");
+        }
+        for ty in TYPES {
+            let row = blocks(ty, cols / ty.block_len(), 11);
+            let w = ty.dequantize(&row);
+            let want = scalar::dot(ty, &row, qs);
+            // SAFETY: Advanced SIMD is everywhere.
+            let mut paths = vec![("smull", unsafe { neon::dot(ty, &row, qs) })];
+            if neon::has_dotprod() {
+                // SAFETY: the CPU has `sdot`.
+                paths.push(("sdot", unsafe { neon::dot_sdot(ty, &row, qs) }));
+            }
+            for (path, got) in paths {
+                for r in 0..ROWS {
+                    let magnitude: f32 = w.iter().zip(&xs[r]).map(|(w, x)| (w * x).abs()).sum();
+                    assert!(
+                        (got[r] - want[r]).abs() <= 1e-5 * magnitude + 1e-6,
+                        "{path} {ty:?} row {r}: {} vs {}",
+                        got[r],
+                        want[r]
+                    );
+                }
             }
         }
     }

@@ -1,13 +1,15 @@
 //! The q8 dot on aarch64 with Advanced SIMD: each group of 32 weight codes (signed,
 //! or unsigned below 128, so that they read as signed) meets the 32 activation codes
-//! of its block in widening multiplies (`smull`, pairs of i16 products summed to i16,
-//! then pairwise to i32); each 16's four i32 sums times its integer scale are scaled
-//! into f32 accumulators.
+//! of its block 16 at a time, giving four i32 sums each, which times the 16's integer
+//! scale are scaled into f32 accumulators. The sums come from widening multiplies
+//! (`smull`, pairs of i16 products summed to i16, then pairwise to i32) on every
+//! aarch64 CPU, and from `sdot` on those with the dot-product extension.
 //!
 //! The walk over a row's blocks and the decoding of codes are the f32 dot's
 //! (`codes_row!`, [`crate::dot::neon`]).
 
 use std::arch::aarch64::*;
+use std::arch::asm;
 
 use super::Q8Block;
 use crate::dot::Scales;
@@ -20,61 +22,103 @@ use crate::quant::{GgmlType, f16_at};
 /// FMAs do not each wait on the last.
 type Acc = [float32x4_t; 2];
 
-/// `ty` must be one [`super::covers`] names and the lengths checked by the caller.
-#[target_feature(enable = "neon")]
-pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[Q8Block]; N]) -> [f32; N] {
-    let mut acc = [[vdupq_n_f32(0.0); 2]; N];
-    let mut mins = [[0f32; 2]; N];
-    codes_row!(
-        ty,
-        row,
-        |g, q, s| codes(&mut acc, &xs, g, q, s),
-        |g, q, s, min| {
-            codes(&mut acc, &xs, g, q, s);
-            for (mins, x) in mins.iter_mut().zip(&xs) {
-                *mins = [mins[1], mins[0] + min * x[g].sum];
-            }
-        }
-    );
-    std::array::from_fn(|r| {
-        let [a, b] = acc[r];
-        vaddvq_f32(vaddq_f32(a, b)) + (mins[r][0] + mins[r][1])
-    })
+/// Whether this CPU has `sdot`, detected once (by the standard library).
+pub fn has_dotprod() -> bool {
+    std::arch::is_aarch64_feature_detected!("dotprod")
 }
 
-/// Adds group `g`'s codes `q` times every activation row.
-#[target_feature(enable = "neon")]
-fn codes<const N: usize>(
-    acc: &mut [Acc; N],
-    xs: &[&[Q8Block]; N],
-    g: usize,
-    q: Bytes32,
-    s: Scales,
-) {
-    let q = [vreinterpretq_s8_u8(q[0]), vreinterpretq_s8_u8(q[1])];
-    for (acc, x) in acc.iter_mut().zip(xs) {
-        let x = &x[g];
-        // SAFETY: a block has 32 codes.
-        let c = unsafe {
-            [
-                vld1q_s8(x.codes.as_ptr()),
-                vld1q_s8(x.codes.as_ptr().add(16)),
-            ]
-        };
-        // |q·c| <= 128·127, so a pair of products fits an i16.
-        let half = |h: usize| {
-            let pairs = vaddq_s16(
-                vmull_s8(vget_low_s8(q[h]), vget_low_s8(c[h])),
-                vmull_high_s8(q[h], c[h]),
+/// The q8 dot with the sums of 16 products from `$sums`, compiled for `$feature`.
+macro_rules! dot_fn {
+    ($(#[$doc:meta])* $name:ident, $feature:literal, $sums:ident) => {
+        $(#[$doc])*
+        #[target_feature(enable = $feature)]
+        pub fn $name<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[Q8Block]; N]) -> [f32; N] {
+            let mut acc = [[vdupq_n_f32(0.0); 2]; N];
+            let mut mins = [[0f32; 2]; N];
+            codes_row!(
+                ty,
+                row,
+                |g, q, s| codes(&mut acc, &xs, g, q, s),
+                |g, q, s, min| {
+                    codes(&mut acc, &xs, g, q, s);
+                    for (mins, x) in mins.iter_mut().zip(&xs) {
+                        *mins = [mins[1], mins[0] + min * x[g].sum];
+                    }
+                }
             );
-            vpaddlq_s16(pairs)
-        };
-        let sums = vmlaq_n_s32(
-            vmulq_n_s32(half(0), i32::from(s.ints[0])),
-            half(1),
-            i32::from(s.ints[1]),
+            return std::array::from_fn(|r| {
+                let [a, b] = acc[r];
+                vaddvq_f32(vaddq_f32(a, b)) + (mins[r][0] + mins[r][1])
+            });
+
+            /// Adds group `g`'s codes `q` times every activation row.
+            #[target_feature(enable = $feature)]
+            fn codes<const N: usize>(
+                acc: &mut [Acc; N],
+                xs: &[&[Q8Block]; N],
+                g: usize,
+                q: Bytes32,
+                s: Scales,
+            ) {
+                let q = [vreinterpretq_s8_u8(q[0]), vreinterpretq_s8_u8(q[1])];
+                for (acc, x) in acc.iter_mut().zip(xs) {
+                    let x = &x[g];
+                    // SAFETY: a block has 32 codes.
+                    let c = unsafe { [vld1q_s8(x.codes.as_ptr()), vld1q_s8(x.codes.as_ptr().add(16))] };
+                    let sums = vmlaq_n_s32(
+                        vmulq_n_s32($sums(q[0], c[0]), i32::from(s.ints[0])),
+                        $sums(q[1], c[1]),
+                        i32::from(s.ints[1]),
+                    );
+                    let [a, b] = *acc;
+                    *acc = [b, vfmaq_n_f32(a, vcvtq_f32_s32(sums), s.d * x.d)];
+                }
+            }
+        }
+    };
+}
+
+dot_fn!(
+    /// `ty` must be one [`super::covers`] names and the lengths checked by the caller.
+    dot,
+    "neon",
+    widening
+);
+
+dot_fn!(
+    /// # Safety
+    /// The CPU must have the dot-product extension ([`has_dotprod`]); `ty` must be one
+    /// [`super::covers`] names and the lengths checked by the caller.
+    dot_sdot,
+    "neon,dotprod",
+    sdot
+);
+
+/// Four sums of four of the products of 16 codes: `smull` gives i16 products
+/// (`|q·c| <= 128·127`, so a pair of them fits an i16 too), summed in pairs.
+#[target_feature(enable = "neon")]
+fn widening(q: int8x16_t, c: int8x16_t) -> int32x4_t {
+    let pairs = vaddq_s16(
+        vmull_s8(vget_low_s8(q), vget_low_s8(c)),
+        vmull_high_s8(q, c),
+    );
+    vpaddlq_s16(pairs)
+}
+
+/// Four sums of four of the products of 16 codes, by `sdot` (its intrinsic is not
+/// stable Rust yet).
+#[target_feature(enable = "neon,dotprod")]
+fn sdot(q: int8x16_t, c: int8x16_t) -> int32x4_t {
+    let mut sums = vdupq_n_s32(0);
+    // SAFETY: the dot-product extension is enabled; only the named registers change.
+    unsafe {
+        asm!(
+            "sdot {sums:v}.4s, {q:v}.16b, {c:v}.16b",
+            sums = inout(vreg) sums,
+            q = in(vreg) q,
+            c = in(vreg) c,
+            options(pure, nomem, nostack, preserves_flags),
         );
-        let [a, b] = *acc;
-        *acc = [b, vfmaq_n_f32(a, vcvtq_f32_s32(sums), s.d * x.d)];
     }
+    sums
 }
