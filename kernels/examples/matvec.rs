@@ -76,10 +76,10 @@ fn main() {
                     })
                     .fold(f64::INFINITY, f64::min);
                 println!(
-                    "{ty:?} {isa:?} {name}: {:.1} GB/s ({:.2} ms for {} MB)",
+                    "{ty:?} {isa:?} {name}: {:.1} GB/s ({:.3} ms for {:.1} MB)",
                     data.len() as f64 / secs / 1e9,
                     secs * 1e3,
-                    data.len() / 1_000_000
+                    data.len() as f64 / 1e6
                 );
             }
         }

@@ -53,12 +53,8 @@ macro_rules! codes_row {
             GgmlType::Q4K => $row.chunks_exact(144).enumerate().for_each(|(s, b)| {
                 let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
                 let (scales, mins) = $crate::dot::scales_mins_k4(&b[4..16]);
-                let k = |sub: usize| {
-                    (
-                        $crate::dot::Scales::both(d, scales[sub]),
-                        -dmin * f32::from(mins[sub]),
-                    )
-                };
+                let mins = mins.map(|m| -dmin * f32::from(m));
+                let k = |sub: usize| ($crate::dot::Scales::both(d, scales[sub]), mins[sub]);
                 for j in 0..4 {
                     let (lo, hi) = split_nibbles(load32(&b[16 + 32 * j..48 + 32 * j]));
                     let (scale, min) = k(2 * j);
@@ -70,12 +66,8 @@ macro_rules! codes_row {
             GgmlType::Q5K => $row.chunks_exact(176).enumerate().for_each(|(s, b)| {
                 let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
                 let (scales, mins) = $crate::dot::scales_mins_k4(&b[4..16]);
-                let k = |sub: usize| {
-                    (
-                        $crate::dot::Scales::both(d, scales[sub]),
-                        -dmin * f32::from(mins[sub]),
-                    )
-                };
+                let mins = mins.map(|m| -dmin * f32::from(m));
+                let k = |sub: usize| ($crate::dot::Scales::both(d, scales[sub]), mins[sub]);
                 let qh = load32(&b[16..48]);
                 for j in 0..4 {
                     let (lo, hi) = split_nibbles(load32(&b[48 + 32 * j..80 + 32 * j]));
@@ -104,7 +96,11 @@ macro_rules! codes_row {
                         let q = minus(with_high_bits(low, qh, 2 * k as u32, 3), 32);
                         let sc = &b[192 + 8 * half + 2 * k..];
                         let ints = [i16::from(sc[0] as i8), i16::from(sc[1] as i8)];
-                        $signed(8 * s + 4 * half + k, q, $crate::dot::Scales { d, ints });
+                        $signed(
+                            8 * s + 4 * half + k,
+                            q,
+                            $crate::dot::Scales::halves(d, ints),
+                        );
                     }
                 }
             }),
@@ -185,12 +181,15 @@ use crate::quant::GgmlType;
 pub(crate) struct Scales {
     pub d: f32,
     pub ints: [i16; 2],
+    /// Whether the halves' integers may differ (Q6_K's): a constant where the scales
+    /// are made, so that the paths for one integer are chosen as they compile.
+    pub halves: bool,
 }
 
 impl Scales {
     /// `d` for all 32 codes.
     pub fn one(d: f32) -> Self {
-        Self { d, ints: [1; 2] }
+        Self::both(d, 1)
     }
 
     /// `d · int` for all 32 codes.
@@ -198,6 +197,16 @@ impl Scales {
         Self {
             d,
             ints: [i16::from(int); 2],
+            halves: false,
+        }
+    }
+
+    /// `d · ints[h]` for the `h`-th 16 codes.
+    pub fn halves(d: f32, ints: [i16; 2]) -> Self {
+        Self {
+            d,
+            ints,
+            halves: true,
         }
     }
 

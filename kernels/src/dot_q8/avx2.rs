@@ -82,10 +82,10 @@ fn unsigned<const N: usize>(
 /// 0..8 hold values 0..16.
 #[target_feature(enable = "avx2")]
 fn ints(s: Scales) -> __m256i {
-    if s.ints[0] == s.ints[1] {
-        _mm256_set1_epi16(s.ints[0])
-    } else {
+    if s.halves {
         _mm256_set_m128i(_mm_set1_epi16(s.ints[1]), _mm_set1_epi16(s.ints[0]))
+    } else {
+        _mm256_set1_epi16(s.ints[0])
     }
 }
 

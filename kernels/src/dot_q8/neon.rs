@@ -65,11 +65,16 @@ macro_rules! dot_fn {
                     let x = &x[g];
                     // SAFETY: a block has 32 codes.
                     let c = unsafe { [vld1q_s8(x.codes.as_ptr()), vld1q_s8(x.codes.as_ptr().add(16))] };
-                    let sums = vmlaq_n_s32(
-                        vmulq_n_s32($sums(q[0], c[0]), i32::from(s.ints[0])),
-                        $sums(q[1], c[1]),
-                        i32::from(s.ints[1]),
-                    );
+                    let (first, second) = ($sums(q[0], c[0]), $sums(q[1], c[1]));
+                    let sums = if s.halves {
+                        vmlaq_n_s32(
+                            vmulq_n_s32(first, i32::from(s.ints[0])),
+                            second,
+                            i32::from(s.ints[1]),
+                        )
+                    } else {
+                        vmulq_n_s32(vaddq_s32(first, second), i32::from(s.ints[0]))
+                    };
                     let [a, b] = *acc;
                     *acc = [b, vfmaq_n_f32(a, vcvtq_f32_s32(sums), s.d * x.d)];
                 }
