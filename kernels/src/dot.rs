@@ -22,10 +22,19 @@
 /// [`Scales`]: `$signed(group, codes, scales)` for the types whose weights are
 /// `scale · q` with signed codes `q` (Q8_0's, and Q4_0's, Q5_0's and Q6_K's once their
 /// offset of 8, 16 or 32 is taken off the codes); `$unsigned(group, codes, scales,
-/// min)` for those whose weights are `scale · q + min` (Q4_1, Q5_1, Q4_K, Q5_K). The
-/// closures are expanded where they are called.
+/// min)` for those whose weights are `scale · q + min` (Q4_1, Q5_1). Q4_K and Q5_K go
+/// a super-block (eight groups) at a time to `|super_block, k_block, codes| body`,
+/// `codes(pair)` decoding groups `2 pair` and `2 pair + 1` (pair 0..4), as their
+/// scales and mins come packed for the eight; that one is written as a closure but expanded as a block, so that its body
+/// knows the type of `codes`. The closures are expanded where they are called.
 macro_rules! codes_row {
-    ($ty:expr, $row:expr, $signed:expr, $unsigned:expr) => {
+    (
+        $ty:expr,
+        $row:expr,
+        $signed:expr,
+        $unsigned:expr,
+        |$s:ident, $k:ident, $codes:ident| $k_block:expr
+    ) => {
         match $ty {
             GgmlType::Q8_0 => $row.chunks_exact(34).enumerate().for_each(|(g, b)| {
                 $signed(g, load32(&b[2..34]), $crate::dot::Scales::one(f16_at(b, 0)));
@@ -51,37 +60,24 @@ macro_rules! codes_row {
                 $unsigned(g, q, $crate::dot::Scales::one(d), m);
             }),
             GgmlType::Q4K => $row.chunks_exact(144).enumerate().for_each(|(s, b)| {
-                let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-                let (scales, mins) = $crate::dot::scales_mins_k4(&b[4..16]);
-                let mins = mins.map(|m| -dmin * f32::from(m));
-                let k = |sub: usize| ($crate::dot::Scales::both(d, scales[sub]), mins[sub]);
-                for j in 0..4 {
-                    let (lo, hi) = split_nibbles(load32(&b[16 + 32 * j..48 + 32 * j]));
-                    let (scale, min) = k(2 * j);
-                    $unsigned(8 * s + 2 * j, lo, scale, min);
-                    let (scale, min) = k(2 * j + 1);
-                    $unsigned(8 * s + 2 * j + 1, hi, scale, min);
-                }
+                let $s = s;
+                let $k = $crate::dot::KBlock::new(f16_at(b, 0), f16_at(b, 2), &b[4..16]);
+                let $codes = |pair: usize| split_nibbles(load32(&b[16 + 32 * pair..]));
+                $k_block;
             }),
             GgmlType::Q5K => $row.chunks_exact(176).enumerate().for_each(|(s, b)| {
-                let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-                let (scales, mins) = $crate::dot::scales_mins_k4(&b[4..16]);
-                let mins = mins.map(|m| -dmin * f32::from(m));
-                let k = |sub: usize| ($crate::dot::Scales::both(d, scales[sub]), mins[sub]);
+                let $s = s;
+                let $k = $crate::dot::KBlock::new(f16_at(b, 0), f16_at(b, 2), &b[4..16]);
                 let qh = load32(&b[16..48]);
-                for j in 0..4 {
-                    let (lo, hi) = split_nibbles(load32(&b[48 + 32 * j..80 + 32 * j]));
-                    let shift = 2 * j as u32;
-                    let (scale, min) = k(2 * j);
-                    $unsigned(8 * s + 2 * j, with_high_bits(lo, qh, shift, 1), scale, min);
-                    let (scale, min) = k(2 * j + 1);
-                    $unsigned(
-                        8 * s + 2 * j + 1,
+                let $codes = |pair: usize| {
+                    let (lo, hi) = split_nibbles(load32(&b[48 + 32 * pair..]));
+                    let shift = 2 * pair as u32;
+                    (
+                        with_high_bits(lo, qh, shift, 1),
                         with_high_bits(hi, qh, shift + 1, 1),
-                        scale,
-                        min,
-                    );
-                }
+                    )
+                };
+                $k_block;
             }),
             GgmlType::Q6K => $row.chunks_exact(210).enumerate().for_each(|(s, b)| {
                 let d = f16_at(b, 208);
@@ -132,7 +128,16 @@ macro_rules! widen_row {
                 ty,
                 $row,
                 |g, q, s: Scales| $add(g, widen_i8(q, s.floats())),
-                |g, q, s: Scales, min| $add(g, widen_u8(q, s.floats()[0], min))
+                |g, q, s: Scales, min| $add(g, widen_u8(q, s.floats()[0], min)),
+                |s, k, codes| {
+                    for pair in 0..4 {
+                        let (lo, hi) = codes(pair);
+                        let (j, (scale, min)) = (2 * pair, k.floats(2 * pair));
+                        $add(8 * s + j, widen_u8(lo, scale, min));
+                        let (scale, min) = k.floats(j + 1);
+                        $add(8 * s + j + 1, widen_u8(hi, scale, min));
+                    }
+                }
             ),
         }
     };
@@ -175,7 +180,7 @@ use std::sync::OnceLock;
 use crate::quant::GgmlType;
 
 /// The scale of a group of 32 codes: `d · ints[h]` for its `h`-th 16. The integers
-/// are K-quants' sub-block scales (1 for the types with one scale a block), kept apart
+/// are Q6_K's sub-block scales (1 for the types with one scale a block), kept apart
 /// from `d` so that the q8 dots can multiply them in integers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scales {
@@ -189,14 +194,9 @@ pub(crate) struct Scales {
 impl Scales {
     /// `d` for all 32 codes.
     pub fn one(d: f32) -> Self {
-        Self::both(d, 1)
-    }
-
-    /// `d · int` for all 32 codes.
-    pub fn both(d: f32, int: u8) -> Self {
         Self {
             d,
-            ints: [i16::from(int); 2],
+            ints: [1; 2],
             halves: false,
         }
     }
@@ -213,6 +213,47 @@ impl Scales {
     /// Each half's scale as f32.
     pub fn floats(&self) -> [f32; 2] {
         self.ints.map(|s| self.d * f32::from(s))
+    }
+}
+
+/// A Q4_K/Q5_K super-block's scales: group `j`'s weights are
+/// `d · scales[j] · q - dmin · mins[j]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KBlock {
+    pub d: f32,
+    pub dmin: f32,
+    pub scales: [u8; 8],
+    pub mins: [u8; 8],
+}
+
+impl KBlock {
+    /// The eight groups' codes from `codes(pair)`, which decodes groups `2 pair` and
+    /// `2 pair + 1`.
+    #[inline(always)]
+    pub fn groups<C>(codes: impl Fn(usize) -> (C, C)) -> [C; 8] {
+        let [(a, b), (c, d), (e, f), (g, h)] = std::array::from_fn(codes);
+        [a, b, c, d, e, f, g, h]
+    }
+
+    /// The block with super-scales `d` and `dmin` and 6-bit scales and mins `packed`.
+    #[inline(always)]
+    pub fn new(d: f32, dmin: f32, packed: &[u8]) -> Self {
+        let (scales, mins) = scales_mins_k4(packed);
+        Self {
+            d,
+            dmin,
+            scales,
+            mins,
+        }
+    }
+
+    /// Group `j`'s scale and min as f32.
+    #[inline(always)]
+    pub fn floats(&self, j: usize) -> (f32, f32) {
+        (
+            self.d * f32::from(self.scales[j]),
+            -self.dmin * f32::from(self.mins[j]),
+        )
     }
 }
 

@@ -25,7 +25,7 @@ mod neon;
 mod scalar;
 
 use crate::dot::Isa;
-use crate::q8::Q8Block;
+use crate::q8::Q8Row;
 use crate::quant::GgmlType;
 
 /// Whether `ty` has q8 dots (on every [`Isa`]): the quantised types. The float types
@@ -41,14 +41,14 @@ pub fn covers(ty: GgmlType) -> bool {
 /// # Panics
 /// When the lengths disagree, `ty` is not one [`covers`] names or `isa` is not one
 /// [`Isa::available`] lists.
-pub fn dot<const N: usize>(isa: Isa, ty: GgmlType, row: &[u8], xs: [&[Q8Block]; N]) -> [f32; N] {
+pub fn dot<const N: usize>(isa: Isa, ty: GgmlType, row: &[u8], xs: [&Q8Row; N]) -> [f32; N] {
     assert!(covers(ty), "{ty:?} has no q8 dot");
     let cols = row.len() / ty.block_bytes() * ty.block_len();
     assert!(
-        row.len().is_multiple_of(ty.block_bytes()) && xs.iter().all(|x| 32 * x.len() == cols),
+        row.len().is_multiple_of(ty.block_bytes()) && xs.iter().all(|x| 32 * x.blocks() == cols),
         "a {ty:?} row of {} bytes against q8 activations of {:?} blocks",
         row.len(),
-        xs.map(<[Q8Block]>::len)
+        xs.map(Q8Row::blocks)
     );
     match isa {
         Isa::Scalar => scalar::dot(ty, row, xs),
@@ -81,7 +81,6 @@ mod tests {
     use super::*;
     use crate::dot::ROWS;
     use crate::dot::tests::{activations, blocks};
-    use crate::q8::quantize;
 
     const TYPES: [GgmlType; 8] = [
         GgmlType::Q4_0,
@@ -113,8 +112,8 @@ mod tests {
             let row = blocks(ty, cols / ty.block_len(), 7);
             let w = ty.dequantize(&row);
             let xs = activations(cols, ROWS);
-            let q: Vec<Vec<Q8Block>> = xs.iter().map(|x| quantize(x)).collect();
-            let qs: [&[Q8Block]; ROWS] = std::array::from_fn(|i| q[i].as_slice());
+            let q: Vec<Q8Row> = xs.iter().map(|x| Q8Row::quantize(x)).collect();
+            let qs: [&Q8Row; ROWS] = std::array::from_fn(|i| &q[i]);
             let want = scalar::dot(ty, &row, qs);
             let refs: [&[f32]; ROWS] = std::array::from_fn(|i| xs[i].as_slice());
             let exact = crate::dot::dot(Isa::Scalar, ty, &row, refs);
@@ -153,8 +152,8 @@ mod tests {
     fn both_neon_sums_agree_with_the_q8_reference() {
         let cols = 512;
         let xs = activations(cols, ROWS);
-        let q: Vec<Vec<Q8Block>> = xs.iter().map(|x| quantize(x)).collect();
-        let qs: [&[Q8Block]; ROWS] = std::array::from_fn(|i| q[i].as_slice());
+        let q: Vec<Q8Row> = xs.iter().map(|x| Q8Row::quantize(x)).collect();
+        let qs: [&Q8Row; ROWS] = std::array::from_fn(|i| &q[i]);
         if !neon::has_dotprod() {
             eprintln!("this CPU has no sdot: only the smull path is tested");
         }
@@ -190,7 +189,7 @@ mod tests {
             Isa::best(),
             GgmlType::Q8_0,
             &row,
-            [&quantize(&[0.0; 32])[..]],
+            [&Q8Row::quantize(&[0.0; 32])],
         );
     }
 
@@ -201,7 +200,7 @@ mod tests {
             Isa::Scalar,
             GgmlType::F32,
             &[0; 128],
-            [&quantize(&[0.0; 32])[..]],
+            [&Q8Row::quantize(&[0.0; 32])],
         );
     }
 }

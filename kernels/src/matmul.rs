@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use crate::dot::{Isa, ROWS};
-use crate::q8::{Q8Block, quantize};
+use crate::q8::Q8Row;
 use crate::quant::GgmlType;
 use crate::{dot, dot_q8};
 
@@ -120,12 +120,12 @@ impl<'a> QMatrix<'a> {
         let xs: Vec<&[f32]> = x.chunks_exact(self.cols).collect();
         let gemm = n >= GEMM_FROM_ROWS;
         // Each activation row quantised once, for every weight row.
-        let q8: Vec<Vec<Q8Block>> = if with_q8 && !gemm {
-            xs.iter().map(|x| quantize(x)).collect()
+        let q8: Vec<Q8Row> = if with_q8 && !gemm {
+            xs.iter().map(|x| Q8Row::quantize(x)).collect()
         } else {
             vec![]
         };
-        let q8s: Vec<&[Q8Block]> = q8.iter().map(Vec::as_slice).collect();
+        let q8s: Vec<&Q8Row> = q8.iter().collect();
         // Computed transposed, `[rows, n]`, so each task writes one contiguous slice.
         let mut yt = vec![0f32; self.rows * n];
         let tile_rows = if gemm {
@@ -226,7 +226,7 @@ impl Activations for [f32] {
     }
 }
 
-impl Activations for [Q8Block] {
+impl Activations for Q8Row {
     fn dot<const N: usize>(isa: Isa, ty: GgmlType, row: &[u8], xs: [&Self; N]) -> [f32; N] {
         dot_q8::dot(isa, ty, row, xs)
     }

@@ -2,18 +2,20 @@
 //! activation codes of its block in `maddubs` (unsigned bytes times signed bytes,
 //! pairs summed to i16: signed weight codes give it their magnitude and move their
 //! sign onto the activation codes) and `madd` (pairs times the integer scales, summed
-//! to i32), and the eight i32 sums are scaled into f32 accumulators.
+//! to i32), and the eight i32 sums are scaled into f32 accumulators. A K-quant
+//! super-block's eight scales and mins meet the eight activation blocks' scales and
+//! sums a vector at a time.
 //!
 //! The walk over a row's blocks and the decoding of codes are the f32 dot's
 //! (`codes_row!`, [`crate::dot::avx2`]).
 
 use std::arch::x86_64::*;
 
-use super::Q8Block;
-use crate::dot::Scales;
 use crate::dot::avx2::{
     f16_at, hsum, load32, minus, nibbles16, split_nibbles, with_fifth_bits, with_high_bits,
 };
+use crate::dot::{KBlock, Scales};
+use crate::q8::Q8Row;
 use crate::quant::GgmlType;
 
 /// Each row's sums in two accumulators that groups take in turn, so that one row's
@@ -24,36 +26,36 @@ type Acc = [__m256; 2];
 /// The CPU must have AVX2, FMA and F16C; `ty` must be one [`super::covers`] names and
 /// the lengths checked by the caller.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[Q8Block]; N]) -> [f32; N] {
+pub unsafe fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&Q8Row; N]) -> [f32; N] {
     let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    // The mins' shares: one group at a time, or a K-quant super-block's eight at once.
     let mut mins = [[0f32; 2]; N];
+    let mut k_mins = [_mm256_setzero_ps(); N];
     codes_row!(
         ty,
         row,
         |g, q, s| signed(&mut acc, &xs, g, q, s),
-        |g, q, s, min| unsigned(&mut acc, &mut mins, &xs, g, q, s, min)
+        |g, q, s, min| unsigned(&mut acc, &mut mins, &xs, g, q, s, min),
+        |s, k, codes| k_block(&mut acc, &mut k_mins, &xs, s, k, KBlock::groups(codes))
     );
     std::array::from_fn(|r| {
         let [a, b] = acc[r];
-        hsum(_mm256_add_ps(a, b)) + (mins[r][0] + mins[r][1])
+        hsum(_mm256_add_ps(_mm256_add_ps(a, b), k_mins[r])) + (mins[r][0] + mins[r][1])
     })
 }
 
 /// Adds group `g`'s signed codes `q` times every activation row.
 #[target_feature(enable = "avx2,fma")]
-fn signed<const N: usize>(
-    acc: &mut [Acc; N],
-    xs: &[&[Q8Block]; N],
-    g: usize,
-    q: __m256i,
-    s: Scales,
-) {
+fn signed<const N: usize>(acc: &mut [Acc; N], xs: &[&Q8Row; N], g: usize, q: __m256i, s: Scales) {
     let magnitude = _mm256_abs_epi8(q);
     let ints = ints(s);
     for (acc, x) in acc.iter_mut().zip(xs) {
-        let x = &x[g];
-        let pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(load_codes(x), q));
-        add(acc, _mm256_madd_epi16(pairs, ints), s.d * x.d);
+        let pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(load_codes(x.codes(g)), q));
+        add(
+            acc,
+            _mm256_madd_epi16(pairs, ints),
+            _mm256_set1_ps(s.d * x.d(g)),
+        );
     }
 }
 
@@ -63,7 +65,7 @@ fn signed<const N: usize>(
 fn unsigned<const N: usize>(
     acc: &mut [Acc; N],
     mins: &mut [[f32; 2]; N],
-    xs: &[&[Q8Block]; N],
+    xs: &[&Q8Row; N],
     g: usize,
     q: __m256i,
     s: Scales,
@@ -71,10 +73,52 @@ fn unsigned<const N: usize>(
 ) {
     let ints = ints(s);
     for ((acc, mins), x) in acc.iter_mut().zip(mins).zip(xs) {
-        let x = &x[g];
-        let pairs = _mm256_maddubs_epi16(q, load_codes(x));
-        add(acc, _mm256_madd_epi16(pairs, ints), s.d * x.d);
-        *mins = [mins[1], mins[0] + min * x.sum];
+        let pairs = _mm256_maddubs_epi16(q, load_codes(x.codes(g)));
+        add(
+            acc,
+            _mm256_madd_epi16(pairs, ints),
+            _mm256_set1_ps(s.d * x.d(g)),
+        );
+        *mins = [mins[1], mins[0] + min * x.sum(g)];
+    }
+}
+
+/// Adds K-quant super-block `s`'s eight groups of unsigned codes `q` times every
+/// activation row: the groups' scales times the blocks' scales, and the groups' mins
+/// times the blocks' sums, eight at a time.
+#[target_feature(enable = "avx2,fma")]
+fn k_block<const N: usize>(
+    acc: &mut [Acc; N],
+    k_mins: &mut [__m256; N],
+    xs: &[&Q8Row; N],
+    s: usize,
+    k: KBlock,
+    q: [__m256i; 8],
+) {
+    let widen = |b: [u8; 8]| {
+        // SAFETY: 8 bytes are in bounds.
+        let b = unsafe { _mm_loadl_epi64(b.as_ptr().cast()) };
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b))
+    };
+    let scales = _mm256_mul_ps(widen(k.scales), _mm256_set1_ps(k.d));
+    let mins = _mm256_mul_ps(widen(k.mins), _mm256_set1_ps(-k.dmin));
+    let ones = _mm256_set1_epi16(1);
+    for ((acc, k_mins), x) in acc.iter_mut().zip(k_mins).zip(xs) {
+        let x = x.octet(s);
+        // SAFETY: an octet has eight scales and eight sums.
+        let (d, sums) = unsafe {
+            (
+                _mm256_loadu_ps(x.d.as_ptr()),
+                _mm256_loadu_ps(x.sums.as_ptr()),
+            )
+        };
+        let scales = _mm256_mul_ps(scales, d);
+        for (j, q) in q.into_iter().enumerate() {
+            let pairs = _mm256_maddubs_epi16(q, load_codes(&x.codes[j]));
+            let scale = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(j as i32));
+            add(acc, _mm256_madd_epi16(pairs, ones), scale);
+        }
+        *k_mins = _mm256_fmadd_ps(mins, sums, *k_mins);
     }
 }
 
@@ -91,16 +135,13 @@ fn ints(s: Scales) -> __m256i {
 
 /// `sums · scale` into the accumulator whose turn it is.
 #[target_feature(enable = "avx2,fma")]
-fn add(acc: &mut Acc, sums: __m256i, scale: f32) {
+fn add(acc: &mut Acc, sums: __m256i, scale: __m256) {
     let [a, b] = *acc;
-    *acc = [
-        b,
-        _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(scale), a),
-    ];
+    *acc = [b, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, a)];
 }
 
 #[target_feature(enable = "avx2")]
-fn load_codes(x: &Q8Block) -> __m256i {
-    // SAFETY: a block has 32 codes; the load is unaligned.
-    unsafe { _mm256_loadu_si256(x.codes.as_ptr().cast()) }
+fn load_codes(codes: &[i8; 32]) -> __m256i {
+    // SAFETY: 32 codes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(codes.as_ptr().cast()) }
 }

@@ -11,11 +11,11 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use super::Q8Block;
-use crate::dot::Scales;
 use crate::dot::neon::{
     Bytes32, load32, minus, nibbles16, split_nibbles, with_fifth_bits, with_high_bits,
 };
+use crate::dot::{KBlock, Scales};
+use crate::q8::Q8Row;
 use crate::quant::{GgmlType, f16_at};
 
 /// Each row's sums in two accumulators that groups take in turn, so that one row's
@@ -32,9 +32,12 @@ macro_rules! dot_fn {
     ($(#[$doc:meta])* $name:ident, $feature:literal, $sums:ident) => {
         $(#[$doc])*
         #[target_feature(enable = $feature)]
-        pub fn $name<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[Q8Block]; N]) -> [f32; N] {
+        pub fn $name<const N: usize>(ty: GgmlType, row: &[u8], xs: [&Q8Row; N]) -> [f32; N] {
             let mut acc = [[vdupq_n_f32(0.0); 2]; N];
+            // The mins' shares: one group at a time, or a K-quant super-block's eight
+            // at once.
             let mut mins = [[0f32; 2]; N];
+            let mut k_mins = [vdupq_n_f32(0.0); N];
             codes_row!(
                 ty,
                 row,
@@ -42,29 +45,28 @@ macro_rules! dot_fn {
                 |g, q, s, min| {
                     codes(&mut acc, &xs, g, q, s);
                     for (mins, x) in mins.iter_mut().zip(&xs) {
-                        *mins = [mins[1], mins[0] + min * x[g].sum];
+                        *mins = [mins[1], mins[0] + min * x.sum(g)];
                     }
-                }
+                },
+                |s, k, codes| k_block(&mut acc, &mut k_mins, &xs, s, k, KBlock::groups(codes))
             );
             return std::array::from_fn(|r| {
                 let [a, b] = acc[r];
-                vaddvq_f32(vaddq_f32(a, b)) + (mins[r][0] + mins[r][1])
+                vaddvq_f32(vaddq_f32(vaddq_f32(a, b), k_mins[r])) + (mins[r][0] + mins[r][1])
             });
 
             /// Adds group `g`'s codes `q` times every activation row.
             #[target_feature(enable = $feature)]
             fn codes<const N: usize>(
                 acc: &mut [Acc; N],
-                xs: &[&[Q8Block]; N],
+                xs: &[&Q8Row; N],
                 g: usize,
                 q: Bytes32,
                 s: Scales,
             ) {
                 let q = [vreinterpretq_s8_u8(q[0]), vreinterpretq_s8_u8(q[1])];
                 for (acc, x) in acc.iter_mut().zip(xs) {
-                    let x = &x[g];
-                    // SAFETY: a block has 32 codes.
-                    let c = unsafe { [vld1q_s8(x.codes.as_ptr()), vld1q_s8(x.codes.as_ptr().add(16))] };
+                    let c = load_codes(x.codes(g));
                     let (first, second) = ($sums(q[0], c[0]), $sums(q[1], c[1]));
                     let sums = if s.halves {
                         vmlaq_n_s32(
@@ -75,12 +77,67 @@ macro_rules! dot_fn {
                     } else {
                         vmulq_n_s32(vaddq_s32(first, second), i32::from(s.ints[0]))
                     };
-                    let [a, b] = *acc;
-                    *acc = [b, vfmaq_n_f32(a, vcvtq_f32_s32(sums), s.d * x.d)];
+                    add(acc, sums, s.d * x.d(g));
+                }
+            }
+
+            /// Adds K-quant super-block `s`'s eight groups of codes `q` times every
+            /// activation row: the groups' scales times the blocks' scales, and the
+            /// groups' mins times the blocks' sums, four at a time.
+            #[target_feature(enable = $feature)]
+            fn k_block<const N: usize>(
+                acc: &mut [Acc; N],
+                k_mins: &mut [float32x4_t; N],
+                xs: &[&Q8Row; N],
+                s: usize,
+                k: KBlock,
+                q: [Bytes32; 8],
+            ) {
+                let (scales, mins) = (widen(k.scales, k.d), widen(k.mins, -k.dmin));
+                for ((acc, k_mins), x) in acc.iter_mut().zip(k_mins).zip(xs) {
+                    let x = x.octet(s);
+                    let mut products = [0f32; 8];
+                    for h in 0..2 {
+                        // SAFETY: an octet has eight scales and eight sums.
+                        let (d, sums) = unsafe {
+                            (vld1q_f32(x.d.as_ptr().add(4 * h)), vld1q_f32(x.sums.as_ptr().add(4 * h)))
+                        };
+                        // SAFETY: `products` has room for eight.
+                        unsafe { vst1q_f32(products.as_mut_ptr().add(4 * h), vmulq_f32(scales[h], d)) };
+                        *k_mins = vfmaq_f32(*k_mins, mins[h], sums);
+                    }
+                    for (j, q) in q.into_iter().enumerate() {
+                        let (q, c) = ([vreinterpretq_s8_u8(q[0]), vreinterpretq_s8_u8(q[1])], load_codes(&x.codes[j]));
+                        add(acc, vaddq_s32($sums(q[0], c[0]), $sums(q[1], c[1])), products[j]);
+                    }
                 }
             }
         }
     };
+}
+
+/// `sums · scale` into the accumulator whose turn it is.
+#[target_feature(enable = "neon")]
+fn add(acc: &mut Acc, sums: int32x4_t, scale: f32) {
+    let [a, b] = *acc;
+    *acc = [b, vfmaq_n_f32(a, vcvtq_f32_s32(sums), scale)];
+}
+
+/// Eight bytes times `scale`, as two vectors of four f32.
+#[target_feature(enable = "neon")]
+fn widen(b: [u8; 8], scale: f32) -> [float32x4_t; 2] {
+    // SAFETY: 8 bytes are in bounds.
+    let w = vmovl_u8(unsafe { vld1_u8(b.as_ptr()) });
+    [
+        vmulq_n_f32(vcvtq_f32_u32(vmovl_u16(vget_low_u16(w))), scale),
+        vmulq_n_f32(vcvtq_f32_u32(vmovl_high_u16(w)), scale),
+    ]
+}
+
+#[target_feature(enable = "neon")]
+fn load_codes(codes: &[i8; 32]) -> [int8x16_t; 2] {
+    // SAFETY: 32 codes.
+    unsafe { [vld1q_s8(codes.as_ptr()), vld1q_s8(codes.as_ptr().add(16))] }
 }
 
 dot_fn!(

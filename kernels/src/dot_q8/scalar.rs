@@ -1,40 +1,50 @@
 //! The reference q8 dot: the codes decoded into arrays and multiplied out in
-//! integers, each 16 times its integer scale, as the SIMD paths sum them.
+//! integers, as the SIMD paths sum them.
 
-use super::Q8Block;
-use crate::dot::Scales;
+use crate::dot::{KBlock, Scales};
+use crate::q8::Q8Row;
 use crate::quant::{GgmlType, f16_at};
 
 type Codes = [u8; 32];
 
-pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[Q8Block]; N]) -> [f32; N] {
+pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&Q8Row; N]) -> [f32; N] {
     let mut acc = [0f32; N];
     let mut mins = [0f32; N];
     // Σ_h ints[h] · Σ_{i in h} w_i · c_i, `w` read as signed or unsigned by `weight`.
-    let codes = |q: &Codes, x: &Q8Block, s: Scales, weight: fn(u8) -> i32| {
+    let products = |q: &Codes, c: &[i8; 32], ints: [i16; 2], weight: fn(u8) -> i32| {
         (0..2)
             .map(|h| {
                 let sum = (16 * h..16 * h + 16)
-                    .map(|i| weight(q[i]) * i32::from(x.codes[i]))
+                    .map(|i| weight(q[i]) * i32::from(c[i]))
                     .sum::<i32>();
-                i32::from(s.ints[h]) * sum
+                i32::from(ints[h]) * sum
             })
             .sum::<i32>()
     };
+    let signed = |w: u8| i32::from(w as i8);
     codes_row!(
         ty,
         row,
         |g: usize, q: Codes, s: Scales| {
             for (acc, x) in acc.iter_mut().zip(&xs) {
-                let x = &x[g];
-                *acc += s.d * x.d * codes(&q, x, s, |w| i32::from(w as i8)) as f32;
+                *acc += s.d * x.d(g) * products(&q, x.codes(g), s.ints, signed) as f32;
             }
         },
         |g: usize, q: Codes, s: Scales, min: f32| {
             for ((acc, mins), x) in acc.iter_mut().zip(&mut mins).zip(&xs) {
-                let x = &x[g];
-                *acc += s.d * x.d * codes(&q, x, s, i32::from) as f32;
-                *mins += min * x.sum;
+                *acc += s.d * x.d(g) * products(&q, x.codes(g), s.ints, i32::from) as f32;
+                *mins += min * x.sum(g);
+            }
+        },
+        |s, k, codes| {
+            let q: [Codes; 8] = KBlock::groups(codes);
+            for ((acc, mins), x) in acc.iter_mut().zip(&mut mins).zip(&xs) {
+                for (j, q) in q.iter().enumerate() {
+                    let (scale, min) = k.floats(j);
+                    let g = 8 * s + j;
+                    *acc += scale * x.d(g) * products(q, x.codes(g), [1; 2], i32::from) as f32;
+                    *mins += min * x.sum(g);
+                }
             }
         }
     );
