@@ -17,7 +17,7 @@
 /// The walk over one stored row of a quantised type, shared by every path that
 /// computes on the codes (the f32 SIMD dots through `widen_row!`, and the q8 dots):
 /// each group of 32 weights, `32 group..32 group + 32` of the row, is decoded by the
-/// expanding module's helpers (`f16_at`, `load32`, `nibbles16`, `split_nibbles`,
+/// expanding module's helpers (`f16_at`, `f16_pair`, `load32`, `nibbles16`, `split_nibbles`,
 /// `with_high_bits`, `with_fifth_bits`, `minus`) and handed on as codes with their
 /// [`Scales`]: `$signed(group, codes, scales)` for the types whose weights are
 /// `scale · q` with signed codes `q` (Q8_0's, and Q4_0's, Q5_0's and Q6_K's once their
@@ -47,7 +47,7 @@ macro_rules! codes_row {
                 );
             }),
             GgmlType::Q4_1 => $row.chunks_exact(20).enumerate().for_each(|(g, b)| {
-                let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+                let (d, m) = f16_pair(b);
                 $unsigned(g, nibbles16(&b[4..20]), $crate::dot::Scales::one(d), m);
             }),
             GgmlType::Q5_0 => $row.chunks_exact(22).enumerate().for_each(|(g, b)| {
@@ -55,19 +55,19 @@ macro_rules! codes_row {
                 $signed(g, minus(q, 16), $crate::dot::Scales::one(f16_at(b, 0)));
             }),
             GgmlType::Q5_1 => $row.chunks_exact(24).enumerate().for_each(|(g, b)| {
-                let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+                let (d, m) = f16_pair(b);
                 let q = with_fifth_bits(nibbles16(&b[8..24]), &b[4..8]);
                 $unsigned(g, q, $crate::dot::Scales::one(d), m);
             }),
             GgmlType::Q4K => $row.chunks_exact(144).enumerate().for_each(|(s, b)| {
                 let $s = s;
-                let $k = $crate::dot::KBlock::new(f16_at(b, 0), f16_at(b, 2), &b[4..16]);
+                let $k = $crate::dot::KBlock::new(f16_pair(b), &b[4..16]);
                 let $codes = |pair: usize| split_nibbles(load32(&b[16 + 32 * pair..]));
                 $k_block;
             }),
             GgmlType::Q5K => $row.chunks_exact(176).enumerate().for_each(|(s, b)| {
                 let $s = s;
-                let $k = $crate::dot::KBlock::new(f16_at(b, 0), f16_at(b, 2), &b[4..16]);
+                let $k = $crate::dot::KBlock::new(f16_pair(b), &b[4..16]);
                 let qh = load32(&b[16..48]);
                 let $codes = |pair: usize| {
                     let (lo, hi) = split_nibbles(load32(&b[48 + 32 * pair..]));
@@ -237,7 +237,7 @@ impl KBlock {
 
     /// The block with super-scales `d` and `dmin` and 6-bit scales and mins `packed`.
     #[inline(always)]
-    pub fn new(d: f32, dmin: f32, packed: &[u8]) -> Self {
+    pub fn new((d, dmin): (f32, f32), packed: &[u8]) -> Self {
         let (scales, mins) = scales_mins_k4(packed);
         Self {
             d,

@@ -34,6 +34,24 @@ pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
     _mm_cvtss_f32(f)
 }
 
+/// The f16s at `b[0..2]` and `b[2..4]` (a block's scale and min), converted together.
+#[target_feature(enable = "f16c")]
+pub(crate) fn f16_pair(b: &[u8]) -> (f32, f32) {
+    let bits = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let f: __m128;
+    // SAFETY: F16C is enabled; the instructions touch only the named registers.
+    unsafe {
+        asm!(
+            "vmovd {f}, {bits:e}",
+            "vcvtph2ps {f}, {f}",
+            bits = in(reg) bits,
+            f = out(xmm_reg) f,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    (_mm_cvtss_f32(f), _mm_cvtss_f32(_mm_movehdup_ps(f)))
+}
+
 /// 32 weights as four vectors of eight.
 type Group = [__m256; 4];
 

@@ -11,6 +11,11 @@ use std::arch::aarch64::*;
 use super::Scales;
 use crate::quant::{GgmlType, f16_at};
 
+/// The f16s at `b[0..2]` and `b[2..4]` (a block's scale and min).
+pub(crate) fn f16_pair(b: &[u8]) -> (f32, f32) {
+    (f16_at(b, 0), f16_at(b, 2))
+}
+
 /// 32 weights as eight vectors of four.
 type Group = [float32x4_t; 8];
 

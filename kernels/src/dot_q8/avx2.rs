@@ -12,7 +12,8 @@
 use std::arch::x86_64::*;
 
 use crate::dot::avx2::{
-    f16_at, hsum, load32, minus, nibbles16, split_nibbles, with_fifth_bits, with_high_bits,
+    f16_at, f16_pair, hsum, load32, minus, nibbles16, split_nibbles, with_fifth_bits,
+    with_high_bits,
 };
 use crate::dot::{KBlock, Scales};
 use crate::q8::Q8Row;

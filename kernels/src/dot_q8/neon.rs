@@ -12,7 +12,7 @@ use std::arch::aarch64::*;
 use std::arch::asm;
 
 use crate::dot::neon::{
-    Bytes32, load32, minus, nibbles16, split_nibbles, with_fifth_bits, with_high_bits,
+    Bytes32, f16_pair, load32, minus, nibbles16, split_nibbles, with_fifth_bits, with_high_bits,
 };
 use crate::dot::{KBlock, Scales};
 use crate::q8::Q8Row;

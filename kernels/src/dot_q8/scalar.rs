@@ -51,6 +51,10 @@ pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&Q8Row; N]) -> [f32; N
     std::array::from_fn(|r| acc[r] + mins[r])
 }
 
+fn f16_pair(b: &[u8]) -> (f32, f32) {
+    (f16_at(b, 0), f16_at(b, 2))
+}
+
 fn load32(b: &[u8]) -> Codes {
     b[..32].try_into().unwrap()
 }
