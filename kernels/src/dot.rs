@@ -17,16 +17,22 @@
 /// The walk over one stored row of a quantised type, shared by every path that
 /// computes on the codes (the f32 SIMD dots through `widen_row!`, and the q8 dots):
 /// each group of 32 weights, `32 group..32 group + 32` of the row, is decoded by the
-/// expanding module's helpers (`f16_at`, `f16_pair`, `load32`, `nibbles16`, `split_nibbles`,
-/// `with_high_bits`, `with_fifth_bits`, `minus`) and handed on as codes with their
-/// [`Scales`]: `$signed(group, codes, scales)` for the types whose weights are
-/// `scale · q` with signed codes `q` (Q8_0's, and Q4_0's, Q5_0's and Q6_K's once their
-/// offset of 8, 16 or 32 is taken off the codes); `$unsigned(group, codes, scales,
-/// min)` for those whose weights are `scale · q + min` (Q4_1, Q5_1). Q4_K and Q5_K go
-/// a super-block (eight groups) at a time to `|super_block, k_block, codes| body`,
-/// `codes(pair)` decoding groups `2 pair` and `2 pair + 1` (pair 0..4), as their
-/// scales and mins come packed for the eight; that one is written as a closure but expanded as a block, so that its body
-/// knows the type of `codes`. The closures are expanded where they are called.
+/// expanding module's helpers (`f16_at`, `f16_pair`, `load32`, `nibbles16`,
+/// `split_nibbles`, `with_high_bits`, `with_fifth_bits`, `minus`) and handed on as
+/// codes:
+///
+/// - `$signed(group, codes, scales)` for the types whose weights are `scale · q` with
+///   signed codes `q`: Q8_0, and Q4_0, Q5_0 and Q6_K once their offset of 8, 16 or 32
+///   is taken off the codes;
+/// - `$unsigned(group, codes, scales, min)` for those whose weights are
+///   `scale · q + min`: Q4_1, Q5_1;
+/// - Q4_K and Q5_K a super-block (eight groups) at a time, as their scales and mins
+///   come packed for the eight: `|super_block, k_block, codes| body`, with
+///   `codes(pair)` decoding groups `2 pair` and `2 pair + 1` (pair 0..4). That one is
+///   written as a closure but expanded as a block, so that its body knows the type of
+///   `codes`.
+///
+/// The closures are expanded where they are called.
 macro_rules! codes_row {
     (
         $ty:expr,
@@ -132,10 +138,10 @@ macro_rules! widen_row {
                 |s, k, codes| {
                     for pair in 0..4 {
                         let (lo, hi) = codes(pair);
-                        let (j, (scale, min)) = (2 * pair, k.floats(2 * pair));
-                        $add(8 * s + j, widen_u8(lo, scale, min));
-                        let (scale, min) = k.floats(j + 1);
-                        $add(8 * s + j + 1, widen_u8(hi, scale, min));
+                        for (j, q) in [(2 * pair, lo), (2 * pair + 1, hi)] {
+                            let (scale, min) = k.floats(j);
+                            $add(8 * s + j, widen_u8(q, scale, min));
+                        }
                     }
                 }
             ),
@@ -227,14 +233,6 @@ pub(crate) struct KBlock {
 }
 
 impl KBlock {
-    /// The eight groups' codes from `codes(pair)`, which decodes groups `2 pair` and
-    /// `2 pair + 1`.
-    #[inline(always)]
-    pub fn groups<C>(codes: impl Fn(usize) -> (C, C)) -> [C; 8] {
-        let [(a, b), (c, d), (e, f), (g, h)] = std::array::from_fn(codes);
-        [a, b, c, d, e, f, g, h]
-    }
-
     /// The block with super-scales `d` and `dmin` and 6-bit scales and mins `packed`.
     #[inline(always)]
     pub fn new((d, dmin): (f32, f32), packed: &[u8]) -> Self {
@@ -254,6 +252,14 @@ impl KBlock {
             self.d * f32::from(self.scales[j]),
             -self.dmin * f32::from(self.mins[j]),
         )
+    }
+
+    /// The eight groups' codes from `codes(pair)`, which decodes groups `2 pair` and
+    /// `2 pair + 1`.
+    #[inline(always)]
+    pub fn groups<C>(codes: impl Fn(usize) -> (C, C)) -> [C; 8] {
+        let [(a, b), (c, d), (e, f), (g, h)] = std::array::from_fn(codes);
+        [a, b, c, d, e, f, g, h]
     }
 }
 
