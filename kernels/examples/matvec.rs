@@ -2,8 +2,9 @@
 //! of random blocks of each type, on every instruction set this CPU has, with f32
 //! activations and with q8 ones, and reports the weights read per second.
 //!
-//! `RAYON_NUM_THREADS=1 cargo run --release -p pith-kernels --example matvec [MB [FILTER]]`,
-//! FILTER keeping the lines that contain it (`Q4K`, `Avx2 q8`).
+//! `RAYON_NUM_THREADS=1 cargo run --release -p pith-kernels --example matvec [MB [FILTER
+//! [ROWS]]]`, FILTER keeping the lines that contain it (`Q4K`, `Avx2 q8`), ROWS
+//! activation rows instead of one (below 24, the fused dots' range).
 
 use std::time::Instant;
 
@@ -45,21 +46,27 @@ type Product = fn(&QMatrix, Isa, &[f32]) -> Vec<f32>;
 fn main() {
     let mb: usize = std::env::args().nth(1).map_or(200, |a| a.parse().unwrap());
     let filter = std::env::args().nth(2).unwrap_or_default();
+    let n: usize = std::env::args().nth(3).map_or(1, |a| a.parse().unwrap());
     let cols = 2048;
-    println!("threads: {}", rayon::current_num_threads());
+    println!(
+        "threads: {}, activation rows: {n}",
+        rayon::current_num_threads()
+    );
     for ty in [GgmlType::Q4_1, GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q8_0] {
         let row_bytes = ty.bytes_for(cols as u64).unwrap() as usize;
         let rows = mb * 1_000_000 / row_bytes;
         let data = blocks(ty, rows * cols / ty.block_len());
         let m = QMatrix::new(ty, rows, cols, &data).unwrap();
-        let x: Vec<f32> = bytes(cols, 3)
+        let x: Vec<f32> = bytes(n * cols, 3)
             .iter()
             .map(|&b| f32::from(b as i8) / 64.0)
             .collect();
         for isa in Isa::available() {
             let paths: [(&str, Product); 2] = [
-                ("f32", |m, isa, x| m.matmul_f32_on(isa, x, 1)),
-                ("q8", |m, isa, x| m.matmul_on(isa, x, 1)),
+                ("f32", |m, isa, x| {
+                    m.matmul_f32_on(isa, x, x.len() / m.cols())
+                }),
+                ("q8", |m, isa, x| m.matmul_on(isa, x, x.len() / m.cols())),
             ];
             for (name, run) in paths {
                 if !format!("{ty:?} {isa:?} {name}").contains(&filter) {

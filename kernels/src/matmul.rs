@@ -141,9 +141,9 @@ impl<'a> QMatrix<'a> {
                 if gemm {
                     self.gemm_tile(tile * tile_rows, x, n, out);
                 } else if !q8s.is_empty() {
-                    self.tile(isa, tile * tile_rows, &q8s, out);
+                    self.tile::<_, { dot_q8::ROWS }>(isa, tile * tile_rows, &q8s, out);
                 } else {
-                    self.tile(isa, tile * tile_rows, &xs, out);
+                    self.tile::<_, ROWS>(isa, tile * tile_rows, &xs, out);
                 }
             });
         if n == 1 {
@@ -195,15 +195,21 @@ impl<'a> QMatrix<'a> {
     }
 
     /// The weight rows from `first` that `out` (`[rows, n]`) has room for, against
-    /// every activation row, [`ROWS`] activation rows at a time.
-    fn tile<A: Activations + ?Sized>(&self, isa: Isa, first: usize, xs: &[&A], out: &mut [f32]) {
+    /// every activation row, `R` activation rows at a time.
+    fn tile<A: Activations + ?Sized, const R: usize>(
+        &self,
+        isa: Isa,
+        first: usize,
+        xs: &[&A],
+        out: &mut [f32],
+    ) {
         let n = xs.len();
-        let whole = n - n % ROWS;
-        for j in (0..whole).step_by(ROWS) {
-            let group: [&A; ROWS] = std::array::from_fn(|i| xs[j + i]);
+        let whole = n - n % R;
+        for j in (0..whole).step_by(R) {
+            let group: [&A; R] = std::array::from_fn(|i| xs[j + i]);
             for (r, column) in out.chunks_exact_mut(n).enumerate() {
                 let sums = A::dot(isa, self.ty, self.row(first + r), group);
-                column[j..j + ROWS].copy_from_slice(&sums);
+                column[j..j + R].copy_from_slice(&sums);
             }
         }
         for (j, x) in xs.iter().enumerate().skip(whole) {

@@ -150,8 +150,8 @@ fn q8_dots_stay_within_the_activations_rounding() {
 }
 
 /// Activation rows `x · 2^(j % 8)`: scaling by a power of two is exact, so each row's
-/// reference is the fixture's times its scale. 11 rows take the fused dot (eight rows a
-/// pass and three one by one); 40 take the widened tiles and the GEMM.
+/// reference is the fixture's times its scale. 11 rows take the fused dots (eight or four
+/// rows a pass and three one by one); 40 take the widened tiles and the GEMM.
 #[test]
 fn several_activation_rows_give_each_its_own_products() {
     for f in NAMES.map(load) {

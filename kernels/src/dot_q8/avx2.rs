@@ -19,8 +19,9 @@ use crate::dot::{KBlock, Scales};
 use crate::q8::Q8Row;
 use crate::quant::GgmlType;
 
-/// Each row's sums in two accumulators that groups take in turn, so that one row's
-/// FMAs do not each wait on the last.
+/// Each row's sums in two accumulators that groups take in turn when there is one row,
+/// so that its FMAs do not each wait on the last (several rows are independent
+/// already, and one accumulator each leaves registers for the rest).
 type Acc = [__m256; 2];
 
 /// # Safety
@@ -52,7 +53,7 @@ fn signed<const N: usize>(acc: &mut [Acc; N], xs: &[&Q8Row; N], g: usize, q: __m
     let ints = ints(s);
     for (acc, x) in acc.iter_mut().zip(xs) {
         let pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(load_codes(x.codes(g)), q));
-        add(
+        add::<N>(
             acc,
             _mm256_madd_epi16(pairs, ints),
             _mm256_set1_ps(s.d * x.d(g)),
@@ -75,7 +76,7 @@ fn unsigned<const N: usize>(
     let ints = ints(s);
     for ((acc, mins), x) in acc.iter_mut().zip(mins).zip(xs) {
         let pairs = _mm256_maddubs_epi16(q, load_codes(x.codes(g)));
-        add(
+        add::<N>(
             acc,
             _mm256_madd_epi16(pairs, ints),
             _mm256_set1_ps(s.d * x.d(g)),
@@ -117,7 +118,7 @@ fn k_block<const N: usize>(
         for (j, q) in q.into_iter().enumerate() {
             let pairs = _mm256_maddubs_epi16(q, load_codes(&x.codes[j]));
             let scale = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(j as i32));
-            add(acc, _mm256_madd_epi16(pairs, ones), scale);
+            add::<N>(acc, _mm256_madd_epi16(pairs, ones), scale);
         }
         *k_mins = _mm256_fmadd_ps(mins, sums, *k_mins);
     }
@@ -134,11 +135,12 @@ fn ints(s: Scales) -> __m256i {
     }
 }
 
-/// `sums · scale` into the accumulator whose turn it is.
+/// `sums · scale` into the accumulator whose turn it is, of one of `N` rows.
 #[target_feature(enable = "avx2,fma")]
-fn add(acc: &mut Acc, sums: __m256i, scale: __m256) {
+fn add<const N: usize>(acc: &mut Acc, sums: __m256i, scale: __m256) {
     let [a, b] = *acc;
-    *acc = [b, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, a)];
+    let a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, a);
+    *acc = if N == 1 { [b, a] } else { [a, b] };
 }
 
 #[target_feature(enable = "avx2")]

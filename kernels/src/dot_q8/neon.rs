@@ -18,8 +18,9 @@ use crate::dot::{KBlock, Scales};
 use crate::q8::Q8Row;
 use crate::quant::{GgmlType, f16_at};
 
-/// Each row's sums in two accumulators that groups take in turn, so that one row's
-/// FMAs do not each wait on the last.
+/// Each row's sums in two accumulators that groups take in turn when there is one row,
+/// so that its FMAs do not each wait on the last (several rows are independent
+/// already, and one accumulator each leaves registers for the rest).
 type Acc = [float32x4_t; 2];
 
 /// Whether this CPU has `sdot`, detected once (by the standard library).
@@ -77,7 +78,7 @@ macro_rules! dot_fn {
                     } else {
                         vmulq_n_s32(vaddq_s32(first, second), i32::from(s.ints[0]))
                     };
-                    add(acc, sums, s.d * x.d(g));
+                    add::<N>(acc, sums, s.d * x.d(g));
                 }
             }
 
@@ -108,7 +109,7 @@ macro_rules! dot_fn {
                     }
                     for (j, q) in q.into_iter().enumerate() {
                         let (q, c) = ([vreinterpretq_s8_u8(q[0]), vreinterpretq_s8_u8(q[1])], load_codes(&x.codes[j]));
-                        add(acc, vaddq_s32($sums(q[0], c[0]), $sums(q[1], c[1])), products[j]);
+                        add::<N>(acc, vaddq_s32($sums(q[0], c[0]), $sums(q[1], c[1])), products[j]);
                     }
                 }
             }
@@ -116,11 +117,12 @@ macro_rules! dot_fn {
     };
 }
 
-/// `sums · scale` into the accumulator whose turn it is.
+/// `sums · scale` into the accumulator whose turn it is, of one of `N` rows.
 #[target_feature(enable = "neon")]
-fn add(acc: &mut Acc, sums: int32x4_t, scale: f32) {
+fn add<const N: usize>(acc: &mut Acc, sums: int32x4_t, scale: f32) {
     let [a, b] = *acc;
-    *acc = [b, vfmaq_n_f32(a, vcvtq_f32_s32(sums), scale)];
+    let a = vfmaq_n_f32(a, vcvtq_f32_s32(sums), scale);
+    *acc = if N == 1 { [b, a] } else { [a, b] };
 }
 
 /// Eight bytes times `scale`, as two vectors of four f32.
