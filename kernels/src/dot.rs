@@ -17,53 +17,67 @@
 /// The walk over one stored row of a quantised type, shared by every path that
 /// computes on the codes (the f32 SIMD dots through `widen_row!`, and the q8 dots):
 /// each group of 32 weights, `32 group..32 group + 32` of the row, is decoded by the
-/// expanding module's helpers (`f16_at`, `f16_pair`, `load32`, `nibbles16`,
+/// expanding module's helpers (`f16_at`, `f16x8`, `f16_pair`, `load32`, `nibbles16`,
 /// `split_nibbles`, `with_high_bits`, `with_fifth_bits`, `minus`) and handed on as
-/// codes:
+/// codes, eight groups at a time where they can be:
 ///
-/// - `$signed(group, codes, scales)` for the types whose weights are `scale · q` with
-///   signed codes `q`: Q8_0, and Q4_0, Q5_0 and Q6_K once their offset of 8, 16 or 32
-///   is taken off the codes;
-/// - `$unsigned(group, codes, scales, min)` for those whose weights are
-///   `scale · q + min`: Q4_1, Q5_1;
-/// - Q4_K and Q5_K a super-block (eight groups) at a time, as their scales and mins
-///   come packed for the eight: `|super_block, k_block, codes| body`, with
-///   `codes(pair)` decoding groups `2 pair` and `2 pair + 1` (pair 0..4). That one is
-///   written as a closure but expanded as a block, so that its body knows the type of
-///   `codes`.
+/// - the types with one scale a block of 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) as
+///   `|octet, o, codes| body` for each eight blocks, `o` their [`Octet`] of scales and
+///   mins and `codes(j)` decoding group `8 octet + j` (`j < o.count`);
+/// - Q4_K and Q5_K as `|super_block, k, codes| body`, `k` the super-block's
+///   [`KBlock`] of packed scales and mins and `codes(pair)` decoding groups `2 pair`
+///   and `2 pair + 1` (pair 0..4);
+/// - Q6_K a group at a time as `$signed(group, codes, scales)`, the codes signed once
+///   their offset of 32 is taken off and the [`Scales`] two a group.
 ///
-/// The closures are expanded where they are called.
+/// The first two are written as closures but expanded as blocks, so that their bodies
+/// know the types of `codes`; `$signed` is a closure expanded where it is called.
 macro_rules! codes_row {
     (
         $ty:expr,
         $row:expr,
         $signed:expr,
-        $unsigned:expr,
+        |$os:ident, $o:ident, $ocodes:ident| $octet:expr,
         |$s:ident, $k:ident, $codes:ident| $k_block:expr
     ) => {
         match $ty {
-            GgmlType::Q8_0 => $row.chunks_exact(34).enumerate().for_each(|(g, b)| {
-                $signed(g, load32(&b[2..34]), $crate::dot::Scales::one(f16_at(b, 0)));
+            GgmlType::Q8_0 => $row.chunks(8 * 34).enumerate().for_each(|(s, o)| {
+                let $os = s;
+                let $o = $crate::dot::Octet::signed(o.len() / 34, f16x8(o, 34, 0));
+                let $ocodes = |j: usize| load32(&o[34 * j + 2..]);
+                $octet;
             }),
-            GgmlType::Q4_0 => $row.chunks_exact(18).enumerate().for_each(|(g, b)| {
-                $signed(
-                    g,
-                    minus(nibbles16(&b[2..18]), 8),
-                    $crate::dot::Scales::one(f16_at(b, 0)),
-                );
+            GgmlType::Q4_0 => $row.chunks(8 * 18).enumerate().for_each(|(s, o)| {
+                let $os = s;
+                let $o = $crate::dot::Octet::signed(o.len() / 18, f16x8(o, 18, 0));
+                let $ocodes = |j: usize| minus(nibbles16(&o[18 * j + 2..]), 8);
+                $octet;
             }),
-            GgmlType::Q4_1 => $row.chunks_exact(20).enumerate().for_each(|(g, b)| {
-                let (d, m) = f16_pair(b);
-                $unsigned(g, nibbles16(&b[4..20]), $crate::dot::Scales::one(d), m);
+            GgmlType::Q4_1 => $row.chunks(8 * 20).enumerate().for_each(|(s, o)| {
+                let $os = s;
+                let (d, m) = (f16x8(o, 20, 0), f16x8(o, 20, 2));
+                let $o = $crate::dot::Octet::unsigned(o.len() / 20, d, m);
+                let $ocodes = |j: usize| nibbles16(&o[20 * j + 4..]);
+                $octet;
             }),
-            GgmlType::Q5_0 => $row.chunks_exact(22).enumerate().for_each(|(g, b)| {
-                let q = with_fifth_bits(nibbles16(&b[6..22]), &b[2..6]);
-                $signed(g, minus(q, 16), $crate::dot::Scales::one(f16_at(b, 0)));
+            GgmlType::Q5_0 => $row.chunks(8 * 22).enumerate().for_each(|(s, o)| {
+                let $os = s;
+                let $o = $crate::dot::Octet::signed(o.len() / 22, f16x8(o, 22, 0));
+                let $ocodes = |j: usize| {
+                    let b = &o[22 * j..];
+                    minus(with_fifth_bits(nibbles16(&b[6..22]), &b[2..6]), 16)
+                };
+                $octet;
             }),
-            GgmlType::Q5_1 => $row.chunks_exact(24).enumerate().for_each(|(g, b)| {
-                let (d, m) = f16_pair(b);
-                let q = with_fifth_bits(nibbles16(&b[8..24]), &b[4..8]);
-                $unsigned(g, q, $crate::dot::Scales::one(d), m);
+            GgmlType::Q5_1 => $row.chunks(8 * 24).enumerate().for_each(|(s, o)| {
+                let $os = s;
+                let (d, m) = (f16x8(o, 24, 0), f16x8(o, 24, 2));
+                let $o = $crate::dot::Octet::unsigned(o.len() / 24, d, m);
+                let $ocodes = |j: usize| {
+                    let b = &o[24 * j..];
+                    with_fifth_bits(nibbles16(&b[8..24]), &b[4..8])
+                };
+                $octet;
             }),
             GgmlType::Q4K => $row.chunks_exact(144).enumerate().for_each(|(s, b)| {
                 let $s = s;
@@ -98,11 +112,7 @@ macro_rules! codes_row {
                         let q = minus(with_high_bits(low, qh, 2 * k as u32, 3), 32);
                         let sc = &b[192 + 8 * half + 2 * k..];
                         let ints = [i16::from(sc[0] as i8), i16::from(sc[1] as i8)];
-                        $signed(
-                            8 * s + 4 * half + k,
-                            q,
-                            $crate::dot::Scales::halves(d, ints),
-                        );
+                        $signed(8 * s + 4 * half + k, q, $crate::dot::Scales { d, ints });
                     }
                 }
             }),
@@ -134,7 +144,16 @@ macro_rules! widen_row {
                 ty,
                 $row,
                 |g, q, s: Scales| $add(g, widen_i8(q, s.floats())),
-                |g, q, s: Scales, min| $add(g, widen_u8(q, s.floats()[0], min)),
+                |s, o, codes| {
+                    for j in 0..o.count {
+                        let w = if o.signed {
+                            widen_i8(codes(j), [o.d[j]; 2])
+                        } else {
+                            widen_u8(codes(j), o.d[j], o.m[j])
+                        };
+                        $add(8 * s + j, w);
+                    }
+                },
                 |s, k, codes| {
                     for pair in 0..4 {
                         let (lo, hi) = codes(pair);
@@ -185,40 +204,49 @@ use std::sync::OnceLock;
 
 use crate::quant::GgmlType;
 
-/// The scale of a group of 32 codes: `d · ints[h]` for its `h`-th 16. The integers
-/// are Q6_K's sub-block scales (1 for the types with one scale a block), kept apart
-/// from `d` so that the q8 dots can multiply them in integers.
+/// The scales of a group of 32 Q6_K codes: `d · ints[h]` for its `h`-th 16, the
+/// integers kept apart from `d` so that the q8 dots can multiply them in integers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scales {
     pub d: f32,
     pub ints: [i16; 2],
-    /// Whether the halves' integers may differ (Q6_K's): a constant where the scales
-    /// are made, so that the paths for one integer are chosen as they compile.
-    pub halves: bool,
 }
 
 impl Scales {
-    /// `d` for all 32 codes.
-    pub fn one(d: f32) -> Self {
-        Self {
-            d,
-            ints: [1; 2],
-            halves: false,
-        }
-    }
-
-    /// `d · ints[h]` for the `h`-th 16 codes.
-    pub fn halves(d: f32, ints: [i16; 2]) -> Self {
-        Self {
-            d,
-            ints,
-            halves: true,
-        }
-    }
-
     /// Each half's scale as f32.
     pub fn floats(&self) -> [f32; 2] {
         self.ints.map(|s| self.d * f32::from(s))
+    }
+}
+
+/// Eight consecutive blocks of a type with one scale a block of 32: group `j`'s weights
+/// are `d[j] · q + m[j]`, with signed codes `q` and no min where `signed`. Groups from
+/// `count` on are past the row's end, their scales 0.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Octet {
+    pub count: usize,
+    pub signed: bool,
+    pub d: [f32; 8],
+    pub m: [f32; 8],
+}
+
+impl Octet {
+    pub fn signed(count: usize, d: [f32; 8]) -> Self {
+        Self {
+            count,
+            signed: true,
+            d,
+            m: [0.0; 8],
+        }
+    }
+
+    pub fn unsigned(count: usize, d: [f32; 8], m: [f32; 8]) -> Self {
+        Self {
+            count,
+            signed: false,
+            d,
+            m,
+        }
     }
 }
 

@@ -52,6 +52,29 @@ pub(crate) fn f16_pair(b: &[u8]) -> (f32, f32) {
     (_mm_cvtss_f32(f), _mm_cvtss_f32(_mm_movehdup_ps(f)))
 }
 
+/// The f16s at `b[stride · j + at..]` for the `b.len() / stride` (at most eight)
+/// blocks `j` of `b`, converted together; 0 past them.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(crate) fn f16x8(b: &[u8], stride: usize, at: usize) -> [f32; 8] {
+    let count = b.len() / stride;
+    let bits: [i16; 8] = std::array::from_fn(|j| {
+        let at = stride * j + at;
+        if j < count {
+            i16::from_le_bytes([b[at], b[at + 1]])
+        } else {
+            0
+        }
+    });
+    let v = _mm_set_epi16(
+        bits[7], bits[6], bits[5], bits[4], bits[3], bits[2], bits[1], bits[0],
+    );
+    let mut out = [0f32; 8];
+    // SAFETY: `out` has room for eight.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_cvtph_ps(v)) };
+    out
+}
+
 /// 32 weights as four vectors of eight.
 type Group = [__m256; 4];
 

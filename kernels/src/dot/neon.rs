@@ -16,6 +16,19 @@ pub(crate) fn f16_pair(b: &[u8]) -> (f32, f32) {
     (f16_at(b, 0), f16_at(b, 2))
 }
 
+/// The f16s at `b[stride · j + at..]` for the `b.len() / stride` (at most eight)
+/// blocks `j` of `b`; 0 past them.
+pub(crate) fn f16x8(b: &[u8], stride: usize, at: usize) -> [f32; 8] {
+    let count = b.len() / stride;
+    std::array::from_fn(|j| {
+        if j < count {
+            f16_at(b, stride * j + at)
+        } else {
+            0.0
+        }
+    })
+}
+
 /// 32 weights as eight vectors of four.
 type Group = [float32x4_t; 8];
 

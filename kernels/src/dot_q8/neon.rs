@@ -12,7 +12,8 @@ use std::arch::aarch64::*;
 use std::arch::asm;
 
 use crate::dot::neon::{
-    Bytes32, f16_pair, load32, minus, nibbles16, split_nibbles, with_fifth_bits, with_high_bits,
+    Bytes32, f16_pair, f16x8, load32, minus, nibbles16, split_nibbles, with_fifth_bits,
+    with_high_bits,
 };
 use crate::dot::{KBlock, Scales};
 use crate::q8::Q8Row;
@@ -35,30 +36,33 @@ macro_rules! dot_fn {
         #[target_feature(enable = $feature)]
         pub fn $name<const N: usize>(ty: GgmlType, row: &[u8], xs: [&Q8Row; N]) -> [f32; N] {
             let mut acc = [[vdupq_n_f32(0.0); 2]; N];
-            // The mins' shares: one group at a time, or a K-quant super-block's eight
-            // at once.
-            let mut mins = [[0f32; 2]; N];
-            let mut k_mins = [vdupq_n_f32(0.0); N];
+            // The weights' mins times the activation blocks' sums, four blocks at a time.
+            let mut mins = [vdupq_n_f32(0.0); N];
             codes_row!(
                 ty,
                 row,
-                |g, q, s| codes(&mut acc, &xs, g, q, s),
-                |g, q, s, min| {
-                    codes(&mut acc, &xs, g, q, s);
-                    for (mins, x) in mins.iter_mut().zip(&xs) {
-                        *mins = [mins[1], mins[0] + min * x.sum(g)];
-                    }
+                |g, q, s| q6_k(&mut acc, &xs, g, q, s),
+                |s, o, codes| {
+                    let q = std::array::from_fn(|j| {
+                        if j < o.count { codes(j) } else { [vdupq_n_u8(0); 2] }
+                    });
+                    let (scales, weight_mins) = (quads(&o.d), quads(&o.m));
+                    eight(&mut acc, &mut mins, &xs, s, (scales, weight_mins), !o.signed, q);
                 },
-                |s, k, codes| k_block(&mut acc, &mut k_mins, &xs, s, k, KBlock::groups(codes))
+                |s, k, codes| {
+                    let (scales, weight_mins) = (widen(k.scales, k.d), widen(k.mins, -k.dmin));
+                    let q = KBlock::groups(codes);
+                    eight(&mut acc, &mut mins, &xs, s, (scales, weight_mins), true, q);
+                }
             );
             return std::array::from_fn(|r| {
                 let [a, b] = acc[r];
-                vaddvq_f32(vaddq_f32(vaddq_f32(a, b), k_mins[r])) + (mins[r][0] + mins[r][1])
+                vaddvq_f32(vaddq_f32(vaddq_f32(a, b), mins[r]))
             });
 
-            /// Adds group `g`'s codes `q` times every activation row.
+            /// Adds Q6_K group `g`'s signed codes `q` times every activation row.
             #[target_feature(enable = $feature)]
-            fn codes<const N: usize>(
+            fn q6_k<const N: usize>(
                 acc: &mut [Acc; N],
                 xs: &[&Q8Row; N],
                 g: usize,
@@ -68,34 +72,30 @@ macro_rules! dot_fn {
                 let q = [vreinterpretq_s8_u8(q[0]), vreinterpretq_s8_u8(q[1])];
                 for (acc, x) in acc.iter_mut().zip(xs) {
                     let c = load_codes(x.codes(g));
-                    let (first, second) = ($sums(q[0], c[0]), $sums(q[1], c[1]));
-                    let sums = if s.halves {
-                        vmlaq_n_s32(
-                            vmulq_n_s32(first, i32::from(s.ints[0])),
-                            second,
-                            i32::from(s.ints[1]),
-                        )
-                    } else {
-                        vmulq_n_s32(vaddq_s32(first, second), i32::from(s.ints[0]))
-                    };
+                    let sums = vmlaq_n_s32(
+                        vmulq_n_s32($sums(q[0], c[0]), i32::from(s.ints[0])),
+                        $sums(q[1], c[1]),
+                        i32::from(s.ints[1]),
+                    );
                     add::<N>(acc, sums, s.d * x.d(g));
                 }
             }
 
-            /// Adds K-quant super-block `s`'s eight groups of codes `q` times every
-            /// activation row: the groups' scales times the blocks' scales, and the
-            /// groups' mins times the blocks' sums, four at a time.
+            /// Adds eight groups' codes `q` (octet `s` of blocks, or K-quant
+            /// super-block `s`) times every activation row: the groups' `scales` times
+            /// the blocks' scales, and, `with_mins`, the groups' `mins` times the
+            /// blocks' sums, four at a time. Codes below 128 read as signed.
             #[target_feature(enable = $feature)]
-            fn k_block<const N: usize>(
+            fn eight<const N: usize>(
                 acc: &mut [Acc; N],
-                k_mins: &mut [float32x4_t; N],
+                mins: &mut [float32x4_t; N],
                 xs: &[&Q8Row; N],
                 s: usize,
-                k: KBlock,
+                (scales, weight_mins): ([float32x4_t; 2], [float32x4_t; 2]),
+                with_mins: bool,
                 q: [Bytes32; 8],
             ) {
-                let (scales, mins) = (widen(k.scales, k.d), widen(k.mins, -k.dmin));
-                for ((acc, k_mins), x) in acc.iter_mut().zip(k_mins).zip(xs) {
+                for ((acc, mins), x) in acc.iter_mut().zip(mins).zip(xs) {
                     let x = x.octet(s);
                     let mut products = [0f32; 8];
                     for h in 0..2 {
@@ -105,7 +105,9 @@ macro_rules! dot_fn {
                         };
                         // SAFETY: `products` has room for eight.
                         unsafe { vst1q_f32(products.as_mut_ptr().add(4 * h), vmulq_f32(scales[h], d)) };
-                        *k_mins = vfmaq_f32(*k_mins, mins[h], sums);
+                        if with_mins {
+                            *mins = vfmaq_f32(*mins, weight_mins[h], sums);
+                        }
                     }
                     for (j, q) in q.into_iter().enumerate() {
                         let (q, c) = ([vreinterpretq_s8_u8(q[0]), vreinterpretq_s8_u8(q[1])], load_codes(&x.codes[j]));
@@ -115,6 +117,13 @@ macro_rules! dot_fn {
             }
         }
     };
+}
+
+/// Eight f32 as two vectors of four.
+#[target_feature(enable = "neon")]
+fn quads(v: &[f32; 8]) -> [float32x4_t; 2] {
+    // SAFETY: eight values.
+    unsafe { [vld1q_f32(v.as_ptr()), vld1q_f32(v.as_ptr().add(4))] }
 }
 
 /// `sums · scale` into the accumulator whose turn it is, of one of `N` rows.

@@ -10,30 +10,39 @@ type Codes = [u8; 32];
 pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&Q8Row; N]) -> [f32; N] {
     let mut acc = [0f32; N];
     let mut mins = [0f32; N];
-    // Σ_h ints[h] · Σ_{i in h} w_i · c_i, `w` read as signed or unsigned by `weight`.
-    let products = |q: &Codes, c: &[i8; 32], ints: [i16; 2], weight: fn(u8) -> i32| {
+    // Σ_h ints[h] · Σ_{i in h} w_i · c_i, `w` read as signed or unsigned.
+    let products = |q: &Codes, c: &[i8; 32], ints: [i16; 2], signed: bool| {
         (0..2)
             .map(|h| {
                 let sum = (16 * h..16 * h + 16)
-                    .map(|i| weight(q[i]) * i32::from(c[i]))
+                    .map(|i| {
+                        let w = if signed {
+                            i32::from(q[i] as i8)
+                        } else {
+                            i32::from(q[i])
+                        };
+                        w * i32::from(c[i])
+                    })
                     .sum::<i32>();
                 i32::from(ints[h]) * sum
             })
             .sum::<i32>()
     };
-    let signed = |w: u8| i32::from(w as i8);
     codes_row!(
         ty,
         row,
         |g: usize, q: Codes, s: Scales| {
             for (acc, x) in acc.iter_mut().zip(&xs) {
-                *acc += s.d * x.d(g) * products(&q, x.codes(g), s.ints, signed) as f32;
+                *acc += s.d * x.d(g) * products(&q, x.codes(g), s.ints, true) as f32;
             }
         },
-        |g: usize, q: Codes, s: Scales, min: f32| {
-            for ((acc, mins), x) in acc.iter_mut().zip(&mut mins).zip(&xs) {
-                *acc += s.d * x.d(g) * products(&q, x.codes(g), s.ints, i32::from) as f32;
-                *mins += min * x.sum(g);
+        |s, o, codes| {
+            for j in 0..o.count {
+                let (g, q) = (8 * s + j, codes(j));
+                for ((acc, mins), x) in acc.iter_mut().zip(&mut mins).zip(&xs) {
+                    *acc += o.d[j] * x.d(g) * products(&q, x.codes(g), [1; 2], o.signed) as f32;
+                    *mins += o.m[j] * x.sum(g);
+                }
             }
         },
         |s, k, codes| {
@@ -42,7 +51,7 @@ pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&Q8Row; N]) -> [f32; N
                 for (j, q) in q.iter().enumerate() {
                     let (scale, min) = k.floats(j);
                     let g = 8 * s + j;
-                    *acc += scale * x.d(g) * products(q, x.codes(g), [1; 2], i32::from) as f32;
+                    *acc += scale * x.d(g) * products(q, x.codes(g), [1; 2], false) as f32;
                     *mins += min * x.sum(g);
                 }
             }
@@ -53,6 +62,17 @@ pub fn dot<const N: usize>(ty: GgmlType, row: &[u8], xs: [&Q8Row; N]) -> [f32; N
 
 fn f16_pair(b: &[u8]) -> (f32, f32) {
     (f16_at(b, 0), f16_at(b, 2))
+}
+
+fn f16x8(b: &[u8], stride: usize, at: usize) -> [f32; 8] {
+    let count = b.len() / stride;
+    std::array::from_fn(|j| {
+        if j < count {
+            f16_at(b, stride * j + at)
+        } else {
+            0.0
+        }
+    })
 }
 
 fn load32(b: &[u8]) -> Codes {
