@@ -1,13 +1,21 @@
-//! The integer dot: one stored weight row against up to [`crate::dot::ROWS`]
-//! activation rows quantised to 8 bits ([`crate::q8`]), as llama.cpp decodes.
+//! The integer dot: one stored weight row against up to [`ROWS`] activation rows
+//! quantised to 8 bits ([`crate::q8`]), as llama.cpp decodes.
 //!
-//! The f32 dot ([`crate::dot`]) widens every weight to f32 and spends one FMA on it
-//! for each activation row; on x86-64 that runs at a fifth of the speed the weights
-//! can be read from memory, so decoding a token is bound by that arithmetic, not by
-//! the reads. Here the weight codes stay bytes: 32 of them are multiplied by the
-//! activation codes of their block in a few integer instructions, and only each
-//! group's sum is scaled in f32. The weights' mins (Q4_1's, K-quants') meet the
-//! activations through the blocks' precomputed sums.
+//! The f32 dot ([`crate::dot`]) widens every weight to f32 and spends an FMA on it for
+//! each activation row; on x86-64 that runs at a fifth of the speed the weights can be
+//! read from memory, so decoding a token is bound by that arithmetic, not by the reads.
+//! Here the weight codes stay bytes: 32 of them meet the activation codes of their block
+//! in a few integer instructions, and only each group's sums are scaled in f32. Types
+//! whose codes carry an offset (Q4_0, Q5_0, Q6_K) have it taken off the codes, which
+//! become signed; the weights' mins (Q4_1's, Q5_1's, K-quants') meet the activations
+//! through the blocks' precomputed sums. Groups go eight at a time where their scales
+//! allow (an octet of 32-value blocks, a K-quant super-block), so that the scales and
+//! mins of eight groups meet the eight activation blocks' in vectors.
+//!
+//! Measured on one core of an AMD EPYC with AVX2 (`examples/matvec.rs`, 200 MB of
+//! weights, one activation row, best of four runs on a shared machine), against the
+//! f32 dot before this one: Q4_1 5.4 -> 19.8 GB/s, Q4_K 8.5 -> 23.8, Q6_K 8.9 -> 20.4,
+//! Q8_0 10.4 -> 31.4 (the core reads memory at about 32 GB/s).
 //!
 //! The price is the rounding of the activations: each moves by at most half its
 //! block's step (`max|x| / 254`), so a dot moves by at most `Σ_blocks step/2 · Σ|w|`
