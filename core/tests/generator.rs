@@ -59,9 +59,11 @@ struct Tolerance {
 /// measured on the CPU by widening every matmul; flex's f16 matmul also accumulates
 /// in f16, measured max 0.53, mean 0.068 (llama.cpp: mean 0.128 from the same f32
 /// reference). Near-ties may then flip. Weights as stored (Q) dequantise to exactly the
-/// reference's values inside pith's kernels, which keep activations f32: only the order
-/// of the sums differs; their KV cache is f16 on the CPU, as llama.cpp's is, which
-/// measured max 0.017, mean 0.0015.
+/// reference's values inside pith's kernels. On wgpu activations and cache stay f32:
+/// only the order of the sums differs. On the CPU, decoding rounds activations to 8 bits
+/// as llama.cpp does (their integer dot reads the weights three times faster) and the
+/// KV cache is f16 as llama.cpp's is: measured max 0.84, mean 0.118 (the f16 cache alone:
+/// max 0.017, mean 0.0015), held to llama.cpp's own distance from the reference.
 fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
     match (precision, choice) {
         (Precision::F32, _) | (Precision::Q, DeviceChoice::Gpu) => Tolerance {
@@ -70,9 +72,9 @@ fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
             f32_tie_margin: 0.0,
         },
         (Precision::Q, DeviceChoice::Cpu) => Tolerance {
-            worst_vs_f32: 0.05,
-            mean_vs_f32: 0.005,
-            f32_tie_margin: 0.05,
+            worst_vs_f32: 1.0,
+            mean_vs_f32: LLAMA_CPP_MEAN_VS_F32,
+            f32_tie_margin: LLAMA_CPP_TIE_MARGIN,
         },
         (Precision::F16, DeviceChoice::Gpu) => Tolerance {
             worst_vs_f32: 0.05,
@@ -95,6 +97,8 @@ fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
 /// after 7 and 11 tokens on two of the three prompts (docs/correctness.md), so these
 /// bounds cover llama.cpp's own spread rather than one build's exact numbers.
 const LLAMA_CPP_MEAN_TOLERANCE: f64 = 0.35;
+/// llama.cpp's mean |Δ log p| from the f32 reference (docs/correctness.md).
+const LLAMA_CPP_MEAN_VS_F32: f64 = 0.128;
 const LLAMA_CPP_TIE_MARGIN: f64 = 0.4;
 
 /// Log-probabilities at every position of the fixture's prompts, one token at a time

@@ -1,22 +1,130 @@
 //! The fused dequantise-and-dot kernel: one stored weight row against up to
 //! [`ROWS`] f32 activation rows, decoding each block once for all of them.
 //!
-//! Activations stay f32. Decoding a token is bound by reading the weights, which this
-//! does in their stored size, so rounding the activations to 8 bits as llama.cpp does
-//! would buy little there and costs accuracy: it moves llama.cpp's log-probabilities by
-//! about 0.1 from the f32 reference (docs/correctness.md), while f32 activations keep
-//! pith within summation-order rounding of the dequantised model.
+//! Activations stay f32, which keeps pith within summation-order rounding of the
+//! dequantised model. The price is arithmetic: every weight is widened to f32 and
+//! costs an FMA per activation row, which on x86-64 runs at a fifth of the speed the
+//! weights can be read (a Q4_1 matvec: 6.4 GB/s on one core, which reads 32 GB/s), so
+//! decoding a token is bound by this arithmetic, not by memory. Decode therefore takes
+//! the integer dot on activations rounded to 8 bits ([`crate::dot_q8`]) for the
+//! quantised types, as llama.cpp does; this one stays the reference it is measured
+//! against, the path of the float types, and the path with f32 activations
+//! ([`crate::QMatrix::matmul_f32_on`]).
 //!
 //! Every path computes the same sums; the scalar one is the reference the SIMD paths
 //! are tested against, and the path for CPUs without them.
 
-/// The walk over one stored row shared by the SIMD paths: each group of 32 weights is
-/// decoded by the expanding module's helpers (`f32_group`, `f16_group`, `bf16_group`,
-/// `f16_at`, `load32`, `nibbles16`, `split_nibbles`, `with_high_bits`, `widen_u8`,
-/// `widen_i8`, `k_group`) and handed to `$add(group_index, weights)`.
+/// The walk over one stored row of a quantised type, shared by every path that
+/// computes on the codes (the f32 SIMD dots through `widen_row!`, and the q8 dots):
+/// each group of 32 weights, `32 group..32 group + 32` of the row, is decoded by the
+/// expanding module's helpers (`f16_at`, `f16x8`, `f16_pair`, `load32`, `nibbles16`,
+/// `split_nibbles`, `with_high_bits`, `with_fifth_bits`, `minus`) and handed on as
+/// codes, eight groups at a time where they can be:
 ///
-/// Every quantised type except Q8_0 reduces to unsigned codes with a scale and a min per
-/// 16 values (Q4_0: min -8d; Q6_K: min -32·d·scale), so one widening serves them all.
+/// - the types with one scale a block of 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) as
+///   `|octet, o, codes| body` for each eight blocks, `o` their [`Octet`] of scales and
+///   mins and `codes(j)` decoding group `8 octet + j` (`j < o.count`);
+/// - Q4_K and Q5_K as `|super_block, k, codes| body`, `k` the super-block's
+///   [`KBlock`] of packed scales and mins and `codes(pair)` decoding groups `2 pair`
+///   and `2 pair + 1` (pair 0..4);
+/// - Q6_K a group at a time as `$signed(group, codes, scales)`, the codes signed once
+///   their offset of 32 is taken off and the [`Scales`] two a group.
+///
+/// The first two are written as closures but expanded as blocks, so that their bodies
+/// know the types of `codes`; `$signed` is a closure expanded where it is called.
+macro_rules! codes_row {
+    (
+        $ty:expr,
+        $row:expr,
+        $signed:expr,
+        |$os:ident, $o:ident, $ocodes:ident| $octet:expr,
+        |$s:ident, $k:ident, $codes:ident| $k_block:expr
+    ) => {
+        match $ty {
+            GgmlType::Q8_0 => $row.chunks(8 * 34).enumerate().for_each(|(s, o)| {
+                let $os = s;
+                let $o = $crate::dot::Octet::signed(o.len() / 34, f16x8(o, 34, 0));
+                let $ocodes = |j: usize| load32(&o[34 * j + 2..]);
+                $octet;
+            }),
+            GgmlType::Q4_0 => $row.chunks(8 * 18).enumerate().for_each(|(s, o)| {
+                let $os = s;
+                let $o = $crate::dot::Octet::signed(o.len() / 18, f16x8(o, 18, 0));
+                let $ocodes = |j: usize| minus(nibbles16(&o[18 * j + 2..]), 8);
+                $octet;
+            }),
+            GgmlType::Q4_1 => $row.chunks(8 * 20).enumerate().for_each(|(s, o)| {
+                let $os = s;
+                let (d, m) = (f16x8(o, 20, 0), f16x8(o, 20, 2));
+                let $o = $crate::dot::Octet::unsigned(o.len() / 20, d, m);
+                let $ocodes = |j: usize| nibbles16(&o[20 * j + 4..]);
+                $octet;
+            }),
+            GgmlType::Q5_0 => $row.chunks(8 * 22).enumerate().for_each(|(s, o)| {
+                let $os = s;
+                let $o = $crate::dot::Octet::signed(o.len() / 22, f16x8(o, 22, 0));
+                let $ocodes = |j: usize| {
+                    let b = &o[22 * j..];
+                    minus(with_fifth_bits(nibbles16(&b[6..22]), &b[2..6]), 16)
+                };
+                $octet;
+            }),
+            GgmlType::Q5_1 => $row.chunks(8 * 24).enumerate().for_each(|(s, o)| {
+                let $os = s;
+                let (d, m) = (f16x8(o, 24, 0), f16x8(o, 24, 2));
+                let $o = $crate::dot::Octet::unsigned(o.len() / 24, d, m);
+                let $ocodes = |j: usize| {
+                    let b = &o[24 * j..];
+                    with_fifth_bits(nibbles16(&b[8..24]), &b[4..8])
+                };
+                $octet;
+            }),
+            GgmlType::Q4K => $row.chunks_exact(144).enumerate().for_each(|(s, b)| {
+                let $s = s;
+                let $k = $crate::dot::KBlock::new(f16_pair(b), &b[4..16]);
+                let $codes = |pair: usize| split_nibbles(load32(&b[16 + 32 * pair..]));
+                $k_block;
+            }),
+            GgmlType::Q5K => $row.chunks_exact(176).enumerate().for_each(|(s, b)| {
+                let $s = s;
+                let $k = $crate::dot::KBlock::new(f16_pair(b), &b[4..16]);
+                let qh = load32(&b[16..48]);
+                let $codes = |pair: usize| {
+                    let (lo, hi) = split_nibbles(load32(&b[48 + 32 * pair..]));
+                    let shift = 2 * pair as u32;
+                    (
+                        with_high_bits(lo, qh, shift, 1),
+                        with_high_bits(hi, qh, shift + 1, 1),
+                    )
+                };
+                $k_block;
+            }),
+            GgmlType::Q6K => $row.chunks_exact(210).enumerate().for_each(|(s, b)| {
+                let d = f16_at(b, 208);
+                for half in 0..2 {
+                    let (first, second) = (
+                        split_nibbles(load32(&b[64 * half..64 * half + 32])),
+                        split_nibbles(load32(&b[64 * half + 32..64 * half + 64])),
+                    );
+                    let qh = load32(&b[128 + 32 * half..160 + 32 * half]);
+                    let codes = [first.0, second.0, first.1, second.1];
+                    for (k, low) in codes.into_iter().enumerate() {
+                        let q = minus(with_high_bits(low, qh, 2 * k as u32, 3), 32);
+                        let sc = &b[192 + 8 * half + 2 * k..];
+                        let ints = [i16::from(sc[0] as i8), i16::from(sc[1] as i8)];
+                        $signed(8 * s + 4 * half + k, q, $crate::dot::Scales { d, ints });
+                    }
+                }
+            }),
+            ty => unreachable!("{ty:?} has no path on codes"),
+        }
+    };
+}
+
+/// The walk over one stored row shared by the f32 SIMD paths: each group of 32
+/// weights is widened to f32 by the expanding module's `f32_group`, `f16_group`,
+/// `bf16_group`, `widen_u8` and `widen_i8`, the quantised ones once `codes_row!` has
+/// decoded them, and handed to `$add(group_index, weights)`.
 macro_rules! widen_row {
     ($ty:expr, $row:expr, $add:ident) => {
         match $ty {
@@ -32,56 +140,30 @@ macro_rules! widen_row {
                 .chunks_exact(64)
                 .enumerate()
                 .for_each(|(g, b)| $add(g, bf16_group(b))),
-            GgmlType::Q8_0 => $row.chunks_exact(34).enumerate().for_each(|(g, b)| {
-                $add(g, widen_i8(load32(&b[2..34]), f16_at(b, 0)));
-            }),
-            GgmlType::Q4_0 => $row.chunks_exact(18).enumerate().for_each(|(g, b)| {
-                let d = f16_at(b, 0);
-                $add(g, widen_u8(nibbles16(&b[2..18]), [d; 2], [-8.0 * d; 2]));
-            }),
-            GgmlType::Q4_1 => $row.chunks_exact(20).enumerate().for_each(|(g, b)| {
-                let (d, m) = (f16_at(b, 0), f16_at(b, 2));
-                $add(g, widen_u8(nibbles16(&b[4..20]), [d; 2], [m; 2]));
-            }),
-            GgmlType::Q4K => $row.chunks_exact(144).enumerate().for_each(|(s, b)| {
-                for j in 0..4 {
-                    let (lo, hi) = split_nibbles(load32(&b[16 + 32 * j..48 + 32 * j]));
-                    $add(8 * s + 2 * j, k_group(lo, b, 2 * j));
-                    $add(8 * s + 2 * j + 1, k_group(hi, b, 2 * j + 1));
-                }
-            }),
-            GgmlType::Q5K => $row.chunks_exact(176).enumerate().for_each(|(s, b)| {
-                let qh = load32(&b[16..48]);
-                for j in 0..4 {
-                    let (lo, hi) = split_nibbles(load32(&b[48 + 32 * j..80 + 32 * j]));
-                    let shift = 2 * j as u32;
-                    let lo = with_high_bits(lo, qh, shift, 1);
-                    let hi = with_high_bits(hi, qh, shift + 1, 1);
-                    $add(8 * s + 2 * j, k_group(lo, b, 2 * j));
-                    $add(8 * s + 2 * j + 1, k_group(hi, b, 2 * j + 1));
-                }
-            }),
-            GgmlType::Q6K => $row.chunks_exact(210).enumerate().for_each(|(s, b)| {
-                let d = f16_at(b, 208);
-                for half in 0..2 {
-                    let (first, second) = (
-                        split_nibbles(load32(&b[64 * half..64 * half + 32])),
-                        split_nibbles(load32(&b[64 * half + 32..64 * half + 64])),
-                    );
-                    let qh = load32(&b[128 + 32 * half..160 + 32 * half]);
-                    let codes = [first.0, second.0, first.1, second.1];
-                    for (k, low) in codes.into_iter().enumerate() {
-                        let q = with_high_bits(low, qh, 2 * k as u32, 3);
-                        let sc = &b[192 + 8 * half + 2 * k..];
-                        let scale = [d * f32::from(sc[0] as i8), d * f32::from(sc[1] as i8)];
-                        $add(
-                            8 * s + 4 * half + k,
-                            widen_u8(q, scale, scale.map(|x| -32.0 * x)),
-                        );
+            ty => codes_row!(
+                ty,
+                $row,
+                |g, q, s: Scales| $add(g, widen_i8(q, s.floats())),
+                |s, o, codes| {
+                    for j in 0..o.count {
+                        let w = if o.signed {
+                            widen_i8(codes(j), [o.d[j]; 2])
+                        } else {
+                            widen_u8(codes(j), o.d[j], o.m[j])
+                        };
+                        $add(8 * s + j, w);
+                    }
+                },
+                |s, k, codes| {
+                    for pair in 0..4 {
+                        let (lo, hi) = codes(pair);
+                        for (j, q) in [(2 * pair, lo), (2 * pair + 1, hi)] {
+                            let (scale, min) = k.floats(j);
+                            $add(8 * s + j, widen_u8(q, scale, min));
+                        }
                     }
                 }
-            }),
-            ty => unreachable!("{ty:?} has no SIMD path"),
+            ),
         }
     };
 }
@@ -114,13 +196,116 @@ macro_rules! accumulate_fn {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(crate) mod avx2;
 #[cfg(target_arch = "aarch64")]
-mod neon;
+pub(crate) mod neon;
 
 use std::sync::OnceLock;
 
 use crate::quant::GgmlType;
+
+/// The scales of a group of 32 Q6_K codes: `d · ints[h]` for its `h`-th 16, the
+/// integers kept apart from `d` so that the q8 dots can multiply them in integers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scales {
+    pub d: f32,
+    pub ints: [i16; 2],
+}
+
+impl Scales {
+    /// Each half's scale as f32.
+    pub fn floats(&self) -> [f32; 2] {
+        self.ints.map(|s| self.d * f32::from(s))
+    }
+}
+
+/// Eight consecutive blocks of a type with one scale a block of 32: group `j`'s weights
+/// are `d[j] · q + m[j]`, with signed codes `q` and no min where `signed`. Groups from
+/// `count` on are past the row's end, their scales 0.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Octet {
+    pub count: usize,
+    pub signed: bool,
+    pub d: [f32; 8],
+    pub m: [f32; 8],
+}
+
+impl Octet {
+    pub fn signed(count: usize, d: [f32; 8]) -> Self {
+        Self {
+            count,
+            signed: true,
+            d,
+            m: [0.0; 8],
+        }
+    }
+
+    pub fn unsigned(count: usize, d: [f32; 8], m: [f32; 8]) -> Self {
+        Self {
+            count,
+            signed: false,
+            d,
+            m,
+        }
+    }
+}
+
+/// A Q4_K/Q5_K super-block's scales: group `j`'s weights are
+/// `d · scales[j] · q - dmin · mins[j]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KBlock {
+    pub d: f32,
+    pub dmin: f32,
+    pub scales: [u8; 8],
+    pub mins: [u8; 8],
+}
+
+impl KBlock {
+    /// The block with super-scales `d` and `dmin` and 6-bit scales and mins `packed`.
+    #[inline(always)]
+    pub fn new((d, dmin): (f32, f32), packed: &[u8]) -> Self {
+        let (scales, mins) = scales_mins_k4(packed);
+        Self {
+            d,
+            dmin,
+            scales,
+            mins,
+        }
+    }
+
+    /// Group `j`'s scale and min as f32.
+    #[inline(always)]
+    pub fn floats(&self, j: usize) -> (f32, f32) {
+        (
+            self.d * f32::from(self.scales[j]),
+            -self.dmin * f32::from(self.mins[j]),
+        )
+    }
+
+    /// The eight groups' codes from `codes(pair)`, which decodes groups `2 pair` and
+    /// `2 pair + 1`.
+    #[inline(always)]
+    pub fn groups<C>(codes: impl Fn(usize) -> (C, C)) -> [C; 8] {
+        let [(a, b), (c, d), (e, f), (g, h)] = std::array::from_fn(codes);
+        [a, b, c, d, e, f, g, h]
+    }
+}
+
+/// The eight 6-bit scales and the eight mins of a Q4_K/Q5_K block, packed in `q` (12
+/// bytes), all at once: `quant::scale_min_k4` for every sub-block, four bytes at a time.
+/// Bytes 0..4 hold scales 0..4 and their top bits scales 4..8's; bytes 4..8 the
+/// same for the mins; bytes 8..12 the low nibbles of scales 4..8 and the high ones of
+/// mins 4..8.
+#[inline(always)]
+pub(crate) fn scales_mins_k4(q: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let word = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
+    let (a, b, c) = (word(0), word(1), word(2));
+    let low = 0x3f3f_3f3f;
+    let scales_high = (c & 0x0f0f_0f0f) | ((a >> 2) & 0x3030_3030);
+    let mins_high = ((c >> 4) & 0x0f0f_0f0f) | ((b >> 2) & 0x3030_3030);
+    let bytes = |lo: u32, hi: u32| (u64::from(lo) | u64::from(hi) << 32).to_le_bytes();
+    (bytes(a & low, scales_high), bytes(b & low, mins_high))
+}
 
 /// Activation rows one pass over a weight row serves.
 pub const ROWS: usize = 8;
@@ -221,11 +406,11 @@ fn scalar<const N: usize>(ty: GgmlType, row: &[u8], xs: [&[f32]; N]) -> [f32; N]
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Deterministic bytes (xorshift), so a failure reproduces.
-    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    pub(crate) fn bytes(n: usize, seed: u64) -> Vec<u8> {
         let mut s = seed | 1;
         (0..n)
             .map(|_| {
@@ -238,7 +423,7 @@ mod tests {
     }
 
     /// Random blocks whose f16 scales are finite, so every value is.
-    fn blocks(ty: GgmlType, count: usize, seed: u64) -> Vec<u8> {
+    pub(crate) fn blocks(ty: GgmlType, count: usize, seed: u64) -> Vec<u8> {
         let mut data = bytes(ty.block_bytes() * count, seed);
         let scale = half::f16::from_f32(0.01).to_le_bytes();
         for block in data.chunks_exact_mut(ty.block_bytes()) {
@@ -257,6 +442,18 @@ mod tests {
             }
         }
         data
+    }
+
+    /// `rows` random activation rows of `cols` values in [-2, 2).
+    pub(crate) fn activations(cols: usize, rows: usize) -> Vec<Vec<f32>> {
+        (0..rows as u64)
+            .map(|s| {
+                bytes(cols, 100 + s)
+                    .iter()
+                    .map(|&b| f32::from(b as i8) / 64.0)
+                    .collect()
+            })
+            .collect()
     }
 
     const TYPES: [GgmlType; 11] = [
@@ -278,14 +475,7 @@ mod tests {
         for ty in TYPES {
             let cols = 512;
             let row = blocks(ty, cols / ty.block_len(), 7);
-            let xs: Vec<Vec<f32>> = (0..ROWS as u64)
-                .map(|s| {
-                    bytes(cols, 100 + s)
-                        .iter()
-                        .map(|&b| f32::from(b as i8) / 64.0)
-                        .collect()
-                })
-                .collect();
+            let xs = activations(cols, ROWS);
             let refs: [&[f32]; ROWS] = std::array::from_fn(|i| xs[i].as_slice());
             let want = scalar(ty, &row, refs);
             let magnitude: Vec<f32> = {
@@ -311,6 +501,22 @@ mod tests {
                     "{isa:?} {ty:?}, one row alone: {} vs {}",
                     one[0],
                     want[2]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn k_scales_unpack_as_one_sub_block_at_a_time() {
+        use crate::quant::scale_min_k4;
+        for seed in 0..64 {
+            let packed = bytes(12, seed);
+            let (scales, mins) = scales_mins_k4(&packed);
+            for j in 0..8 {
+                assert_eq!(
+                    (scales[j], mins[j]),
+                    scale_min_k4(j, &packed),
+                    "sub-block {j}"
                 );
             }
         }

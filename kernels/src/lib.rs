@@ -3,15 +3,19 @@
 //! A quantised model decodes each token by reading every weight once, so it runs at
 //! the speed its weights can be read: kept in their stored blocks (4.5 to 8.5 bits a
 //! value) they read three to seven times faster than as f32. This crate decodes blocks
-//! inside the dot product ([`dot`]) and runs matrix products over rows of blocks
+//! inside the dot product, against f32 activations ([`dot`]) or activations rounded to
+//! 8 bits ([`q8`], [`dot_q8`]), and runs matrix products over rows of blocks
 //! ([`QMatrix`]), on scalar code, AVX2 and NEON. It has no Burn dependency, so its
 //! tests build and run quickly on every target, aarch64 under qemu included; pith-core
 //! calls it from its generator on the CPU device.
 
 pub mod activation;
 pub mod attention;
+#[macro_use]
 pub mod dot;
+pub mod dot_q8;
 pub mod matmul;
+pub mod q8;
 pub mod quant;
 pub mod scan;
 

@@ -2,8 +2,10 @@
 
 use rayon::prelude::*;
 
-use crate::dot::{Isa, ROWS, dot};
+use crate::dot::{Isa, ROWS};
+use crate::q8::Q8Row;
 use crate::quant::GgmlType;
+use crate::{dot, dot_q8};
 
 /// Weight rows one task owns: their blocks stay in cache while every activation row
 /// passes over them.
@@ -89,6 +91,10 @@ impl<'a> QMatrix<'a> {
 
     /// `x · Wᵀ` for `x` `[n, cols]` row-major: `[n, rows]`, on the best kernels this
     /// CPU has, in parallel over weight rows.
+    ///
+    /// Below 24 activation rows (decode), quantised weights meet the
+    /// activations rounded to 8 bits ([`dot_q8`]); [`QMatrix::matmul_f32_on`] keeps
+    /// them f32.
     pub fn matmul(&self, x: &[f32], n: usize) -> Vec<f32> {
         self.matmul_on(Isa::best(), x, n)
     }
@@ -98,6 +104,16 @@ impl<'a> QMatrix<'a> {
     /// # Panics
     /// When `x` is not `n` rows of `cols` values.
     pub fn matmul_on(&self, isa: Isa, x: &[f32], n: usize) -> Vec<f32> {
+        self.product(isa, x, n, dot_q8::covers(self.ty))
+    }
+
+    /// [`QMatrix::matmul_on`] with the activations kept f32 on every path: the
+    /// reference the q8 dots are measured against.
+    pub fn matmul_f32_on(&self, isa: Isa, x: &[f32], n: usize) -> Vec<f32> {
+        self.product(isa, x, n, false)
+    }
+
+    fn product(&self, isa: Isa, x: &[f32], n: usize, with_q8: bool) -> Vec<f32> {
         assert_eq!(
             x.len(),
             n * self.cols,
@@ -111,11 +127,24 @@ impl<'a> QMatrix<'a> {
             return self.gemm(x, n);
         }
         let xs: Vec<&[f32]> = x.chunks_exact(self.cols).collect();
+        // Each activation row quantised once, for every weight row.
+        let q8: Vec<Q8Row> = if with_q8 {
+            xs.iter().map(|x| Q8Row::quantize(x)).collect()
+        } else {
+            vec![]
+        };
+        let q8s: Vec<&Q8Row> = q8.iter().collect();
         // Computed transposed, `[rows, n]`, so each task writes one contiguous slice.
         let mut yt = vec![0f32; self.rows * n];
         yt.par_chunks_mut(TILE_ROWS * n)
             .enumerate()
-            .for_each(|(tile, out)| self.tile(isa, tile * TILE_ROWS, &xs, out));
+            .for_each(|(tile, out)| {
+                if q8s.is_empty() {
+                    self.tile::<_, ROWS>(isa, tile * TILE_ROWS, &xs, out);
+                } else {
+                    self.tile::<_, { dot_q8::ROWS }>(isa, tile * TILE_ROWS, &q8s, out);
+                }
+            });
         if n == 1 {
             return yt;
         }
@@ -189,21 +218,45 @@ impl<'a> QMatrix<'a> {
     }
 
     /// The weight rows from `first` that `out` (`[rows, n]`) has room for, against
-    /// every activation row, [`ROWS`] activation rows at a time.
-    fn tile(&self, isa: Isa, first: usize, xs: &[&[f32]], out: &mut [f32]) {
+    /// every activation row, `R` activation rows at a time.
+    fn tile<A: Activations + ?Sized, const R: usize>(
+        &self,
+        isa: Isa,
+        first: usize,
+        xs: &[&A],
+        out: &mut [f32],
+    ) {
         let n = xs.len();
-        let whole = n - n % ROWS;
-        for j in (0..whole).step_by(ROWS) {
-            let group: [&[f32]; ROWS] = std::array::from_fn(|i| xs[j + i]);
+        let whole = n - n % R;
+        for j in (0..whole).step_by(R) {
+            let group: [&A; R] = std::array::from_fn(|i| xs[j + i]);
             for (r, column) in out.chunks_exact_mut(n).enumerate() {
-                let sums = dot(isa, self.ty, self.row(first + r), group);
-                column[j..j + ROWS].copy_from_slice(&sums);
+                let sums = A::dot(isa, self.ty, self.row(first + r), group);
+                column[j..j + R].copy_from_slice(&sums);
             }
         }
         for (j, x) in xs.iter().enumerate().skip(whole) {
             for (r, column) in out.chunks_exact_mut(n).enumerate() {
-                column[j] = dot(isa, self.ty, self.row(first + r), [x])[0];
+                column[j] = A::dot(isa, self.ty, self.row(first + r), [x])[0];
             }
         }
+    }
+}
+
+/// An activation row as a fused dot takes it: f32 ([`dot::dot`]) or q8
+/// ([`dot_q8::dot`]).
+trait Activations {
+    fn dot<const N: usize>(isa: Isa, ty: GgmlType, row: &[u8], xs: [&Self; N]) -> [f32; N];
+}
+
+impl Activations for [f32] {
+    fn dot<const N: usize>(isa: Isa, ty: GgmlType, row: &[u8], xs: [&Self; N]) -> [f32; N] {
+        dot::dot(isa, ty, row, xs)
+    }
+}
+
+impl Activations for Q8Row {
+    fn dot<const N: usize>(isa: Isa, ty: GgmlType, row: &[u8], xs: [&Self; N]) -> [f32; N] {
+        dot_q8::dot(isa, ty, row, xs)
     }
 }

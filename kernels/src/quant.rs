@@ -164,7 +164,8 @@ fn q8_0(b: &[u8], out: &mut Vec<f32>) {
 }
 
 /// The 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K block.
-pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
+#[inline(always)]
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     let (sc, m) = if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
@@ -173,6 +174,12 @@ pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
             (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
         )
     };
+    (sc, m)
+}
+
+/// [`scale_min_k4`] as f32.
+fn scale_min_k4_f32(j: usize, q: &[u8]) -> (f32, f32) {
+    let (sc, m) = scale_min_k4(j, q);
     (f32::from(sc), f32::from(m))
 }
 
@@ -180,8 +187,8 @@ fn q4_k(b: &[u8], out: &mut Vec<f32>) {
     let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
     let scales = &b[4..16];
     for (chunk, qs) in b[16..144].chunks_exact(32).enumerate() {
-        let (s1, m1) = scale_min_k4(2 * chunk, scales);
-        let (s2, m2) = scale_min_k4(2 * chunk + 1, scales);
+        let (s1, m1) = scale_min_k4_f32(2 * chunk, scales);
+        let (s2, m2) = scale_min_k4_f32(2 * chunk + 1, scales);
         out.extend(qs.iter().map(|q| d * s1 * f32::from(q & 0x0F) - dmin * m1));
         out.extend(qs.iter().map(|q| d * s2 * f32::from(q >> 4) - dmin * m2));
     }
@@ -192,8 +199,8 @@ fn q5_k(b: &[u8], out: &mut Vec<f32>) {
     let scales = &b[4..16];
     let qh = &b[16..48];
     for (chunk, ql) in b[48..176].chunks_exact(32).enumerate() {
-        let (s1, m1) = scale_min_k4(2 * chunk, scales);
-        let (s2, m2) = scale_min_k4(2 * chunk + 1, scales);
+        let (s1, m1) = scale_min_k4_f32(2 * chunk, scales);
+        let (s2, m2) = scale_min_k4_f32(2 * chunk + 1, scales);
         let (u1, u2) = (1u8 << (2 * chunk), 2u8 << (2 * chunk));
         let hi = |h: u8, u: u8| if h & u != 0 { 16.0 } else { 0.0 };
         out.extend(

@@ -4,16 +4,75 @@
 //!
 //! The walk over a row's blocks is [`widen_row`]'s; this file holds how AVX2 decodes.
 
+use std::arch::asm;
 use std::arch::x86_64::*;
 
-use crate::quant::{GgmlType, scale_min_k4};
+use super::Scales;
+use crate::quant::GgmlType;
 
 /// The f16 at `b[at..]`, converted by F16C (`half`'s conversion checks the CPU on
 /// every call, which cost a fifth of the decode time).
+///
+/// In assembly, so that the f16 enters its register by `vmovd`, which writes all of
+/// it: left to itself, LLVM inserts the 16 bits into whatever register is free, and the
+/// conversion then waits on that register's last value, which chained each block's
+/// scales to the previous block's sums (the q8 dot of Q4_1 ran at half its speed).
 #[target_feature(enable = "f16c")]
-fn f16_at(b: &[u8], at: usize) -> f32 {
-    let bits = i32::from(u16::from_le_bytes([b[at], b[at + 1]]));
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)))
+pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
+    let bits = u32::from(u16::from_le_bytes([b[at], b[at + 1]]));
+    let f: __m128;
+    // SAFETY: F16C is enabled; the instructions touch only the named registers.
+    unsafe {
+        asm!(
+            "vmovd {f}, {bits:e}",
+            "vcvtph2ps {f}, {f}",
+            bits = in(reg) bits,
+            f = out(xmm_reg) f,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    _mm_cvtss_f32(f)
+}
+
+/// The f16s at `b[0..2]` and `b[2..4]` (a block's scale and min), converted together.
+#[target_feature(enable = "f16c")]
+pub(crate) fn f16_pair(b: &[u8]) -> (f32, f32) {
+    let bits = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let f: __m128;
+    // SAFETY: F16C is enabled; the instructions touch only the named registers.
+    unsafe {
+        asm!(
+            "vmovd {f}, {bits:e}",
+            "vcvtph2ps {f}, {f}",
+            bits = in(reg) bits,
+            f = out(xmm_reg) f,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    (_mm_cvtss_f32(f), _mm_cvtss_f32(_mm_movehdup_ps(f)))
+}
+
+/// The f16s at `b[stride · j + at..]` for the `b.len() / stride` (at most eight)
+/// blocks `j` of `b`, converted together; 0 past them.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(crate) fn f16x8(b: &[u8], stride: usize, at: usize) -> [f32; 8] {
+    let count = b.len() / stride;
+    let bits: [i16; 8] = std::array::from_fn(|j| {
+        let at = stride * j + at;
+        if j < count {
+            i16::from_le_bytes([b[at], b[at + 1]])
+        } else {
+            0
+        }
+    });
+    let v = _mm_set_epi16(
+        bits[7], bits[6], bits[5], bits[4], bits[3], bits[2], bits[1], bits[0],
+    );
+    let mut out = [0f32; 8];
+    // SAFETY: `out` has room for eight.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_cvtph_ps(v)) };
+    out
 }
 
 /// 32 weights as four vectors of eight.
@@ -27,7 +86,10 @@ pub fn available() -> bool {
 
 pub fn covers(ty: GgmlType) -> bool {
     use GgmlType::*;
-    matches!(ty, F32 | F16 | Bf16 | Q4_0 | Q4_1 | Q8_0 | Q4K | Q5K | Q6K)
+    matches!(
+        ty,
+        F32 | F16 | Bf16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q4K | Q5K | Q6K
+    )
 }
 
 /// # Safety
@@ -46,7 +108,7 @@ accumulate_fn!("avx2,fma", __m256, 8, _mm256_loadu_ps, |a, w, v| {
 });
 
 #[target_feature(enable = "avx2")]
-fn hsum(v: __m256) -> f32 {
+pub(crate) fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -54,7 +116,7 @@ fn hsum(v: __m256) -> f32 {
 }
 
 #[target_feature(enable = "avx2")]
-fn load32(b: &[u8]) -> __m256i {
+pub(crate) fn load32(b: &[u8]) -> __m256i {
     assert!(b.len() >= 32);
     // SAFETY: 32 bytes are in bounds.
     unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
@@ -62,7 +124,7 @@ fn load32(b: &[u8]) -> __m256i {
 
 /// 16 bytes of nibbles: the low ones are values 0..16, the high ones 16..32.
 #[target_feature(enable = "avx2")]
-fn nibbles16(b: &[u8]) -> __m256i {
+pub(crate) fn nibbles16(b: &[u8]) -> __m256i {
     assert!(b.len() >= 16);
     // SAFETY: 16 bytes are in bounds.
     let v = unsafe { _mm_loadu_si128(b.as_ptr().cast()) };
@@ -74,7 +136,7 @@ fn nibbles16(b: &[u8]) -> __m256i {
 
 /// The low and the high nibbles of 32 bytes.
 #[target_feature(enable = "avx2")]
-fn split_nibbles(v: __m256i) -> (__m256i, __m256i) {
+pub(crate) fn split_nibbles(v: __m256i) -> (__m256i, __m256i) {
     let mask = _mm256_set1_epi8(0x0F);
     (
         _mm256_and_si256(v, mask),
@@ -84,7 +146,7 @@ fn split_nibbles(v: __m256i) -> (__m256i, __m256i) {
 
 /// `q | ((qh >> shift) & mask) << 4` for each byte: the high bits of 5- and 6-bit codes.
 #[target_feature(enable = "avx2")]
-fn with_high_bits(q: __m256i, qh: __m256i, shift: u32, mask: u8) -> __m256i {
+pub(crate) fn with_high_bits(q: __m256i, qh: __m256i, shift: u32, mask: u8) -> __m256i {
     let bits = _mm256_and_si256(
         _mm256_srl_epi16(qh, _mm_cvtsi32_si128(shift as i32)),
         _mm256_set1_epi8(mask as i8),
@@ -92,21 +154,50 @@ fn with_high_bits(q: __m256i, qh: __m256i, shift: u32, mask: u8) -> __m256i {
     _mm256_or_si256(q, _mm256_slli_epi16::<4>(bits))
 }
 
-/// A Q4_K/Q5_K sub-block's codes with its 6-bit scale and min.
-#[target_feature(enable = "avx2,fma,f16c")]
-fn k_group(q: __m256i, block: &[u8], sub: usize) -> Group {
-    let (d, dmin) = (f16_at(block, 0), f16_at(block, 2));
-    let (sc, m) = scale_min_k4(sub, &block[4..16]);
-    widen_u8(q, [d * sc; 2], [-dmin * m; 2])
+/// `q | bit j << 4` for each byte `j` of `q`, with `qh` 32 bits little-endian: the
+/// fifth bits of Q5_0/Q5_1 codes.
+#[target_feature(enable = "avx2")]
+pub(crate) fn with_fifth_bits(q: __m256i, qh: &[u8]) -> __m256i {
+    let bits = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+    // Byte j of the result takes byte j / 8 of the mask, then tests bit j % 8.
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    let select = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
+    _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
 }
 
-/// 32 unsigned codes to `q * scale + min`, the first 16 with the first scale and min.
+/// 32 unsigned codes to `q * scale + min`.
 #[target_feature(enable = "avx2,fma")]
-fn widen_u8(q: __m256i, scale: [f32; 2], min: [f32; 2]) -> Group {
+fn widen_u8(q: __m256i, scale: f32, min: f32) -> Group {
+    let (scale, min) = (_mm256_set1_ps(scale), _mm256_set1_ps(min));
+    let halves = [_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q)];
+    let eight =
+        |v: __m128i| _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), scale, min);
+    [
+        eight(halves[0]),
+        eight(_mm_srli_si128::<8>(halves[0])),
+        eight(halves[1]),
+        eight(_mm_srli_si128::<8>(halves[1])),
+    ]
+}
+
+/// 32 signed codes times their scales, the first 16 with the first.
+#[target_feature(enable = "avx2")]
+fn widen_i8(q: __m256i, scales: [f32; 2]) -> Group {
     let halves = [_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q)];
     let eight = |v: __m128i, h: usize| {
-        let f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
-        _mm256_fmadd_ps(f, _mm256_set1_ps(scale[h]), _mm256_set1_ps(min[h]))
+        _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)),
+            _mm256_set1_ps(scales[h]),
+        )
     };
     [
         eight(halves[0], 0),
@@ -116,18 +207,10 @@ fn widen_u8(q: __m256i, scale: [f32; 2], min: [f32; 2]) -> Group {
     ]
 }
 
-/// 32 signed codes times `d`.
+/// `q - k` for each byte: codes stored with an offset, as signed codes.
 #[target_feature(enable = "avx2")]
-fn widen_i8(q: __m256i, d: f32) -> Group {
-    let d = _mm256_set1_ps(d);
-    let halves = [_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q)];
-    let eight = |v: __m128i| _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d);
-    [
-        eight(halves[0]),
-        eight(_mm_srli_si128::<8>(halves[0])),
-        eight(halves[1]),
-        eight(_mm_srli_si128::<8>(halves[1])),
-    ]
+pub(crate) fn minus(q: __m256i, k: i8) -> __m256i {
+    _mm256_sub_epi8(q, _mm256_set1_epi8(k))
 }
 
 #[target_feature(enable = "avx2")]
