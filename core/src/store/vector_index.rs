@@ -62,6 +62,9 @@ impl VectorIndex {
                 )));
             }
         }
+        index.codes.shrink_to_fit();
+        index.scales.shrink_to_fit();
+        index.ids.shrink_to_fit();
         Ok(index)
     }
 
