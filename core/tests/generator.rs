@@ -62,8 +62,9 @@ struct Tolerance {
 /// reference's values inside pith's kernels. On wgpu activations and cache stay f32:
 /// only the order of the sums differs. On the CPU, decoding rounds activations to 8 bits
 /// as llama.cpp does (their integer dot reads the weights three times faster) and the
-/// KV cache is f16 as llama.cpp's is: measured max 0.84, mean 0.118 (the f16 cache alone:
-/// max 0.017, mean 0.0015), held to llama.cpp's own distance from the reference.
+/// KV cache is f16 as llama.cpp's is: measured max 0.84 (1.20 on aarch64's NEON, whose
+/// sums run in another order), mean 0.118 (the f16 cache alone: max 0.017, mean 0.0015),
+/// held to llama.cpp's own distance from the reference.
 fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
     match (precision, choice) {
         (Precision::F32, _) | (Precision::Q, DeviceChoice::Gpu) => Tolerance {
@@ -72,7 +73,7 @@ fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
             f32_tie_margin: 0.0,
         },
         (Precision::Q, DeviceChoice::Cpu) => Tolerance {
-            worst_vs_f32: 1.0,
+            worst_vs_f32: LLAMA_CPP_WORST_VS_F32,
             mean_vs_f32: LLAMA_CPP_MEAN_VS_F32,
             f32_tie_margin: LLAMA_CPP_TIE_MARGIN,
         },
@@ -97,8 +98,9 @@ fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
 /// after 7 and 11 tokens on two of the three prompts (docs/correctness.md), so these
 /// bounds cover llama.cpp's own spread rather than one build's exact numbers.
 const LLAMA_CPP_MEAN_TOLERANCE: f64 = 0.35;
-/// llama.cpp's mean |Δ log p| from the f32 reference (docs/correctness.md).
+/// llama.cpp's mean and largest |Δ log p| from the f32 reference (docs/correctness.md).
 const LLAMA_CPP_MEAN_VS_F32: f64 = 0.128;
+const LLAMA_CPP_WORST_VS_F32: f64 = 1.5;
 const LLAMA_CPP_TIE_MARGIN: f64 = 0.4;
 
 /// Log-probabilities at every position of the fixture's prompts, one token at a time

@@ -312,17 +312,13 @@ mod neon {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dot::tests::bytes;
 
-    /// Deterministic values in [-2, 2) (xorshift), so a failure reproduces.
+    /// Deterministic values in [-2, 2), so a failure reproduces.
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 22) as f32 - 2.0
-            })
+        bytes(n, seed)
+            .into_iter()
+            .map(|b| f32::from(b as i8) / 64.0)
             .collect()
     }
 

@@ -456,23 +456,9 @@ pub(crate) mod tests {
             .collect()
     }
 
-    const TYPES: [GgmlType; 11] = [
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::Bf16,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q8_0,
-        GgmlType::Q4K,
-        GgmlType::Q5K,
-        GgmlType::Q6K,
-    ];
-
     #[test]
     fn every_isa_agrees_with_the_scalar_reference_on_every_type() {
-        for ty in TYPES {
+        for ty in GgmlType::ALL {
             let cols = 512;
             let row = blocks(ty, cols / ty.block_len(), 7);
             let xs = activations(cols, ROWS);

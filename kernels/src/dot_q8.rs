@@ -97,16 +97,10 @@ mod tests {
     use crate::dot::ROWS;
     use crate::dot::tests::{activations, blocks};
 
-    const TYPES: [GgmlType; 8] = [
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q8_0,
-        GgmlType::Q4K,
-        GgmlType::Q5K,
-        GgmlType::Q6K,
-    ];
+    /// The types with an 8-bit path.
+    fn types() -> impl Iterator<Item = GgmlType> {
+        GgmlType::ALL.into_iter().filter(|&ty| covers(ty))
+    }
 
     /// How far rounding the activations of `x` can move `w · x`: each value by at most
     /// half its block's step.
@@ -123,8 +117,7 @@ mod tests {
     #[test]
     fn every_isa_agrees_with_the_q8_reference_and_the_f32_dot_on_every_type() {
         // 352 values: eleven blocks of 32, the last octet partly filled.
-        for (ty, cols) in TYPES
-            .into_iter()
+        for (ty, cols) in types()
             .flat_map(|ty| [(ty, 512), (ty, 352)])
             .filter(|(ty, cols)| cols % ty.block_len() == 0)
         {
@@ -178,7 +171,7 @@ mod tests {
         if !neon::has_dotprod() {
             eprintln!("this CPU has no sdot: only the smull path is tested");
         }
-        for ty in TYPES {
+        for ty in types() {
             let row = blocks(ty, cols / ty.block_len(), 11);
             let w = ty.dequantize(&row);
             let want = scalar::dot(ty, &row, qs);

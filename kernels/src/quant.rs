@@ -22,6 +22,21 @@ pub enum GgmlType {
 }
 
 impl GgmlType {
+    /// Every type pith reads.
+    pub const ALL: [GgmlType; 11] = [
+        Self::F32,
+        Self::F16,
+        Self::Bf16,
+        Self::Q4_0,
+        Self::Q4_1,
+        Self::Q5_0,
+        Self::Q5_1,
+        Self::Q8_0,
+        Self::Q4K,
+        Self::Q5K,
+        Self::Q6K,
+    ];
+
     /// Maps the type id stored in a GGUF tensor info; `None` for types pith cannot dequantise.
     pub fn from_id(id: u32) -> Option<Self> {
         Some(match id {

@@ -97,19 +97,15 @@ mod neon {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dot::tests::bytes;
 
     #[test]
     fn every_isa_matches_the_scalar_sums_exactly() {
         let dim = 384;
-        let mut s = 7u64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (((s >> 32) % 255) as i32 - 127) as i8
-        };
-        let query: Vec<i8> = (0..dim).map(|_| next()).collect();
-        let mut rows: Vec<i8> = (0..dim * 50).map(|_| next()).collect();
+        // Codes in -127..=127, as the index makes them.
+        let codes = |n, seed| bytes(n, seed).into_iter().map(|b| (b as i8).max(-127));
+        let query: Vec<i8> = codes(dim, 7).collect();
+        let mut rows: Vec<i8> = codes(dim * 50, 8).collect();
         // The extremes: every product at its largest, both signs.
         rows[..dim].fill(127);
         rows[dim..2 * dim].fill(-127);

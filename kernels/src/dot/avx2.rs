@@ -12,32 +12,26 @@ use crate::quant::GgmlType;
 
 /// The f16 at `b[at..]`, converted by F16C (`half`'s conversion checks the CPU on
 /// every call, which cost a fifth of the decode time).
-///
-/// In assembly, so that the f16 enters its register by `vmovd`, which writes all of
-/// it: left to itself, LLVM inserts the 16 bits into whatever register is free, and the
-/// conversion then waits on that register's last value, which chained each block's
-/// scales to the previous block's sums (the q8 dot of Q4_1 ran at half its speed).
 #[target_feature(enable = "f16c")]
 pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
-    let bits = u32::from(u16::from_le_bytes([b[at], b[at + 1]]));
-    let f: __m128;
-    // SAFETY: F16C is enabled; the instructions touch only the named registers.
-    unsafe {
-        asm!(
-            "vmovd {f}, {bits:e}",
-            "vcvtph2ps {f}, {f}",
-            bits = in(reg) bits,
-            f = out(xmm_reg) f,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-    }
-    _mm_cvtss_f32(f)
+    _mm_cvtss_f32(f16s(u32::from(u16::from_le_bytes([b[at], b[at + 1]]))))
 }
 
 /// The f16s at `b[0..2]` and `b[2..4]` (a block's scale and min), converted together.
 #[target_feature(enable = "f16c")]
 pub(crate) fn f16_pair(b: &[u8]) -> (f32, f32) {
-    let bits = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let f = f16s(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    (_mm_cvtss_f32(f), _mm_cvtss_f32(_mm_movehdup_ps(f)))
+}
+
+/// The two f16s in `bits`, converted into the first two lanes.
+///
+/// In assembly, so that the f16s enter their register by `vmovd`, which writes all of
+/// it: left to itself, LLVM inserts the 16 bits into whatever register is free, and the
+/// conversion then waits on that register's last value, which chained each block's
+/// scales to the previous block's sums (the q8 dot of Q4_1 ran at half its speed).
+#[target_feature(enable = "f16c")]
+fn f16s(bits: u32) -> __m128 {
     let f: __m128;
     // SAFETY: F16C is enabled; the instructions touch only the named registers.
     unsafe {
@@ -49,7 +43,7 @@ pub(crate) fn f16_pair(b: &[u8]) -> (f32, f32) {
             options(pure, nomem, nostack, preserves_flags),
         );
     }
-    (_mm_cvtss_f32(f), _mm_cvtss_f32(_mm_movehdup_ps(f)))
+    f
 }
 
 /// The f16s at `b[stride · j + at..]` for the `b.len() / stride` (at most eight)
