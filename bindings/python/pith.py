@@ -529,11 +529,11 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_method_answerlistener_on_text() != 9219:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pith_uniffi_checksum_method_cancelhandle_cancel() != 60731:
+    if lib.uniffi_pith_uniffi_checksum_method_cancelhandle_cancel() != 30815:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_method_cancelhandle_is_cancelled() != 7754:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_pith_uniffi_checksum_method_cancelhandle_reset() != 47475:
+    if lib.uniffi_pith_uniffi_checksum_method_cancelhandle_reset() != 16543:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_constructor_cancelhandle_new() != 54101:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -551,11 +551,17 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_method_engine_ingest_file() != 13936:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pith_uniffi_checksum_method_engine_ingest_files() != 17924:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_method_engine_ingest_text() != 60278:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_method_engine_search() != 64622:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_constructor_engine_open() != 31760:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pith_uniffi_checksum_method_ingestlistener_on_progress() != 39623:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pith_uniffi_checksum_method_ingestlistener_on_document() != 6934:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_method_progresslistener_on_progress() != 36484:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -627,6 +633,9 @@ _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_documents.restype = ctypes.
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_ingest_file.argtypes = (
 )
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_ingest_file.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pith_uniffi_checksum_method_engine_ingest_files.argtypes = (
+)
+_UniffiLib.uniffi_pith_uniffi_checksum_method_engine_ingest_files.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_ingest_text.argtypes = (
 )
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_ingest_text.restype = ctypes.c_uint16
@@ -636,6 +645,12 @@ _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_search.restype = ctypes.c_u
 _UniffiLib.uniffi_pith_uniffi_checksum_constructor_engine_open.argtypes = (
 )
 _UniffiLib.uniffi_pith_uniffi_checksum_constructor_engine_open.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pith_uniffi_checksum_method_ingestlistener_on_progress.argtypes = (
+)
+_UniffiLib.uniffi_pith_uniffi_checksum_method_ingestlistener_on_progress.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pith_uniffi_checksum_method_ingestlistener_on_document.argtypes = (
+)
+_UniffiLib.uniffi_pith_uniffi_checksum_method_ingestlistener_on_document.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pith_uniffi_checksum_method_progresslistener_on_progress.argtypes = (
 )
 _UniffiLib.uniffi_pith_uniffi_checksum_method_progresslistener_on_progress.restype = ctypes.c_uint16
@@ -714,6 +729,15 @@ _UniffiLib.uniffi_pith_uniffi_fn_method_engine_ingest_file.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pith_uniffi_fn_method_engine_ingest_file.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pith_uniffi_fn_method_engine_ingest_files.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_method_engine_ingest_files.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_pith_uniffi_fn_method_engine_ingest_text.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -736,6 +760,18 @@ _UniffiLib.uniffi_pith_uniffi_fn_constructor_engine_open.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pith_uniffi_fn_constructor_engine_open.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pith_uniffi_fn_method_ingestlistener_on_progress.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_method_ingestlistener_on_progress.restype = ctypes.c_int8
+_UniffiLib.uniffi_pith_uniffi_fn_method_ingestlistener_on_document.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_method_ingestlistener_on_document.restype = None
 _UniffiLib.uniffi_pith_uniffi_fn_method_progresslistener_on_progress.argtypes = (
     ctypes.c_uint64,
     ctypes.c_uint64,
@@ -773,6 +809,16 @@ _UniffiLib.uniffi_pith_uniffi_fn_free_engine.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pith_uniffi_fn_free_engine.restype = None
+_UniffiLib.uniffi_pith_uniffi_fn_clone_ingestlistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_clone_ingestlistener.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pith_uniffi_fn_free_ingestlistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_free_ingestlistener.restype = None
 _UniffiLib.uniffi_pith_uniffi_fn_clone_progresslistener.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -800,6 +846,27 @@ _UniffiLib.uniffi_pith_uniffi_fn_init_callback_vtable_answerlistener.argtypes = 
     ctypes.POINTER(_UniffiVTableCallbackInterfacePithAnswerListener),
 )
 _UniffiLib.uniffi_pith_uniffi_fn_init_callback_vtable_answerlistener.restype = None
+_UNIFFI_CALLBACK_INTERFACE_PITH_INGEST_LISTENER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.POINTER(ctypes.c_int8),
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_PITH_INGEST_LISTENER_METHOD1 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_PITH_INGEST_LISTENER = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_PITH_INGEST_LISTENER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfacePithIngestListener(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_PITH_INGEST_LISTENER),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_PITH_INGEST_LISTENER),
+        ("on_progress", _UNIFFI_CALLBACK_INTERFACE_PITH_INGEST_LISTENER_METHOD0),
+        ("on_document", _UNIFFI_CALLBACK_INTERFACE_PITH_INGEST_LISTENER_METHOD1),
+    ]
+_UniffiLib.uniffi_pith_uniffi_fn_init_callback_vtable_ingestlistener.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfacePithIngestListener),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_init_callback_vtable_ingestlistener.restype = None
 _UNIFFI_CALLBACK_INTERFACE_PITH_PROGRESS_LISTENER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,ctypes.c_uint64,ctypes.c_uint64,ctypes.c_void_p,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
@@ -1575,6 +1642,76 @@ class _UniffiFfiConverterTypeDocument(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.passages, buf)
         _UniffiFfiConverterInt64.write(value.created_at, buf)
 
+@dataclass
+class IngestResult:
+    """
+    What ingesting one document did.
+"""
+    def __init__(self, *, document_id:int, passages:int, duplicate:bool):
+        self.document_id = document_id
+        self.passages = passages
+        self.duplicate = duplicate
+        
+        
+
+    
+    def __str__(self):
+        return "IngestResult(document_id={}, passages={}, duplicate={})".format(self.document_id, self.passages, self.duplicate)
+    def __eq__(self, other):
+        if self.document_id != other.document_id:
+            return False
+        if self.passages != other.passages:
+            return False
+        if self.duplicate != other.duplicate:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeIngestResult(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return IngestResult(
+            document_id=_UniffiFfiConverterInt64.read(buf),
+            passages=_UniffiFfiConverterUInt64.read(buf),
+            duplicate=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterInt64.check_lower(value.document_id)
+        _UniffiFfiConverterUInt64.check_lower(value.passages)
+        _UniffiFfiConverterBoolean.check_lower(value.duplicate)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterInt64.write(value.document_id, buf)
+        _UniffiFfiConverterUInt64.write(value.passages, buf)
+        _UniffiFfiConverterBoolean.write(value.duplicate, buf)
+
+class _UniffiFfiConverterOptionalTypeIngestResult(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeIngestResult.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeIngestResult.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeIngestResult.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -1599,6 +1736,51 @@ class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
             return _UniffiFfiConverterString.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class DocumentOutcome:
+    """
+    One file's outcome in `ingest_files`: its result, or why it was skipped.
+"""
+    def __init__(self, *, path:str, result:typing.Optional[IngestResult], error:typing.Optional[str]):
+        self.path = path
+        self.result = result
+        self.error = error
+        
+        
+
+    
+    def __str__(self):
+        return "DocumentOutcome(path={}, result={}, error={})".format(self.path, self.result, self.error)
+    def __eq__(self, other):
+        if self.path != other.path:
+            return False
+        if self.result != other.result:
+            return False
+        if self.error != other.error:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeDocumentOutcome(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return DocumentOutcome(
+            path=_UniffiFfiConverterString.read(buf),
+            result=_UniffiFfiConverterOptionalTypeIngestResult.read(buf),
+            error=_UniffiFfiConverterOptionalString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.path)
+        _UniffiFfiConverterOptionalTypeIngestResult.check_lower(value.result)
+        _UniffiFfiConverterOptionalString.check_lower(value.error)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.path, buf)
+        _UniffiFfiConverterOptionalTypeIngestResult.write(value.result, buf)
+        _UniffiFfiConverterOptionalString.write(value.error, buf)
 
 
 
@@ -1834,50 +2016,162 @@ class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.write(value.threads, buf)
         _UniffiFfiConverterOptionalTypePrecision.write(value.precision, buf)
 
+class _UniffiFfiConverterOptionalFloat64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterFloat64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterFloat64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterFloat64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 @dataclass
-class IngestResult:
+class IngestProgress:
     """
-    What ingesting one document did.
+    Where an `ingest_files` call stands.
 """
-    def __init__(self, *, document_id:int, passages:int, duplicate:bool):
-        self.document_id = document_id
-        self.passages = passages
-        self.duplicate = duplicate
+    def __init__(self, *, documents_done:int, documents_total:int, passages_done:int, passages_known:int, bytes_done:int, bytes_total:int, elapsed_s:float, passages_per_s:float, eta_s:typing.Optional[float]):
+        self.documents_done = documents_done
+        self.documents_total = documents_total
+        self.passages_done = passages_done
+        self.passages_known = passages_known
+        self.bytes_done = bytes_done
+        self.bytes_total = bytes_total
+        self.elapsed_s = elapsed_s
+        self.passages_per_s = passages_per_s
+        self.eta_s = eta_s
         
         
 
     
     def __str__(self):
-        return "IngestResult(document_id={}, passages={}, duplicate={})".format(self.document_id, self.passages, self.duplicate)
+        return "IngestProgress(documents_done={}, documents_total={}, passages_done={}, passages_known={}, bytes_done={}, bytes_total={}, elapsed_s={}, passages_per_s={}, eta_s={})".format(self.documents_done, self.documents_total, self.passages_done, self.passages_known, self.bytes_done, self.bytes_total, self.elapsed_s, self.passages_per_s, self.eta_s)
     def __eq__(self, other):
-        if self.document_id != other.document_id:
+        if self.documents_done != other.documents_done:
             return False
-        if self.passages != other.passages:
+        if self.documents_total != other.documents_total:
             return False
-        if self.duplicate != other.duplicate:
+        if self.passages_done != other.passages_done:
+            return False
+        if self.passages_known != other.passages_known:
+            return False
+        if self.bytes_done != other.bytes_done:
+            return False
+        if self.bytes_total != other.bytes_total:
+            return False
+        if self.elapsed_s != other.elapsed_s:
+            return False
+        if self.passages_per_s != other.passages_per_s:
+            return False
+        if self.eta_s != other.eta_s:
             return False
         return True
 
-class _UniffiFfiConverterTypeIngestResult(_UniffiConverterRustBuffer):
+class _UniffiFfiConverterTypeIngestProgress(_UniffiConverterRustBuffer):
     @staticmethod
     def read(buf):
-        return IngestResult(
-            document_id=_UniffiFfiConverterInt64.read(buf),
-            passages=_UniffiFfiConverterUInt64.read(buf),
-            duplicate=_UniffiFfiConverterBoolean.read(buf),
+        return IngestProgress(
+            documents_done=_UniffiFfiConverterUInt64.read(buf),
+            documents_total=_UniffiFfiConverterUInt64.read(buf),
+            passages_done=_UniffiFfiConverterUInt64.read(buf),
+            passages_known=_UniffiFfiConverterUInt64.read(buf),
+            bytes_done=_UniffiFfiConverterUInt64.read(buf),
+            bytes_total=_UniffiFfiConverterUInt64.read(buf),
+            elapsed_s=_UniffiFfiConverterFloat64.read(buf),
+            passages_per_s=_UniffiFfiConverterFloat64.read(buf),
+            eta_s=_UniffiFfiConverterOptionalFloat64.read(buf),
         )
 
     @staticmethod
     def check_lower(value):
-        _UniffiFfiConverterInt64.check_lower(value.document_id)
-        _UniffiFfiConverterUInt64.check_lower(value.passages)
-        _UniffiFfiConverterBoolean.check_lower(value.duplicate)
+        _UniffiFfiConverterUInt64.check_lower(value.documents_done)
+        _UniffiFfiConverterUInt64.check_lower(value.documents_total)
+        _UniffiFfiConverterUInt64.check_lower(value.passages_done)
+        _UniffiFfiConverterUInt64.check_lower(value.passages_known)
+        _UniffiFfiConverterUInt64.check_lower(value.bytes_done)
+        _UniffiFfiConverterUInt64.check_lower(value.bytes_total)
+        _UniffiFfiConverterFloat64.check_lower(value.elapsed_s)
+        _UniffiFfiConverterFloat64.check_lower(value.passages_per_s)
+        _UniffiFfiConverterOptionalFloat64.check_lower(value.eta_s)
 
     @staticmethod
     def write(value, buf):
-        _UniffiFfiConverterInt64.write(value.document_id, buf)
+        _UniffiFfiConverterUInt64.write(value.documents_done, buf)
+        _UniffiFfiConverterUInt64.write(value.documents_total, buf)
+        _UniffiFfiConverterUInt64.write(value.passages_done, buf)
+        _UniffiFfiConverterUInt64.write(value.passages_known, buf)
+        _UniffiFfiConverterUInt64.write(value.bytes_done, buf)
+        _UniffiFfiConverterUInt64.write(value.bytes_total, buf)
+        _UniffiFfiConverterFloat64.write(value.elapsed_s, buf)
+        _UniffiFfiConverterFloat64.write(value.passages_per_s, buf)
+        _UniffiFfiConverterOptionalFloat64.write(value.eta_s, buf)
+
+@dataclass
+class IngestSummary:
+    """
+    The totals of an `ingest_files` call.
+"""
+    def __init__(self, *, added:int, duplicates:int, failed:int, passages:int):
+        self.added = added
+        self.duplicates = duplicates
+        self.failed = failed
+        self.passages = passages
+        
+        
+
+    
+    def __str__(self):
+        return "IngestSummary(added={}, duplicates={}, failed={}, passages={})".format(self.added, self.duplicates, self.failed, self.passages)
+    def __eq__(self, other):
+        if self.added != other.added:
+            return False
+        if self.duplicates != other.duplicates:
+            return False
+        if self.failed != other.failed:
+            return False
+        if self.passages != other.passages:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeIngestSummary(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return IngestSummary(
+            added=_UniffiFfiConverterUInt64.read(buf),
+            duplicates=_UniffiFfiConverterUInt64.read(buf),
+            failed=_UniffiFfiConverterUInt64.read(buf),
+            passages=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.added)
+        _UniffiFfiConverterUInt64.check_lower(value.duplicates)
+        _UniffiFfiConverterUInt64.check_lower(value.failed)
+        _UniffiFfiConverterUInt64.check_lower(value.passages)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.added, buf)
+        _UniffiFfiConverterUInt64.write(value.duplicates, buf)
+        _UniffiFfiConverterUInt64.write(value.failed, buf)
         _UniffiFfiConverterUInt64.write(value.passages, buf)
-        _UniffiFfiConverterBoolean.write(value.duplicate, buf)
 
 @dataclass
 class SearchHit:
@@ -2308,25 +2602,25 @@ class _UniffiFfiConverterTypeAnswerListener:
 
 class CancelHandleProtocol(typing.Protocol):
     """
-    Cancels a running ask from any thread.
+    Cancels a running `ask` or `ingest_files` from any thread.
 """
     
     def cancel(self, ) -> None:
         """
-        The ask using this handle stops soon with `PithError.Cancelled`.
+        The call using this handle stops soon with `PithError.Cancelled`.
 """
         raise NotImplementedError
     def is_cancelled(self, ) -> bool:
         raise NotImplementedError
     def reset(self, ) -> None:
         """
-        Clears the handle so it can serve another ask.
+        Clears the handle so it can serve another call.
 """
         raise NotImplementedError
 
 class CancelHandle(CancelHandleProtocol):
     """
-    Cancels a running ask from any thread.
+    Cancels a running `ask` or `ingest_files` from any thread.
 """
     
     _handle: ctypes.c_uint64
@@ -2361,7 +2655,7 @@ class CancelHandle(CancelHandleProtocol):
         return inst
     def cancel(self, ) -> None:
         """
-        The ask using this handle stops soon with `PithError.Cancelled`.
+        The call using this handle stops soon with `PithError.Cancelled`.
 """
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
@@ -2388,7 +2682,7 @@ class CancelHandle(CancelHandleProtocol):
         return _uniffi_lift_return(_uniffi_ffi_result)
     def reset(self, ) -> None:
         """
-        Clears the handle so it can serve another ask.
+        Clears the handle so it can serve another call.
 """
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
@@ -2667,6 +2961,240 @@ class _UniffiFfiConverterOptionalTypeProgressListener(_UniffiConverterRustBuffer
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
+class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterString.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterString.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterString.read(buf) for i in range(count)
+        ]
+
+
+class IngestListener():
+    """
+    Receives the progress of `ingest_files` and each file's outcome.
+"""
+    
+    def on_progress(self, progress: IngestProgress) -> bool:
+        """
+        After each batch of passages embedded and each finished file; returning false
+        cancels the ingest.
+"""
+        raise NotImplementedError
+    def on_document(self, outcome: DocumentOutcome) -> None:
+        """
+        Once per file: stored, found already stored, or failed (and skipped).
+"""
+        raise NotImplementedError
+
+class IngestListenerImpl(IngestListener):
+    """
+    Receives the progress of `ingest_files` and each file's outcome.
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_pith_uniffi_fn_free_ingestlistener, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_pith_uniffi_fn_clone_ingestlistener, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def on_progress(self, progress: IngestProgress) -> bool:
+        """
+        After each batch of passages embedded and each finished file; returning false
+        cancels the ingest.
+"""
+        
+        _UniffiFfiConverterTypeIngestProgress.check_lower(progress)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeIngestProgress.lower(progress),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_pith_uniffi_fn_method_ingestlistener_on_progress,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def on_document(self, outcome: DocumentOutcome) -> None:
+        """
+        Once per file: stored, found already stored, or failed (and skipped).
+"""
+        
+        _UniffiFfiConverterTypeDocumentOutcome.check_lower(outcome)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeDocumentOutcome.lower(outcome),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_pith_uniffi_fn_method_ingestlistener_on_document,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplIngestListenerImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_PITH_INGEST_LISTENER_METHOD0
+    def on_progress(
+            uniffi_handle,
+            progress,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeIngestListener._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterTypeIngestProgress.lift(progress), )
+            uniffi_method = uniffi_obj.on_progress
+            return uniffi_method(*uniffi_args)
+        def write_return_value(v):
+            uniffi_out_return[0] = _UniffiFfiConverterBoolean.lower(v)
+        _uniffi_trait_interface_call(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_PITH_INGEST_LISTENER_METHOD1
+    def on_document(
+            uniffi_handle,
+            outcome,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeIngestListener._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterTypeDocumentOutcome.lift(outcome), )
+            uniffi_method = uniffi_obj.on_document
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_PITH_INGEST_LISTENER
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeIngestListener._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_PITH_INGEST_LISTENER
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeIngestListener._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfacePithIngestListener(
+        _uniffi_free,
+        _uniffi_clone,
+        on_progress,
+        on_document,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_pith_uniffi_fn_init_callback_vtable_ingestlistener(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeIngestListener:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return IngestListenerImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeIngestListener._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: IngestListener):
+        if not isinstance(value, IngestListener):
+            raise TypeError("Expected IngestListener subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: IngestListener):
+         if isinstance(value, IngestListenerImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeIngestListener._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: IngestListener, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterOptionalTypeIngestListener(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeIngestListener.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeIngestListener.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeIngestListener.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 class _UniffiFfiConverterSequenceTypeSearchHit(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -2732,6 +3260,16 @@ class EngineProtocol(typing.Protocol):
     def ingest_file(self, path: str,metadata_json: typing.Optional[str],progress: typing.Optional[ProgressListener]) -> IngestResult:
         """
         Reads a UTF-8 text file and ingests it; binary files are refused.
+"""
+        raise NotImplementedError
+    def ingest_files(self, paths: typing.List[str],metadata_json: typing.Optional[str],listener: typing.Optional[IngestListener],cancel: typing.Optional[CancelHandle]) -> IngestSummary:
+        """
+        Ingests UTF-8 text files as a pipeline: files are read and chunked while the
+        embedder runs, and each is stored in its own transaction. Files already stored
+        (same content) are skipped, so a re-run after a crash finishes the rest; a failing
+        file goes to `listener` and the others go on. Cancelled (by `listener` or
+        `cancel`) it throws `PithError.Cancelled`: files already embedded are stored, none
+        in part. Blocks: call it off the UI thread.
 """
         raise NotImplementedError
     def ingest_text(self, source: str,text: str,metadata_json: typing.Optional[str],progress: typing.Optional[ProgressListener]) -> IngestResult:
@@ -2937,6 +3475,38 @@ class Engine(EngineProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def ingest_files(self, paths: typing.List[str],metadata_json: typing.Optional[str],listener: typing.Optional[IngestListener],cancel: typing.Optional[CancelHandle]) -> IngestSummary:
+        """
+        Ingests UTF-8 text files as a pipeline: files are read and chunked while the
+        embedder runs, and each is stored in its own transaction. Files already stored
+        (same content) are skipped, so a re-run after a crash finishes the rest; a failing
+        file goes to `listener` and the others go on. Cancelled (by `listener` or
+        `cancel`) it throws `PithError.Cancelled`: files already embedded are stored, none
+        in part. Blocks: call it off the UI thread.
+"""
+        
+        _UniffiFfiConverterSequenceString.check_lower(paths)
+
+        _UniffiFfiConverterOptionalString.check_lower(metadata_json)
+
+        _UniffiFfiConverterOptionalTypeIngestListener.check_lower(listener)
+
+        _UniffiFfiConverterOptionalTypeCancelHandle.check_lower(cancel)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceString.lower(paths),
+            _UniffiFfiConverterOptionalString.lower(metadata_json),
+            _UniffiFfiConverterOptionalTypeIngestListener.lower(listener),
+            _UniffiFfiConverterOptionalTypeCancelHandle.lower(cancel),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeIngestSummary.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypePithError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_pith_uniffi_fn_method_engine_ingest_files,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def ingest_text(self, source: str,text: str,metadata_json: typing.Optional[str],progress: typing.Optional[ProgressListener]) -> IngestResult:
         """
         Chunks, embeds and stores one document in one transaction. `metadata_json` is a
@@ -3044,8 +3614,11 @@ __all__ = [
     "Answer",
     "AskConfig",
     "Document",
-    "EngineConfig",
     "IngestResult",
+    "DocumentOutcome",
+    "EngineConfig",
+    "IngestProgress",
+    "IngestSummary",
     "SearchHit",
     "version",
     "AnswerListenerImpl",
@@ -3054,6 +3627,8 @@ __all__ = [
     "CancelHandleProtocol",
     "ProgressListenerImpl",
     "ProgressListener",
+    "IngestListenerImpl",
+    "IngestListener",
     "Engine",
     "EngineProtocol",
 ]

@@ -104,3 +104,53 @@ def test_errors_are_exceptions_with_messages(engine, tmp_path):
         engine.delete_document(987654)
     with pytest.raises(pith.PithError.Io):
         pith.Engine.open(pith.EngineConfig(models_dir=str(tmp_path / "none"), db_path=str(tmp_path / "x.db")))
+
+
+class IngestRecorder(pith.IngestListener):
+    """Keeps what ingest_files reports; cancels after the first batch when given a handle."""
+
+    def __init__(self, cancel=None):
+        self.progress, self.outcomes, self.cancel = [], [], cancel
+
+    def on_progress(self, progress):
+        self.progress.append(progress)
+        if self.cancel is not None and progress.passages_done > 0:
+            self.cancel.cancel()
+        return True
+
+    def on_document(self, outcome):
+        self.outcomes.append(outcome)
+
+
+def test_ingest_files_cancels_and_resumes(tmp_path):
+    paths = []
+    for d in range(20):
+        text = " ".join(f"On day {k} of log {d} the keeper counted {k * d + 3} ships by the reef."
+                        for k in range(40))
+        path = tmp_path / f"log-{d:02}.txt"
+        path.write_text(text)
+        paths.append(str(path))
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"PK\x03\x04\x00\x00")
+    paths.append(str(binary))
+    engine = pith.Engine.open(pith.EngineConfig(
+        models_dir=os.environ["PITH_MODELS"], db_path=str(tmp_path / "files.db"),
+        device=pith.Device.CPU))
+
+    cancel = pith.CancelHandle()
+    first = IngestRecorder(cancel)
+    with pytest.raises(pith.PithError.Cancelled):
+        engine.ingest_files(paths, None, first, cancel)
+    stored = len(engine.documents())
+    assert stored < 20 and len(first.outcomes) >= stored
+
+    rest = IngestRecorder()
+    summary = engine.ingest_files(paths, '{"kind": "log"}', rest, None)
+    assert (summary.added, summary.duplicates, summary.failed) == (20 - stored, stored, 1)
+    assert len(rest.outcomes) == 21 and len(engine.documents()) == 20
+    failed = [o for o in rest.outcomes if o.error is not None]
+    assert [o.path for o in failed] == [str(binary)] and "binary" in failed[0].error
+    assert failed[0].result is None
+    last = rest.progress[-1]
+    assert last.documents_done == 21 and last.bytes_done == last.bytes_total
+    assert last.eta_s == 0.0 and last.passages_per_s > 0

@@ -1,16 +1,16 @@
 //! The engine object, its listeners and the cancel handle.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pith_core::model::llama;
-use pith_core::{AskOptions, DeviceChoice, EngineOptions, SearchOptions};
+use pith_core::{AskOptions, DeviceChoice, EngineOptions, IngestControl, SearchOptions};
 
 use crate::error::PithError;
 use crate::records::{
-    Answer, AskConfig, Device, Document, EngineConfig, IngestResult, Precision, SearchHit,
-    SearchMethod,
+    Answer, AskConfig, Device, Document, DocumentOutcome, EngineConfig, IngestProgress,
+    IngestResult, IngestSummary, Precision, SearchHit, SearchMethod,
 };
 
 /// Receives ingest progress: passages embedded so far, and the document's total.
@@ -19,13 +19,23 @@ pub trait ProgressListener: Send + Sync {
     fn on_progress(&self, done: u64, total: u64);
 }
 
+/// Receives the progress of `ingest_files` and each file's outcome.
+#[uniffi::export(with_foreign)]
+pub trait IngestListener: Send + Sync {
+    /// After each batch of passages embedded and each finished file; returning false
+    /// cancels the ingest.
+    fn on_progress(&self, progress: IngestProgress) -> bool;
+    /// Once per file: stored, found already stored, or failed (and skipped).
+    fn on_document(&self, outcome: DocumentOutcome);
+}
+
 /// Receives each new piece of an answer as it is generated (never a broken character).
 #[uniffi::export(with_foreign)]
 pub trait AnswerListener: Send + Sync {
     fn on_text(&self, text: String);
 }
 
-/// Cancels a running ask from any thread.
+/// Cancels a running `ask` or `ingest_files` from any thread.
 #[derive(Debug, Default, uniffi::Object)]
 pub struct CancelHandle(AtomicBool);
 
@@ -36,7 +46,7 @@ impl CancelHandle {
         Arc::new(Self::default())
     }
 
-    /// The ask using this handle stops soon with `PithError.Cancelled`.
+    /// The call using this handle stops soon with `PithError.Cancelled`.
     pub fn cancel(&self) {
         self.0.store(true, Ordering::SeqCst)
     }
@@ -45,7 +55,7 @@ impl CancelHandle {
         self.0.load(Ordering::SeqCst)
     }
 
-    /// Clears the handle so it can serve another ask.
+    /// Clears the handle so it can serve another call.
     pub fn reset(&self) {
         self.0.store(false, Ordering::SeqCst)
     }
@@ -119,6 +129,37 @@ impl Engine {
             .0
             .ingest_file(Path::new(&path), metadata, &mut report)?
             .into())
+    }
+
+    /// Ingests UTF-8 text files as a pipeline: files are read and chunked while the
+    /// embedder runs, and each is stored in its own transaction. Files already stored
+    /// (same content) are skipped, so a re-run after a crash finishes the rest; a failing
+    /// file goes to `listener` and the others go on. Cancelled (by `listener` or
+    /// `cancel`) it throws `PithError.Cancelled`: files already embedded are stored, none
+    /// in part. Blocks: call it off the UI thread.
+    pub fn ingest_files(
+        &self,
+        paths: Vec<String>,
+        metadata_json: Option<String>,
+        listener: Option<Arc<dyn IngestListener>>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<IngestSummary, PithError> {
+        let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+        let mut on_progress = |p: &pith_core::IngestProgress| {
+            listener.as_ref().is_none_or(|l| l.on_progress(p.into()))
+        };
+        let mut on_document = |path: &str, outcome: pith_core::Result<pith_core::IngestReport>| {
+            if let Some(l) = &listener {
+                l.on_document(DocumentOutcome::new(path, outcome));
+            }
+        };
+        let control = IngestControl {
+            progress: Some(&mut on_progress),
+            document: Some(&mut on_document),
+            cancel: cancel.as_ref().map(|c| &c.0),
+        };
+        let metadata = metadata_json.as_deref().unwrap_or("{}");
+        Ok(self.0.ingest_files(&paths, metadata, control)?.into())
     }
 
     /// The stored documents, oldest first.

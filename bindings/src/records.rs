@@ -53,6 +53,43 @@ pub struct IngestResult {
     pub duplicate: bool,
 }
 
+/// Where an `ingest_files` call stands.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct IngestProgress {
+    /// Files stored, found already stored, or failed.
+    pub documents_done: u64,
+    pub documents_total: u64,
+    /// Passages embedded.
+    pub passages_done: u64,
+    /// Passages of the files chunked so far; grows as reading goes ahead.
+    pub passages_known: u64,
+    /// Bytes of the files done; a file being embedded counts by its share of passages.
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub elapsed_s: f64,
+    pub passages_per_s: f64,
+    /// Seconds left at the rate so far; None before any byte is done.
+    pub eta_s: Option<f64>,
+}
+
+/// One file's outcome in `ingest_files`: its result, or why it was skipped.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct DocumentOutcome {
+    pub path: String,
+    pub result: Option<IngestResult>,
+    pub error: Option<String>,
+}
+
+/// The totals of an `ingest_files` call.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct IngestSummary {
+    pub added: u64,
+    pub duplicates: u64,
+    pub failed: u64,
+    /// Passages stored.
+    pub passages: u64,
+}
+
 /// A stored document.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct Document {
@@ -152,6 +189,47 @@ impl From<pith_core::IngestReport> for IngestResult {
             document_id: r.document_id,
             passages: r.passages as u64,
             duplicate: r.duplicate,
+        }
+    }
+}
+
+impl From<&pith_core::IngestProgress> for IngestProgress {
+    fn from(p: &pith_core::IngestProgress) -> Self {
+        Self {
+            documents_done: p.documents_done as u64,
+            documents_total: p.documents_total as u64,
+            passages_done: p.passages_done as u64,
+            passages_known: p.passages_known as u64,
+            bytes_done: p.bytes_done,
+            bytes_total: p.bytes_total,
+            elapsed_s: p.elapsed.as_secs_f64(),
+            passages_per_s: p.passages_per_s(),
+            eta_s: p.eta().map(|t| t.as_secs_f64()),
+        }
+    }
+}
+
+impl DocumentOutcome {
+    pub(crate) fn new(path: &str, outcome: pith_core::Result<pith_core::IngestReport>) -> Self {
+        let (result, error) = match outcome {
+            Ok(r) => (Some(r.into()), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Self {
+            path: path.to_string(),
+            result,
+            error,
+        }
+    }
+}
+
+impl From<pith_core::IngestSummary> for IngestSummary {
+    fn from(s: pith_core::IngestSummary) -> Self {
+        Self {
+            added: s.added as u64,
+            duplicates: s.duplicates as u64,
+            failed: s.failed as u64,
+            passages: s.passages as u64,
         }
     }
 }

@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressStyle};
 use pith_core::device::OpenDevice;
 use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
 use pith_core::model::llama::Precision;
 use pith_core::{
-    DeviceChoice, Engine, EngineOptions, Error, Filter, Method, Result, SearchOptions,
+    DeviceChoice, Engine, EngineOptions, Error, Filter, IngestControl, IngestProgress,
+    IngestReport, Method, Result, SearchOptions,
 };
 
 pub struct Context {
@@ -119,35 +120,60 @@ fn is_text_name(p: &Path) -> bool {
 
 pub fn ingest(ctx: &Context, paths: &[PathBuf], metadata: &str) -> Result<()> {
     let engine = ctx.open()?;
-    let files = collect_files(paths);
-    let bar = bar(files.len() as u64, "ingest");
-    let (mut added, mut duplicates, mut skipped, mut passages) = (0, 0, 0, 0);
-    for file in &files {
-        bar.set_message(file.display().to_string());
-        let outcome = if is_text_name(file) {
-            engine.ingest_file(file, metadata, &mut |_, _| {})
-        } else {
-            Err(Error::InvalidArgument(format!(
-                "{}: not a .txt or .md file",
-                file.display()
-            )))
-        };
-        match outcome {
-            Ok(r) if r.duplicate => duplicates += 1,
-            Ok(r) => {
-                added += 1;
-                passages += r.passages;
-            }
-            Err(e) => {
-                bar.suspend(|| eprintln!("pith: warning: skipped {}: {e}", file.display()));
-                skipped += 1;
-            }
-        }
-        bar.inc(1);
+    let (files, others): (Vec<PathBuf>, Vec<PathBuf>) = collect_files(paths)
+        .into_iter()
+        .partition(|f| is_text_name(f));
+    for f in &others {
+        eprintln!(
+            "pith: warning: skipped {}: not a .txt or .md file",
+            f.display()
+        );
     }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("ingest {bar:40} {bytes}/{total_bytes} {msg} [{elapsed}]")
+            .expect("valid template"),
+    );
+    let mut on_progress = |p: &IngestProgress| {
+        bar.set_length(p.bytes_total);
+        bar.set_position(p.bytes_done);
+        let eta = p
+            .eta()
+            .map(|t| format!(", {} left", HumanDuration(t)))
+            .unwrap_or_default();
+        bar.set_message(format!(
+            "{}/{} documents, {} passages, {:.1} passages/s{eta}",
+            p.documents_done,
+            p.documents_total,
+            p.passages_done,
+            p.passages_per_s()
+        ));
+        true
+    };
+    let mut on_document = |source: &str, outcome: Result<IngestReport>| {
+        if let Err(e) = outcome {
+            bar.suspend(|| eprintln!("pith: warning: skipped {source}: {e}"));
+        }
+    };
+    let started = std::time::Instant::now();
+    let summary = engine.ingest_files(
+        &files,
+        metadata,
+        IngestControl {
+            progress: Some(&mut on_progress),
+            document: Some(&mut on_document),
+            cancel: None,
+        },
+    )?;
     bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
     println!(
-        "ingested {added} document(s) ({passages} passages); {duplicates} already present; {skipped} skipped; database {}",
+        "ingested {} document(s) ({} passages) in {seconds:.1} s, {:.1} passages/s; {} already present; {} skipped; database {}",
+        summary.added,
+        summary.passages,
+        summary.passages as f64 / seconds.max(1e-9),
+        summary.duplicates,
+        summary.failed + others.len(),
         engine.options().db_path.display()
     );
     Ok(())

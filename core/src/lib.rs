@@ -6,6 +6,7 @@ pub mod chunk;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod ingest;
 pub mod model;
 pub mod prune;
 pub mod rag;
@@ -14,8 +15,9 @@ pub mod store;
 pub use ask::{Answer, AskOptions, Citation, Timings};
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
+pub use ingest::{IngestControl, IngestProgress, IngestReport, IngestSummary, Source};
 pub use prune::Budget;
-pub use rag::{Engine, EngineOptions, IngestReport, SearchOptions};
+pub use rag::{Engine, EngineOptions, SearchOptions};
 pub use store::{DocumentInfo, Filter, Hit, Method, Passage};
 
 /// The version of pith.

@@ -3,20 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
-
-use crate::chunk::{self, ChunkSize};
+use crate::chunk::ChunkSize;
 use crate::device::{self, DeviceChoice, OpenDevice};
 use crate::error::{Error, Result};
+use crate::ingest::{self, IngestControl, IngestProgress, IngestReport, IngestSummary, Source};
 use crate::model::bert::Embedder;
 use crate::model::generate::{DEFAULT_CONTEXT, Generator};
 use crate::model::llama::Precision;
-use crate::store::{DocumentInfo, EmbedderId, Filter, Hit, Method, NewDocument, NewPassage, Store};
-
-/// The largest document `ingest_text` takes. A document is one transaction whose
-/// passages and vectors are held in memory until it commits; 32 MiB is about 50,000
-/// passages, an hour of embedding on two CPU cores.
-pub const MAX_DOCUMENT_BYTES: usize = 32 << 20;
+use crate::store::{DocumentInfo, EmbedderId, Filter, Hit, Method, Store};
 
 /// How to open an [`Engine`].
 #[derive(Debug, Clone)]
@@ -66,16 +60,6 @@ impl EngineOptions {
     }
 }
 
-/// What ingesting one document did.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct IngestReport {
-    pub document_id: i64,
-    pub source: String,
-    pub passages: usize,
-    /// True when the same content was already stored; nothing was written.
-    pub duplicate: bool,
-}
-
 /// Search options.
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
@@ -94,11 +78,8 @@ impl Default for SearchOptions {
     }
 }
 
-/// Reports progress as (passages embedded, passages in the document).
+/// Reports a document's progress as (passages embedded, passages in the document).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
-
-/// Passages are embedded in groups this large, so progress moves and memory stays flat.
-const EMBED_GROUP: usize = 64;
 
 /// The pith engine. Safe to share between threads.
 pub struct Engine {
@@ -169,10 +150,34 @@ impl Engine {
         &self.embedder
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         // A panic while the lock was held cannot leave SQLite half-written (transactions
         // roll back), so a poisoned lock is safe to keep using.
         self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ingests documents as a pipeline (see [`crate::ingest`]): each is stored in its
+    /// own transaction, content already stored is skipped, and a failing document is
+    /// reported to `control.document` while the rest go on. `metadata` is a JSON object
+    /// ("{}" for none) given to every document.
+    pub fn ingest(
+        &self,
+        sources: &[Source],
+        metadata: &str,
+        control: IngestControl,
+    ) -> Result<IngestSummary> {
+        ingest::run(self, sources, metadata, control)
+    }
+
+    /// Ingests UTF-8 text files (txt, md...) as [`Engine::ingest`] does.
+    pub fn ingest_files(
+        &self,
+        paths: &[PathBuf],
+        metadata: &str,
+        control: IngestControl,
+    ) -> Result<IngestSummary> {
+        let sources: Vec<Source> = paths.iter().map(|p| Source::File(p)).collect();
+        self.ingest(&sources, metadata, control)
     }
 
     /// Chunks, embeds and stores one document. `metadata` is a JSON object ("{}" for none).
@@ -183,54 +188,7 @@ impl Engine {
         metadata: &str,
         progress: Progress,
     ) -> Result<IngestReport> {
-        if text.trim().is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "document {source:?} is empty"
-            )));
-        }
-        if text.len() > MAX_DOCUMENT_BYTES {
-            return Err(Error::InvalidArgument(format!(
-                "document {source:?} is {} MiB; pith ingests documents of up to {} MiB: split it",
-                text.len() >> 20,
-                MAX_DOCUMENT_BYTES >> 20
-            )));
-        }
-        let hash = hex(&Sha256::digest(text.as_bytes()));
-        if let Some(id) = self.store().find_by_hash(&hash)? {
-            return Ok(IngestReport {
-                document_id: id,
-                source: source.to_string(),
-                passages: 0,
-                duplicate: true,
-            });
-        }
-        let chunks = chunk::chunk(text, self.options.chunk, |s| self.embedder.token_ends(s));
-        let mut passages = Vec::with_capacity(chunks.len());
-        for group in chunks.chunks(EMBED_GROUP) {
-            let texts: Vec<&str> = group.iter().map(|c| &text[c.bytes.clone()]).collect();
-            let vectors = self.embedder.embed(&texts)?;
-            passages.extend(group.iter().zip(vectors).map(|(c, embedding)| NewPassage {
-                start_char: c.chars.start,
-                end_char: c.chars.end,
-                text: text[c.bytes.clone()].to_string(),
-                embedding,
-            }));
-            progress(passages.len(), chunks.len());
-        }
-        let doc = NewDocument {
-            source,
-            content_hash: &hash,
-            metadata,
-            chars: text.chars().count(),
-            passages: &passages,
-        };
-        let document_id = self.store().insert_document(&doc)?;
-        Ok(IngestReport {
-            document_id,
-            source: source.to_string(),
-            passages: passages.len(),
-            duplicate: false,
-        })
+        self.ingest_one(Source::Text { name: source, text }, metadata, progress)
     }
 
     /// Reads a UTF-8 text file (txt, md...) and ingests it; binary files are refused.
@@ -240,8 +198,29 @@ impl Engine {
         metadata: &str,
         progress: Progress,
     ) -> Result<IngestReport> {
-        let text = read_text_file(path)?;
-        self.ingest_text(&path.to_string_lossy(), &text, metadata, progress)
+        self.ingest_one(Source::File(path), metadata, progress)
+    }
+
+    fn ingest_one(
+        &self,
+        source: Source,
+        metadata: &str,
+        progress: Progress,
+    ) -> Result<IngestReport> {
+        let mut outcome = None;
+        self.ingest(
+            &[source],
+            metadata,
+            IngestControl {
+                progress: Some(&mut |p: &IngestProgress| {
+                    progress(p.passages_done, p.passages_known);
+                    true
+                }),
+                document: Some(&mut |_: &str, result| outcome = Some(result)),
+                cancel: None,
+            },
+        )?;
+        outcome.expect("one source, one outcome")
     }
 
     pub fn documents(&self) -> Result<Vec<DocumentInfo>> {
@@ -291,26 +270,4 @@ fn set_threads(n: usize) -> Result<()> {
         "threads = {n}: this process already runs {} CPU threads, set by an earlier engine",
         rayon::current_num_threads()
     )))
-}
-
-/// Reads a text file, refusing binaries (NUL bytes) and invalid UTF-8 with a clear error.
-pub fn read_text_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if bytes.iter().take(8192).any(|&b| b == 0) {
-        return Err(Error::InvalidArgument(format!(
-            "{} is a binary file",
-            path.display()
-        )));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        Error::InvalidArgument(format!(
-            "{} is not UTF-8 text (invalid byte at offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

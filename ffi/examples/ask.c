@@ -20,9 +20,21 @@ static int has_suffix(const char *name, const char *suffix) {
     return n >= s && strcmp(name + n - s, suffix) == 0;
 }
 
-static void on_progress(void *user_data, size_t done, size_t total) {
-    if (done == total)
-        fprintf(stderr, "  %s: %zu passages embedded\n", (const char *)user_data, total);
+static int32_t on_progress(void *user_data, const pith_ingest_progress *p) {
+    (void)user_data;
+    fprintf(stderr, "\r  %zu/%zu files, %zu passages, %.1f passages/s", p->documents_done,
+            p->documents_total, p->passages_done, p->passages_per_s);
+    return 0; /* non-zero would cancel */
+}
+
+static void on_document(void *user_data, const char *path, pith_status status,
+                        const pith_ingest_result *result, const char *error) {
+    (void)user_data;
+    if (status == PITH_OK)
+        fprintf(stderr, "\n%s: document %lld, %s", path, (long long)result->document_id,
+                result->duplicate ? "already stored" : "stored");
+    else
+        fprintf(stderr, "\n%s: skipped: %s", path, error);
 }
 
 static int32_t on_text(void *user_data, const char *text) {
@@ -32,29 +44,33 @@ static int32_t on_text(void *user_data, const char *text) {
     return 0; /* non-zero would cancel */
 }
 
+/* Ingests the folder's .txt and .md files in one call: pith reads and chunks them
+ * while the embedder runs, and stores each file in its own transaction. */
 static int ingest_folder(const pith_engine *engine, const char *folder) {
     DIR *dir = opendir(folder);
     if (!dir) {
         perror(folder);
         return 1;
     }
+    static char names[256][4096];
+    const char *paths[256];
+    size_t count = 0;
     struct dirent *entry;
-    while ((entry = readdir(dir)) != NULL) {
+    while ((entry = readdir(dir)) != NULL && count < 256) {
         if (!has_suffix(entry->d_name, ".txt") && !has_suffix(entry->d_name, ".md"))
             continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", folder, entry->d_name);
-        pith_ingest_result result;
-        pith_status status = pith_ingest_file(engine, path, "{\"kind\": \"sample\"}",
-                                              on_progress, entry->d_name, &result);
-        if (status != PITH_OK) {
-            closedir(dir);
-            return fail(path, status);
-        }
-        fprintf(stderr, "%s: document %lld, %s\n", path, (long long)result.document_id,
-                result.duplicate ? "already stored" : "stored");
+        snprintf(names[count], sizeof names[count], "%s/%s", folder, entry->d_name);
+        paths[count] = names[count];
+        count++;
     }
     closedir(dir);
+    pith_ingest_summary summary;
+    pith_status status = pith_ingest_files(engine, paths, count, "{\"kind\": \"sample\"}",
+                                           on_progress, on_document, NULL, NULL, &summary);
+    if (status != PITH_OK)
+        return fail(folder, status);
+    fprintf(stderr, "\n%zu stored, %zu already stored, %zu skipped\n", summary.added,
+            summary.duplicates, summary.failed);
     return 0;
 }
 

@@ -56,7 +56,7 @@ typedef enum pith_status {
 // An answer with its citations; freed with pith_answer_free.
 typedef struct pith_answer pith_answer;
 
-// A flag that cancels a running pith_ask from any thread.
+// A flag that cancels a running pith_ask or pith_ingest_files from any thread.
 typedef struct pith_cancel pith_cancel;
 
 // A list of documents; freed with pith_documents_free.
@@ -164,6 +164,46 @@ typedef struct pith_ingest_result {
   bool duplicate;
 } pith_ingest_result;
 
+// Where a pith_ingest_files call stands.
+typedef struct pith_ingest_progress {
+  // Files stored, found already stored, or failed.
+  size_t documents_done;
+  size_t documents_total;
+  // Passages embedded.
+  size_t passages_done;
+  // Passages of the files chunked so far; grows as reading goes ahead.
+  size_t passages_known;
+  // Bytes of the files done; a file being embedded counts by its share of passages.
+  uint64_t bytes_done;
+  uint64_t bytes_total;
+  double elapsed_s;
+  double passages_per_s;
+  // Seconds left at the rate so far; negative before any byte is done.
+  double eta_s;
+} pith_ingest_progress;
+
+// Called after each batch of passages embedded and each finished file. Returning
+// non-zero cancels the ingest.
+typedef int32_t (*pith_ingest_progress_fn)(void *user_data,
+                                           const struct pith_ingest_progress *progress);
+
+// Called once per file as it finishes: `status` PITH_OK with its `result`, or an error
+// status with its message in `error` (and `result` NULL). The strings live for the call.
+typedef void (*pith_document_fn)(void *user_data,
+                                 const char *path,
+                                 enum pith_status status,
+                                 const struct pith_ingest_result *result,
+                                 const char *error);
+
+// The totals of a pith_ingest_files call.
+typedef struct pith_ingest_summary {
+  size_t added;
+  size_t duplicates;
+  size_t failed;
+  // Passages stored.
+  size_t passages;
+} pith_ingest_summary;
+
 // One passage found. Its strings belong to the pith_hits it came from.
 typedef struct pith_hit {
   int64_t document_id;
@@ -188,19 +228,6 @@ const char *pith_version(void);
 
 // The default options of pith_ask.
 struct pith_ask_options pith_ask_options_default(void);
-
-// A new, unset cancel flag; freed with pith_cancel_free.
-struct pith_cancel *pith_cancel_new(void);
-
-// Sets the flag: a pith_ask using it stops soon and returns PITH_CANCELLED.
-// Safe to call from any thread while the ask runs.
-void pith_cancel_trigger(const struct pith_cancel *cancel);
-
-// Clears the flag so it can serve another ask.
-void pith_cancel_reset(const struct pith_cancel *cancel);
-
-// Frees a cancel flag; NULL is allowed. No ask may still be using it.
-void pith_cancel_free(struct pith_cancel *cancel);
 
 // Answers `question` from the stored documents: retrieve, prune by attention, generate.
 // `options`, `on_text`, `user_data` and `cancel` may be NULL. The answer streams through
@@ -230,6 +257,20 @@ enum pith_status pith_answer_stats_get(const struct pith_answer *answer,
 // Frees an answer; NULL is allowed.
 void pith_answer_free(struct pith_answer *answer);
 
+// A new, unset cancel flag; freed with pith_cancel_free.
+struct pith_cancel *pith_cancel_new(void);
+
+// Sets the flag: a pith_ask or pith_ingest_files using it stops soon and returns
+// PITH_CANCELLED.
+// Safe to call from any thread while the ask runs.
+void pith_cancel_trigger(const struct pith_cancel *cancel);
+
+// Clears the flag so it can serve another call.
+void pith_cancel_reset(const struct pith_cancel *cancel);
+
+// Frees a cancel flag; NULL is allowed. No call may still be using it.
+void pith_cancel_free(struct pith_cancel *cancel);
+
 // Lists the stored documents, oldest first, into *documents_out.
 enum pith_status pith_documents_list(const struct pith_engine *engine,
                                      struct pith_documents **documents_out);
@@ -258,6 +299,9 @@ void pith_engine_free(struct pith_engine *engine);
 // "gpu" or "cpu": the device the engine runs on (a static string).
 const char *pith_engine_device(const struct pith_engine *engine);
 
+// Deletes a document with all its passages; PITH_NOT_FOUND when there is none.
+enum pith_status pith_delete_document(const struct pith_engine *engine, int64_t document_id);
+
 // Chunks, embeds and stores one document in one transaction. `source` names it in
 // citations; `metadata_json` is a JSON object or NULL; `progress` and `result_out`
 // may be NULL. Identical content already stored is not stored twice.
@@ -278,8 +322,23 @@ enum pith_status pith_ingest_file(const struct pith_engine *engine,
                                   void *user_data,
                                   struct pith_ingest_result *result_out);
 
-// Deletes a document with all its passages; PITH_NOT_FOUND when there is none.
-enum pith_status pith_delete_document(const struct pith_engine *engine, int64_t document_id);
+// Ingests `count` UTF-8 text files as a pipeline: files are read and chunked while the
+// embedder runs, small files share its batches, and each file is stored in its own
+// transaction. Files already stored (same content) are skipped, so re-running after a
+// crash finishes the rest. A failing file is reported to `on_document` and the others go
+// on. `metadata_json` (a JSON object or NULL) is given to every file; `progress`,
+// `on_document`, `user_data`, `cancel` and `summary_out` may be NULL. Cancelled (by
+// `progress` or `cancel`), it returns PITH_CANCELLED: files already embedded are stored,
+// no file is stored in part, and `summary_out` is left as it was.
+enum pith_status pith_ingest_files(const struct pith_engine *engine,
+                                   const char *const *paths,
+                                   size_t count,
+                                   const char *metadata_json,
+                                   pith_ingest_progress_fn progress,
+                                   pith_document_fn on_document,
+                                   void *user_data,
+                                   const struct pith_cancel *cancel,
+                                   struct pith_ingest_summary *summary_out);
 
 // Searches the stored passages. `method` is "hybrid" (vector and full text fused; the
 // default when NULL), "vector" or "bm25". At most `k` hits go to *hits_out.

@@ -1,11 +1,11 @@
 //! Asking a question: options, streaming, cancellation and the answer.
 
 use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use pith_core::model::generate::StopReason;
 use pith_core::{Answer, AskOptions, Budget};
 
+use crate::cancel::pith_cancel;
 use crate::convert::{
     CStrings, c_string, count, free_handle, into_handle, item, obj_arg, out_arg, str_arg,
 };
@@ -58,44 +58,6 @@ fn ask_options(o: &pith_ask_options) -> AskOptions {
         o.temperature,
         o.seed,
     )
-}
-
-/// A flag that cancels a running pith_ask from any thread.
-pub struct pith_cancel(AtomicBool);
-
-/// A new, unset cancel flag; freed with pith_cancel_free.
-#[unsafe(no_mangle)]
-pub extern "C" fn pith_cancel_new() -> *mut pith_cancel {
-    guard_value(std::ptr::null_mut(), || {
-        into_handle(pith_cancel(AtomicBool::new(false)))
-    })
-}
-
-/// Sets the flag: a pith_ask using it stops soon and returns PITH_CANCELLED.
-/// Safe to call from any thread while the ask runs.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pith_cancel_trigger(cancel: *const pith_cancel) {
-    guard_value((), || {
-        if let Some(c) = unsafe { cancel.as_ref() } {
-            c.0.store(true, Ordering::SeqCst)
-        }
-    })
-}
-
-/// Clears the flag so it can serve another ask.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pith_cancel_reset(cancel: *const pith_cancel) {
-    guard_value((), || {
-        if let Some(c) = unsafe { cancel.as_ref() } {
-            c.0.store(false, Ordering::SeqCst)
-        }
-    })
-}
-
-/// Frees a cancel flag; NULL is allowed. No ask may still be using it.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pith_cancel_free(cancel: *mut pith_cancel) {
-    guard_value((), || unsafe { free_handle(cancel) })
 }
 
 /// Receives each new piece of the answer (UTF-8, never a broken character) as it is

@@ -1,10 +1,9 @@
-//! Opening and closing an engine, and ingesting documents.
+//! Opening and closing an engine, and deleting documents.
 
-use std::ffi::{c_char, c_void};
-use std::path::Path;
+use std::ffi::c_char;
 
 use pith_core::model::llama::Precision;
-use pith_core::{DeviceChoice, Engine, EngineOptions, IngestReport};
+use pith_core::{DeviceChoice, Engine, EngineOptions};
 
 use crate::convert::{
     free_handle, into_handle, obj_arg, opt_path_arg, opt_str_arg, out_arg, str_arg,
@@ -98,97 +97,6 @@ pub unsafe extern "C" fn pith_engine_device(engine: *const pith_engine) -> *cons
 
 pub(crate) unsafe fn engine<'a>(ptr: *const pith_engine) -> pith_core::Result<&'a Engine> {
     Ok(&unsafe { obj_arg(ptr, "engine") }?.0)
-}
-
-/// Called as ingest proceeds with the passages embedded so far and the document's total.
-pub type pith_progress_fn =
-    Option<unsafe extern "C" fn(user_data: *mut c_void, done: usize, total: usize)>;
-
-/// What one ingest did.
-#[repr(C)]
-#[derive(Debug, Default)]
-pub struct pith_ingest_result {
-    pub document_id: i64,
-    /// Passages stored; 0 for a duplicate.
-    pub passages: usize,
-    /// True when the same content was already stored; nothing was written.
-    pub duplicate: bool,
-}
-
-fn ingest_result(report: IngestReport) -> pith_ingest_result {
-    pith_ingest_result {
-        document_id: report.document_id,
-        passages: report.passages,
-        duplicate: report.duplicate,
-    }
-}
-
-unsafe fn ingest(
-    result_out: *mut pith_ingest_result,
-    metadata_json: *const c_char,
-    progress: pith_progress_fn,
-    user_data: *mut c_void,
-    run: impl FnOnce(&str, &mut dyn FnMut(usize, usize)) -> pith_core::Result<IngestReport>,
-) -> pith_core::Result<()> {
-    let metadata = unsafe { opt_str_arg(metadata_json, "metadata_json") }?.unwrap_or("{}");
-    let mut report = |done, total| {
-        if let Some(f) = progress {
-            // SAFETY: the caller's callback, with the caller's user_data.
-            unsafe { f(user_data, done, total) }
-        }
-    };
-    let result = run(metadata, &mut report)?;
-    if let Some(out) = unsafe { result_out.as_mut() } {
-        *out = ingest_result(result);
-    }
-    Ok(())
-}
-
-/// Chunks, embeds and stores one document in one transaction. `source` names it in
-/// citations; `metadata_json` is a JSON object or NULL; `progress` and `result_out`
-/// may be NULL. Identical content already stored is not stored twice.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pith_ingest_text(
-    engine: *const pith_engine,
-    source: *const c_char,
-    text: *const c_char,
-    metadata_json: *const c_char,
-    progress: pith_progress_fn,
-    user_data: *mut c_void,
-    result_out: *mut pith_ingest_result,
-) -> pith_status {
-    guard(|| {
-        let engine = unsafe { self::engine(engine) }?;
-        let source = unsafe { str_arg(source, "source") }?;
-        let text = unsafe { str_arg(text, "text") }?;
-        unsafe {
-            ingest(result_out, metadata_json, progress, user_data, |meta, p| {
-                engine.ingest_text(source, text, meta, p)
-            })
-        }
-    })
-}
-
-/// Reads a UTF-8 text file and ingests it as pith_ingest_text does; binary files and
-/// invalid UTF-8 are refused with PITH_INVALID_ARGUMENT.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pith_ingest_file(
-    engine: *const pith_engine,
-    path: *const c_char,
-    metadata_json: *const c_char,
-    progress: pith_progress_fn,
-    user_data: *mut c_void,
-    result_out: *mut pith_ingest_result,
-) -> pith_status {
-    guard(|| {
-        let engine = unsafe { self::engine(engine) }?;
-        let path = Path::new(unsafe { str_arg(path, "path") }?);
-        unsafe {
-            ingest(result_out, metadata_json, progress, user_data, |meta, p| {
-                engine.ingest_file(path, meta, p)
-            })
-        }
-    })
 }
 
 /// Deletes a document with all its passages; PITH_NOT_FOUND when there is none.

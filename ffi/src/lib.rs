@@ -4,15 +4,19 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod ask;
+mod cancel;
 mod convert;
 mod documents;
 mod engine;
+mod ingest;
 mod search;
 mod status;
 
 pub use ask::*;
+pub use cancel::*;
 pub use documents::*;
 pub use engine::*;
+pub use ingest::*;
 pub use search::*;
 pub use status::*;
 

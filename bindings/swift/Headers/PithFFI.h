@@ -250,6 +250,20 @@ typedef void (*UniffiCallbackInterfaceAnswerListenerMethod0)(uint64_t, RustBuffe
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_INGEST_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_INGEST_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceIngestListenerMethod0)(uint64_t, RustBuffer, int8_t* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_INGEST_LISTENER_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_INGEST_LISTENER_METHOD1
+typedef void (*UniffiCallbackInterfaceIngestListenerMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PROGRESS_LISTENER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PROGRESS_LISTENER_METHOD0
 typedef void (*UniffiCallbackInterfaceProgressListenerMethod0)(uint64_t, uint64_t, uint64_t, void* _Nonnull, 
@@ -264,6 +278,16 @@ typedef struct UniffiVTableCallbackInterfaceAnswerListener {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceAnswerListenerMethod0 _Nonnull onText;
 } UniffiVTableCallbackInterfaceAnswerListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_INGEST_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_INGEST_LISTENER
+typedef struct UniffiVTableCallbackInterfaceIngestListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceIngestListenerMethod0 _Nonnull onProgress;
+    UniffiCallbackInterfaceIngestListenerMethod1 _Nonnull onDocument;
+} UniffiVTableCallbackInterfaceIngestListener;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PROGRESS_LISTENER
@@ -376,6 +400,11 @@ RustBuffer uniffi_pith_uniffi_fn_method_engine_documents(uint64_t ptr, RustCallS
 RustBuffer uniffi_pith_uniffi_fn_method_engine_ingest_file(uint64_t ptr, RustBuffer path, RustBuffer metadata_json, RustBuffer progress, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_INGEST_FILES
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_INGEST_FILES
+RustBuffer uniffi_pith_uniffi_fn_method_engine_ingest_files(uint64_t ptr, RustBuffer paths, RustBuffer metadata_json, RustBuffer listener, RustBuffer cancel, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_INGEST_TEXT
 #define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_INGEST_TEXT
 RustBuffer uniffi_pith_uniffi_fn_method_engine_ingest_text(uint64_t ptr, RustBuffer source, RustBuffer text, RustBuffer metadata_json, RustBuffer progress, RustCallStatus *_Nonnull out_status
@@ -384,6 +413,31 @@ RustBuffer uniffi_pith_uniffi_fn_method_engine_ingest_text(uint64_t ptr, RustBuf
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_SEARCH
 #define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_SEARCH
 RustBuffer uniffi_pith_uniffi_fn_method_engine_search(uint64_t ptr, RustBuffer query, uint32_t k, RustBuffer method, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_CLONE_INGESTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_CLONE_INGESTLISTENER
+uint64_t uniffi_pith_uniffi_fn_clone_ingestlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_FREE_INGESTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_FREE_INGESTLISTENER
+void uniffi_pith_uniffi_fn_free_ingestlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_INIT_CALLBACK_VTABLE_INGESTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_INIT_CALLBACK_VTABLE_INGESTLISTENER
+void uniffi_pith_uniffi_fn_init_callback_vtable_ingestlistener(const UniffiVTableCallbackInterfaceIngestListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_INGESTLISTENER_ON_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_INGESTLISTENER_ON_PROGRESS
+int8_t uniffi_pith_uniffi_fn_method_ingestlistener_on_progress(uint64_t ptr, RustBuffer progress, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_INGESTLISTENER_ON_DOCUMENT
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_INGESTLISTENER_ON_DOCUMENT
+void uniffi_pith_uniffi_fn_method_ingestlistener_on_document(uint64_t ptr, RustBuffer outcome, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_CLONE_PROGRESSLISTENER
@@ -744,6 +798,12 @@ uint16_t uniffi_pith_uniffi_checksum_method_engine_ingest_file(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_INGEST_FILES
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_INGEST_FILES
+uint16_t uniffi_pith_uniffi_checksum_method_engine_ingest_files(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_INGEST_TEXT
 #define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_INGEST_TEXT
 uint16_t uniffi_pith_uniffi_checksum_method_engine_ingest_text(void
@@ -753,6 +813,18 @@ uint16_t uniffi_pith_uniffi_checksum_method_engine_ingest_text(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_SEARCH
 #define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_SEARCH
 uint16_t uniffi_pith_uniffi_checksum_method_engine_search(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_INGESTLISTENER_ON_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_INGESTLISTENER_ON_PROGRESS
+uint16_t uniffi_pith_uniffi_checksum_method_ingestlistener_on_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_INGESTLISTENER_ON_DOCUMENT
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_INGESTLISTENER_ON_DOCUMENT
+uint16_t uniffi_pith_uniffi_checksum_method_ingestlistener_on_document(void
     
 );
 #endif

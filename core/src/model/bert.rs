@@ -234,23 +234,36 @@ impl Embedder {
 
     /// Embeds texts: unit-length vectors of `dim()` floats, in input order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        on_cpu_pool(&self.device, || self.embed_here(texts))
+        let tokens = texts
+            .iter()
+            .map(|t| self.encode(t))
+            .collect::<Result<Vec<_>>>()?;
+        let rows: Vec<&[u32]> = tokens.iter().map(Vec::as_slice).collect();
+        self.embed_tokens(&rows)
     }
 
-    fn embed_here(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let tokens: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
-        let mut out = vec![Vec::new(); texts.len()];
-        for batch in batches(&tokens) {
-            let rows: Vec<&[u32]> = batch.iter().map(|&i| tokens[i]).collect();
-            for (&i, v) in batch.iter().zip(self.embed_batch(&rows)?) {
-                out[i] = v;
+    /// The token ids `embed` runs on for `text`: special tokens added, truncated to
+    /// [`MAX_TOKENS`]. Tokenising is apart from embedding so ingest can do it on
+    /// another thread while the model runs.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer
+            .encode(text, true)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// Embeds rows of token ids from [`Embedder::encode`], in input order.
+    pub fn embed_tokens(&self, rows: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        on_cpu_pool(&self.device, || {
+            let mut out = vec![Vec::new(); rows.len()];
+            for batch in batches(rows) {
+                let group: Vec<&[u32]> = batch.iter().map(|&i| rows[i]).collect();
+                for (&i, v) in batch.iter().zip(self.embed_batch(&group)?) {
+                    out[i] = v;
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Token rows, padded to the longest: a vector each.

@@ -33,6 +33,13 @@ pub struct DocumentInfo {
     pub created_at: i64,
 }
 
+/// Refuses metadata that is not a JSON object.
+pub fn check_metadata(metadata: &str) -> Result<()> {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(metadata)
+        .map(drop)
+        .map_err(|e| Error::InvalidArgument(format!("metadata must be a JSON object: {e}")))
+}
+
 impl Store {
     /// The id of a stored document with this content hash, if any.
     pub fn find_by_hash(&self, content_hash: &str) -> Result<Option<i64>> {
@@ -48,8 +55,7 @@ impl Store {
 
     /// Stores a document and all its rows in one transaction; returns its id.
     pub fn insert_document(&self, doc: &NewDocument) -> Result<i64> {
-        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(doc.metadata)
-            .map_err(|e| Error::InvalidArgument(format!("metadata must be a JSON object: {e}")))?;
+        check_metadata(doc.metadata)?;
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
             "INSERT INTO documents(source, content_hash, metadata, chars, passages)

@@ -214,6 +214,131 @@ static int64_t test_ingest(const pith_engine *engine) {
     return bees;
 }
 
+/* What the pith_ingest_files callbacks saw. */
+struct files_seen {
+    int cancel_after_first_batch;
+    size_t progress_calls, documents, failed;
+    pith_ingest_progress last;
+};
+
+static int32_t on_files_progress(void *user_data, const pith_ingest_progress *p) {
+    struct files_seen *s = user_data;
+    CHECK(p->documents_done <= p->documents_total && p->bytes_done <= p->bytes_total);
+    CHECK(p->passages_done >= s->last.passages_done && p->passages_done <= p->passages_known);
+    s->last = *p;
+    s->progress_calls++;
+    return s->cancel_after_first_batch && p->passages_done > 0;
+}
+
+static void on_file_done(void *user_data, const char *path, pith_status status,
+                         const pith_ingest_result *result, const char *error) {
+    struct files_seen *s = user_data;
+    CHECK(path != NULL && strlen(path) > 0);
+    if (status == PITH_OK) {
+        CHECK(result != NULL && error == NULL);
+    } else {
+        CHECK(result == NULL && error != NULL && strlen(error) > 0);
+        s->failed++;
+    }
+    s->documents++;
+}
+
+#define FILES 24
+
+/* Many files through the pipeline on an engine of their own: bad arguments, a cancel
+ * from the progress callback and one from a pith_cancel, then a run that finishes. */
+static void test_ingest_files(void) {
+    static const char *words[] = {"harbour", "lantern", "granite", "tide",   "keeper", "signal",
+                                  "fog",     "reef",    "beacon",  "storm",  "coast",  "vessel",
+                                  "mirror",  "lens",    "island",  "night",  "cliff",  "rope"};
+    const size_t nwords = sizeof words / sizeof *words;
+    static char names[FILES + 1][4096];
+    const char *paths[FILES + 1];
+    for (size_t d = 0; d < FILES; d++) {
+        char text[8192] = "";
+        for (size_t k = 0; k < 40; k++) {
+            char sentence[256];
+            snprintf(sentence, sizeof sentence,
+                     "On day %zu of log %zu the %s saw the %s near the %s. ", k, d,
+                     words[(d * 7 + k * 3) % nwords], words[(d + k * 5) % nwords],
+                     words[(d * 3 + k) % nwords]);
+            strcat(text, sentence);
+        }
+        char name[64];
+        snprintf(name, sizeof name, "files/log-%02zu.txt", d);
+        path_in_work(names[d], name);
+        write_file(names[d], text, strlen(text));
+        paths[d] = names[d];
+    }
+    path_in_work(names[FILES], "files/binary.txt");
+    write_file(names[FILES], "PK\3\4\0\0", 6);
+    paths[FILES] = names[FILES];
+    const size_t count = FILES + 1;
+
+    char db[4096];
+    path_in_work(db, "files.db");
+    unlink(db);
+    pith_engine_options o = pith_engine_options_default();
+    o.models_dir = models_dir;
+    o.db_path = db;
+    o.device = "cpu";
+    pith_engine *engine = NULL;
+    CHECK_STATUS(pith_engine_open(&o, &engine), PITH_OK);
+    if (!engine) return;
+
+    pith_ingest_summary summary = {0};
+    CHECK_STATUS(pith_ingest_files(NULL, paths, count, NULL, NULL, NULL, NULL, NULL, &summary),
+                 PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_ingest_files(engine, NULL, count, NULL, NULL, NULL, NULL, NULL, &summary),
+                 PITH_INVALID_ARGUMENT);
+    const char *with_null[] = {paths[0], NULL};
+    CHECK_STATUS(pith_ingest_files(engine, with_null, 2, NULL, NULL, NULL, NULL, NULL, &summary),
+                 PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_ingest_files(engine, paths, count, "[]", NULL, NULL, NULL, NULL, &summary),
+                 PITH_INVALID_ARGUMENT);
+    CHECK_STATUS(pith_ingest_files(engine, NULL, 0, NULL, NULL, NULL, NULL, NULL, &summary),
+                 PITH_OK);
+    CHECK(summary.added == 0 && summary.passages == 0);
+
+    /* Cancelled by the callback after the first batch: whole documents only. */
+    struct files_seen seen = {.cancel_after_first_batch = 1};
+    CHECK_STATUS(pith_ingest_files(engine, paths, count, NULL, on_files_progress, on_file_done,
+                                   &seen, NULL, &summary),
+                 PITH_CANCELLED);
+    pith_documents *docs = NULL;
+    CHECK_STATUS(pith_documents_list(engine, &docs), PITH_OK);
+    size_t stored = pith_documents_len(docs);
+    CHECK(stored < FILES && seen.documents >= stored);
+    for (size_t i = 0; i < stored; i++) CHECK(pith_documents_get(docs, i)->passages > 0);
+    pith_documents_free(docs);
+
+    /* A pith_cancel set before the call stops it at its first report. */
+    pith_cancel *cancel = pith_cancel_new();
+    pith_cancel_trigger(cancel);
+    CHECK_STATUS(pith_ingest_files(engine, paths, count, NULL, NULL, NULL, NULL, cancel, &summary),
+                 PITH_CANCELLED);
+    pith_cancel_reset(cancel);
+
+    /* The rest, with the stored ones skipped by content. */
+    CHECK_STATUS(pith_documents_list(engine, &docs), PITH_OK);
+    stored = pith_documents_len(docs);
+    pith_documents_free(docs);
+    struct files_seen done = {0};
+    CHECK_STATUS(pith_ingest_files(engine, paths, count, "{\"kind\": \"log\"}", on_files_progress,
+                                   on_file_done, &done, cancel, &summary),
+                 PITH_OK);
+    CHECK(summary.added == FILES - stored && summary.duplicates == stored && summary.failed == 1);
+    CHECK(summary.passages > 0 && done.documents == count && done.failed == 1);
+    CHECK(done.last.documents_done == count && done.last.documents_total == count);
+    CHECK(done.last.bytes_done == done.last.bytes_total && done.last.eta_s == 0.0);
+    CHECK(done.last.passages_per_s > 0.0 && done.last.elapsed_s > 0.0);
+    CHECK_STATUS(pith_documents_list(engine, &docs), PITH_OK);
+    CHECK(pith_documents_len(docs) == FILES);
+    pith_documents_free(docs);
+    pith_cancel_free(cancel);
+    pith_engine_free(engine);
+}
+
 static void test_documents(const pith_engine *engine, int64_t bees) {
     pith_documents *docs = (pith_documents *)1;
     CHECK_STATUS(pith_documents_list(NULL, &docs), PITH_INVALID_ARGUMENT);
@@ -461,6 +586,9 @@ int main(int argc, char **argv) {
     mkdir(work_dir, 0755);
     path_in_work(db_path, "test.db");
     unlink(db_path);
+    char files_dir[4096];
+    path_in_work(files_dir, "files");
+    mkdir(files_dir, 0755);
 
     test_static_functions();
     test_open_errors();
@@ -494,6 +622,7 @@ int main(int argc, char **argv) {
     test_ask(engine);
     test_delete(engine, bees);
     pith_engine_free(engine);
+    test_ingest_files();
 
     if (failures) {
         fprintf(stderr, "test_pith: %d checks failed\n", failures);

@@ -826,25 +826,25 @@ public func FfiConverterTypeAnswerListener_lower(_ value: AnswerListener) -> UIn
 
 
 /**
- * Cancels a running ask from any thread.
+ * Cancels a running `ask` or `ingest_files` from any thread.
  */
 public protocol CancelHandleProtocol: AnyObject, Sendable {
     
     /**
-     * The ask using this handle stops soon with `PithError.Cancelled`.
+     * The call using this handle stops soon with `PithError.Cancelled`.
      */
     func cancel() 
     
     func isCancelled()  -> Bool
     
     /**
-     * Clears the handle so it can serve another ask.
+     * Clears the handle so it can serve another call.
      */
     func reset() 
     
 }
 /**
- * Cancels a running ask from any thread.
+ * Cancels a running `ask` or `ingest_files` from any thread.
  */
 open class CancelHandle: CancelHandleProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -908,7 +908,7 @@ public convenience init() {
 
     
     /**
-     * The ask using this handle stops soon with `PithError.Cancelled`.
+     * The call using this handle stops soon with `PithError.Cancelled`.
      */
 open func cancel()  {try! rustCall() {
         uniffiCallStatus in
@@ -928,7 +928,7 @@ open func isCancelled() -> Bool  {
 }
     
     /**
-     * Clears the handle so it can serve another ask.
+     * Clears the handle so it can serve another call.
      */
 open func reset()  {try! rustCall() {
         uniffiCallStatus in
@@ -1030,6 +1030,16 @@ public protocol EngineProtocol: AnyObject, Sendable {
      * Reads a UTF-8 text file and ingests it; binary files are refused.
      */
     func ingestFile(path: String, metadataJson: String?, progress: ProgressListener?) throws  -> IngestResult
+    
+    /**
+     * Ingests UTF-8 text files as a pipeline: files are read and chunked while the
+     * embedder runs, and each is stored in its own transaction. Files already stored
+     * (same content) are skipped, so a re-run after a crash finishes the rest; a failing
+     * file goes to `listener` and the others go on. Cancelled (by `listener` or
+     * `cancel`) it throws `PithError.Cancelled`: files already embedded are stored, none
+     * in part. Blocks: call it off the UI thread.
+     */
+    func ingestFiles(paths: [String], metadataJson: String?, listener: IngestListener?, cancel: CancelHandle?) throws  -> IngestSummary
     
     /**
      * Chunks, embeds and stores one document in one transaction. `metadata_json` is a
@@ -1213,6 +1223,27 @@ open func ingestFile(path: String, metadataJson: String?, progress: ProgressList
 }
     
     /**
+     * Ingests UTF-8 text files as a pipeline: files are read and chunked while the
+     * embedder runs, and each is stored in its own transaction. Files already stored
+     * (same content) are skipped, so a re-run after a crash finishes the rest; a failing
+     * file goes to `listener` and the others go on. Cancelled (by `listener` or
+     * `cancel`) it throws `PithError.Cancelled`: files already embedded are stored, none
+     * in part. Blocks: call it off the UI thread.
+     */
+open func ingestFiles(paths: [String], metadataJson: String?, listener: IngestListener?, cancel: CancelHandle?)throws  -> IngestSummary  {
+    return try  FfiConverterTypeIngestSummary_lift(try rustCallWithError(FfiConverterTypePithError_lift) {
+        uniffiCallStatus in
+    uniffi_pith_uniffi_fn_method_engine_ingest_files(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceString.lower(paths),
+        FfiConverterOptionString.lower(metadataJson),
+        FfiConverterOptionTypeIngestListener.lower(listener),
+        FfiConverterOptionTypeCancelHandle.lower(cancel),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Chunks, embeds and stores one document in one transaction. `metadata_json` is a
      * JSON object; identical content already stored is not stored twice.
      */
@@ -1287,6 +1318,260 @@ public func FfiConverterTypeEngine_lift(_ handle: UInt64) throws -> Engine {
 #endif
 public func FfiConverterTypeEngine_lower(_ value: Engine) -> UInt64 {
     return FfiConverterTypeEngine.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives the progress of `ingest_files` and each file's outcome.
+ */
+public protocol IngestListener: AnyObject, Sendable {
+    
+    /**
+     * After each batch of passages embedded and each finished file; returning false
+     * cancels the ingest.
+     */
+    func onProgress(progress: IngestProgress)  -> Bool
+    
+    /**
+     * Once per file: stored, found already stored, or failed (and skipped).
+     */
+    func onDocument(outcome: DocumentOutcome) 
+    
+}
+/**
+ * Receives the progress of `ingest_files` and each file's outcome.
+ */
+open class IngestListenerImpl: IngestListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_pith_uniffi_fn_clone_ingestlistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_pith_uniffi_fn_free_ingestlistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * After each batch of passages embedded and each finished file; returning false
+     * cancels the ingest.
+     */
+open func onProgress(progress: IngestProgress) -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_pith_uniffi_fn_method_ingestlistener_on_progress(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeIngestProgress_lower(progress),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Once per file: stored, found already stored, or failed (and skipped).
+     */
+open func onDocument(outcome: DocumentOutcome)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_pith_uniffi_fn_method_ingestlistener_on_document(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDocumentOutcome_lower(outcome),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceIngestListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceIngestListener = UniffiVTableCallbackInterfaceIngestListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeIngestListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface IngestListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeIngestListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface IngestListener: handle missing in uniffiClone")
+            }
+        },
+        onProgress: { (
+            uniffiHandle: UInt64,
+            progress: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<Int8>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Bool in
+                guard let uniffiObj = try? FfiConverterTypeIngestListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onProgress(
+                     progress: try FfiConverterTypeIngestProgress_lift(progress)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterBool.lower($0) }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        onDocument: { (
+            uniffiHandle: UInt64,
+            outcome: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeIngestListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onDocument(
+                     outcome: try FfiConverterTypeDocumentOutcome_lift(outcome)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceIngestListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceIngestListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitIngestListener() {
+    uniffi_pith_uniffi_fn_init_callback_vtable_ingestlistener(UniffiCallbackInterfaceIngestListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIngestListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<IngestListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = IngestListener
+
+    public static func lift(_ handle: UInt64) throws -> IngestListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return IngestListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: IngestListener) -> UInt64 {
+         if let rustImpl = value as? IngestListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IngestListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: IngestListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIngestListener_lift(_ handle: UInt64) throws -> IngestListener {
+    return try FfiConverterTypeIngestListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIngestListener_lower(_ value: IngestListener) -> UInt64 {
+    return FfiConverterTypeIngestListener.lower(value)
 }
 
 
@@ -1918,6 +2203,67 @@ public func FfiConverterTypeDocument_lower(_ value: Document) -> RustBuffer {
 
 
 /**
+ * One file's outcome in `ingest_files`: its result, or why it was skipped.
+ */
+public struct DocumentOutcome: Equatable, Hashable {
+    public var path: String
+    public var result: IngestResult?
+    public var error: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(path: String, result: IngestResult?, error: String?) {
+        self.path = path
+        self.result = result
+        self.error = error
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DocumentOutcome: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDocumentOutcome: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DocumentOutcome {
+        return
+            try DocumentOutcome(
+                path: FfiConverterString.read(from: &buf), 
+                result: FfiConverterOptionTypeIngestResult.read(from: &buf), 
+                error: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DocumentOutcome, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.path, into: &buf)
+        FfiConverterOptionTypeIngestResult.write(value.result, into: &buf)
+        FfiConverterOptionString.write(value.error, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocumentOutcome_lift(_ buf: RustBuffer) throws -> DocumentOutcome {
+    return try FfiConverterTypeDocumentOutcome.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDocumentOutcome_lower(_ value: DocumentOutcome) -> RustBuffer {
+    return FfiConverterTypeDocumentOutcome.lower(value)
+}
+
+
+/**
  * How to open an engine.
  */
 public struct EngineConfig: Equatable, Hashable {
@@ -2037,6 +2383,121 @@ public func FfiConverterTypeEngineConfig_lower(_ value: EngineConfig) -> RustBuf
 
 
 /**
+ * Where an `ingest_files` call stands.
+ */
+public struct IngestProgress: Equatable, Hashable {
+    /**
+     * Files stored, found already stored, or failed.
+     */
+    public var documentsDone: UInt64
+    public var documentsTotal: UInt64
+    /**
+     * Passages embedded.
+     */
+    public var passagesDone: UInt64
+    /**
+     * Passages of the files chunked so far; grows as reading goes ahead.
+     */
+    public var passagesKnown: UInt64
+    /**
+     * Bytes of the files done; a file being embedded counts by its share of passages.
+     */
+    public var bytesDone: UInt64
+    public var bytesTotal: UInt64
+    public var elapsedS: Double
+    public var passagesPerS: Double
+    /**
+     * Seconds left at the rate so far; None before any byte is done.
+     */
+    public var etaS: Double?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Files stored, found already stored, or failed.
+         */documentsDone: UInt64, documentsTotal: UInt64, 
+        /**
+         * Passages embedded.
+         */passagesDone: UInt64, 
+        /**
+         * Passages of the files chunked so far; grows as reading goes ahead.
+         */passagesKnown: UInt64, 
+        /**
+         * Bytes of the files done; a file being embedded counts by its share of passages.
+         */bytesDone: UInt64, bytesTotal: UInt64, elapsedS: Double, passagesPerS: Double, 
+        /**
+         * Seconds left at the rate so far; None before any byte is done.
+         */etaS: Double?) {
+        self.documentsDone = documentsDone
+        self.documentsTotal = documentsTotal
+        self.passagesDone = passagesDone
+        self.passagesKnown = passagesKnown
+        self.bytesDone = bytesDone
+        self.bytesTotal = bytesTotal
+        self.elapsedS = elapsedS
+        self.passagesPerS = passagesPerS
+        self.etaS = etaS
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension IngestProgress: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIngestProgress: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IngestProgress {
+        return
+            try IngestProgress(
+                documentsDone: FfiConverterUInt64.read(from: &buf), 
+                documentsTotal: FfiConverterUInt64.read(from: &buf), 
+                passagesDone: FfiConverterUInt64.read(from: &buf), 
+                passagesKnown: FfiConverterUInt64.read(from: &buf), 
+                bytesDone: FfiConverterUInt64.read(from: &buf), 
+                bytesTotal: FfiConverterUInt64.read(from: &buf), 
+                elapsedS: FfiConverterDouble.read(from: &buf), 
+                passagesPerS: FfiConverterDouble.read(from: &buf), 
+                etaS: FfiConverterOptionDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: IngestProgress, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.documentsDone, into: &buf)
+        FfiConverterUInt64.write(value.documentsTotal, into: &buf)
+        FfiConverterUInt64.write(value.passagesDone, into: &buf)
+        FfiConverterUInt64.write(value.passagesKnown, into: &buf)
+        FfiConverterUInt64.write(value.bytesDone, into: &buf)
+        FfiConverterUInt64.write(value.bytesTotal, into: &buf)
+        FfiConverterDouble.write(value.elapsedS, into: &buf)
+        FfiConverterDouble.write(value.passagesPerS, into: &buf)
+        FfiConverterOptionDouble.write(value.etaS, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIngestProgress_lift(_ buf: RustBuffer) throws -> IngestProgress {
+    return try FfiConverterTypeIngestProgress.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIngestProgress_lower(_ value: IngestProgress) -> RustBuffer {
+    return FfiConverterTypeIngestProgress.lower(value)
+}
+
+
+/**
  * What ingesting one document did.
  */
 public struct IngestResult: Equatable, Hashable {
@@ -2100,6 +2561,77 @@ public func FfiConverterTypeIngestResult_lift(_ buf: RustBuffer) throws -> Inges
 #endif
 public func FfiConverterTypeIngestResult_lower(_ value: IngestResult) -> RustBuffer {
     return FfiConverterTypeIngestResult.lower(value)
+}
+
+
+/**
+ * The totals of an `ingest_files` call.
+ */
+public struct IngestSummary: Equatable, Hashable {
+    public var added: UInt64
+    public var duplicates: UInt64
+    public var failed: UInt64
+    /**
+     * Passages stored.
+     */
+    public var passages: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(added: UInt64, duplicates: UInt64, failed: UInt64, 
+        /**
+         * Passages stored.
+         */passages: UInt64) {
+        self.added = added
+        self.duplicates = duplicates
+        self.failed = failed
+        self.passages = passages
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension IngestSummary: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIngestSummary: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IngestSummary {
+        return
+            try IngestSummary(
+                added: FfiConverterUInt64.read(from: &buf), 
+                duplicates: FfiConverterUInt64.read(from: &buf), 
+                failed: FfiConverterUInt64.read(from: &buf), 
+                passages: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: IngestSummary, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.added, into: &buf)
+        FfiConverterUInt64.write(value.duplicates, into: &buf)
+        FfiConverterUInt64.write(value.failed, into: &buf)
+        FfiConverterUInt64.write(value.passages, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIngestSummary_lift(_ buf: RustBuffer) throws -> IngestSummary {
+    return try FfiConverterTypeIngestSummary.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIngestSummary_lower(_ value: IngestSummary) -> RustBuffer {
+    return FfiConverterTypeIngestSummary.lower(value)
 }
 
 
@@ -2583,6 +3115,30 @@ public func FfiConverterTypeSearchMethod_lower(_ value: SearchMethod) -> RustBuf
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
+    typealias SwiftType = Double?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDouble.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDouble.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -2655,6 +3211,30 @@ fileprivate struct FfiConverterOptionTypeCancelHandle: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeIngestListener: FfiConverterRustBuffer {
+    typealias SwiftType = IngestListener?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeIngestListener.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeIngestListener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeProgressListener: FfiConverterRustBuffer {
     typealias SwiftType = ProgressListener?
 
@@ -2671,6 +3251,30 @@ fileprivate struct FfiConverterOptionTypeProgressListener: FfiConverterRustBuffe
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeProgressListener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeIngestResult: FfiConverterRustBuffer {
+    typealias SwiftType = IngestResult?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeIngestResult.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeIngestResult.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -2721,6 +3325,31 @@ fileprivate struct FfiConverterOptionTypePrecision: FfiConverterRustBuffer {
         case 1: return try FfiConverterTypePrecision.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
     }
 }
 
@@ -2878,13 +3507,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_pith_uniffi_checksum_method_answerlistener_on_text() != 9219) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pith_uniffi_checksum_method_cancelhandle_cancel() != 60731) {
+    if (uniffi_pith_uniffi_checksum_method_cancelhandle_cancel() != 30815) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pith_uniffi_checksum_method_cancelhandle_is_cancelled() != 7754) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_pith_uniffi_checksum_method_cancelhandle_reset() != 47475) {
+    if (uniffi_pith_uniffi_checksum_method_cancelhandle_reset() != 16543) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pith_uniffi_checksum_method_engine_ask() != 4310) {
@@ -2908,10 +3537,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_pith_uniffi_checksum_method_engine_ingest_file() != 13936) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_pith_uniffi_checksum_method_engine_ingest_files() != 17924) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_pith_uniffi_checksum_method_engine_ingest_text() != 60278) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pith_uniffi_checksum_method_engine_search() != 64622) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pith_uniffi_checksum_method_ingestlistener_on_progress() != 39623) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pith_uniffi_checksum_method_ingestlistener_on_document() != 6934) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pith_uniffi_checksum_method_progresslistener_on_progress() != 36484) {
@@ -2925,6 +3563,7 @@ private let initializationResult: InitializationResult = {
     }
 
     uniffiCallbackInitAnswerListener()
+    uniffiCallbackInitIngestListener()
     uniffiCallbackInitProgressListener()
     return InitializationResult.ok
 }()

@@ -63,6 +63,48 @@ class PithTest {
     }
 
     @Test
+    @Order(0)
+    fun ingestFilesCancelsAndResumes() {
+        val files = File(dir, "logs").apply { mkdirs() }
+        val paths = (0 until 20).map { d ->
+            val file = File(files, "log-%02d.txt".format(d))
+            file.writeText((0 until 40).joinToString(" ") { k ->
+                "On day $k of log $d the keeper counted ${k * d + 3} ships by the reef."
+            })
+            file.path
+        } + File(files, "binary.txt").apply { writeBytes(byteArrayOf(0x50, 0x4b, 3, 4, 0, 0)) }.path
+        val logs = Engine.open(EngineConfig(modelsDir = models, dbPath = File(dir, "files.db").path, device = Device.CPU))
+        class Recorder(val cancel: CancelHandle?) : IngestListener {
+            val progress = CopyOnWriteArrayList<IngestProgress>()
+            val outcomes = CopyOnWriteArrayList<DocumentOutcome>()
+            override fun onProgress(progress: IngestProgress): Boolean {
+                this.progress.add(progress)
+                if (progress.passagesDone > 0u) cancel?.cancel()
+                return true
+            }
+            override fun onDocument(outcome: DocumentOutcome) { outcomes.add(outcome) }
+        }
+        val cancel = CancelHandle()
+        val first = Recorder(cancel)
+        assertThrows<PithException.Cancelled> { logs.ingestFiles(paths, null, first, cancel) }
+        val stored = logs.documents().size
+        assertTrue(stored < 20 && first.outcomes.size >= stored)
+
+        val rest = Recorder(null)
+        val summary = logs.ingestFiles(paths, """{"kind": "log"}""", rest, null)
+        assertEquals(listOf(20uL - stored.toULong(), stored.toULong(), 1uL), listOf(summary.added, summary.duplicates, summary.failed))
+        assertEquals(21, rest.outcomes.size)
+        val failed = rest.outcomes.filter { it.error != null }
+        assertEquals(listOf(paths.last()), failed.map { it.path })
+        assertTrue(failed[0].error!!.contains("binary"))
+        val last = rest.progress.last()
+        assertEquals(last.bytesTotal, last.bytesDone)
+        assertEquals(21uL, last.documentsDone)
+        assertEquals(20, logs.documents().size)
+        logs.destroy()
+    }
+
+    @Test
     @Order(2)
     fun searchFindsThePassage() {
         for (method in SearchMethod.values()) {

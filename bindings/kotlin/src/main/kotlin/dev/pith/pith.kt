@@ -660,6 +660,12 @@ internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
 internal interface UniffiCallbackInterfaceAnswerListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`text`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceIngestListenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`progress`: RustBuffer.ByValue,`uniffiOutReturn`: ByteByReference,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceIngestListenerMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`outcome`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceProgressListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`done`: Long,`total`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -679,6 +685,28 @@ internal open class UniffiVTableCallbackInterfaceAnswerListener(
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `onText` = other.`onText`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onProgress", "onDocument")
+internal open class UniffiVTableCallbackInterfaceIngestListener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onProgress`: UniffiCallbackInterfaceIngestListenerMethod0? = null,
+    @JvmField internal var `onDocument`: UniffiCallbackInterfaceIngestListenerMethod1? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onProgress`: UniffiCallbackInterfaceIngestListenerMethod0? = null,
+        `onDocument`: UniffiCallbackInterfaceIngestListenerMethod1? = null,
+    ): UniffiVTableCallbackInterfaceIngestListener(`uniffiFree`,`uniffiClone`,`onProgress`,`onDocument`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceIngestListener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onProgress` = other.`onProgress`
+        `onDocument` = other.`onDocument`
     }
 
 }
@@ -750,9 +778,15 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_pith_uniffi_checksum_method_engine_ingest_file(
     ): Int
+    external fun uniffi_pith_uniffi_checksum_method_engine_ingest_files(
+    ): Int
     external fun uniffi_pith_uniffi_checksum_method_engine_ingest_text(
     ): Int
     external fun uniffi_pith_uniffi_checksum_method_engine_search(
+    ): Int
+    external fun uniffi_pith_uniffi_checksum_method_ingestlistener_on_progress(
+    ): Int
+    external fun uniffi_pith_uniffi_checksum_method_ingestlistener_on_document(
     ): Int
     external fun uniffi_pith_uniffi_checksum_method_progresslistener_on_progress(
     ): Int
@@ -777,6 +811,7 @@ internal object UniffiLib {
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "pith"))
         uniffiCallbackInterfaceAnswerListener.register(this)
+        uniffiCallbackInterfaceIngestListener.register(this)
         uniffiCallbackInterfaceProgressListener.register(this)
         
     }
@@ -822,10 +857,22 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_pith_uniffi_fn_method_engine_ingest_file(`ptr`: Long,`path`: RustBuffer.ByValue,`metadataJson`: RustBuffer.ByValue,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_pith_uniffi_fn_method_engine_ingest_files(`ptr`: Long,`paths`: RustBuffer.ByValue,`metadataJson`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_pith_uniffi_fn_method_engine_ingest_text(`ptr`: Long,`source`: RustBuffer.ByValue,`text`: RustBuffer.ByValue,`metadataJson`: RustBuffer.ByValue,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_pith_uniffi_fn_method_engine_search(`ptr`: Long,`query`: RustBuffer.ByValue,`k`: Int,`method`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_pith_uniffi_fn_clone_ingestlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_pith_uniffi_fn_free_ingestlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_pith_uniffi_fn_init_callback_vtable_ingestlistener(`vtable`: UniffiVTableCallbackInterfaceIngestListener,
+    ): Unit
+    external fun uniffi_pith_uniffi_fn_method_ingestlistener_on_progress(`ptr`: Long,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_pith_uniffi_fn_method_ingestlistener_on_document(`ptr`: Long,`outcome`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_pith_uniffi_fn_clone_progresslistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_pith_uniffi_fn_free_progresslistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -961,13 +1008,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_pith_uniffi_checksum_method_answerlistener_on_text() and 0xFFFF) != 9219) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pith_uniffi_checksum_method_cancelhandle_cancel() and 0xFFFF) != 60731) {
+    if ((lib.uniffi_pith_uniffi_checksum_method_cancelhandle_cancel() and 0xFFFF) != 30815) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pith_uniffi_checksum_method_cancelhandle_is_cancelled() and 0xFFFF) != 7754) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_pith_uniffi_checksum_method_cancelhandle_reset() and 0xFFFF) != 47475) {
+    if ((lib.uniffi_pith_uniffi_checksum_method_cancelhandle_reset() and 0xFFFF) != 16543) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pith_uniffi_checksum_method_engine_ask() and 0xFFFF) != 4310) {
@@ -991,10 +1038,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_pith_uniffi_checksum_method_engine_ingest_file() and 0xFFFF) != 13936) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_pith_uniffi_checksum_method_engine_ingest_files() and 0xFFFF) != 17924) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_pith_uniffi_checksum_method_engine_ingest_text() and 0xFFFF) != 60278) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pith_uniffi_checksum_method_engine_search() and 0xFFFF) != 64622) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pith_uniffi_checksum_method_ingestlistener_on_progress() and 0xFFFF) != 39623) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pith_uniffi_checksum_method_ingestlistener_on_document() and 0xFFFF) != 6934) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pith_uniffi_checksum_method_progresslistener_on_progress() and 0xFFFF) != 36484) {
@@ -1843,19 +1899,19 @@ public object FfiConverterTypeAnswerListener: FfiConverter<AnswerListener, Long>
 
 
 /**
- * Cancels a running ask from any thread.
+ * Cancels a running `ask` or `ingest_files` from any thread.
  */
 public interface CancelHandleInterface {
     
     /**
-     * The ask using this handle stops soon with `PithError.Cancelled`.
+     * The call using this handle stops soon with `PithError.Cancelled`.
      */
     fun `cancel`()
     
     fun `isCancelled`(): kotlin.Boolean
     
     /**
-     * Clears the handle so it can serve another ask.
+     * Clears the handle so it can serve another call.
      */
     fun `reset`()
     
@@ -1863,7 +1919,7 @@ public interface CancelHandleInterface {
 }
 
 /**
- * Cancels a running ask from any thread.
+ * Cancels a running `ask` or `ingest_files` from any thread.
  */
 open class CancelHandle: Disposable, AutoCloseable, CancelHandleInterface
 {
@@ -1976,7 +2032,7 @@ open class CancelHandle: Disposable, AutoCloseable, CancelHandleInterface
 
     
     /**
-     * The ask using this handle stops soon with `PithError.Cancelled`.
+     * The call using this handle stops soon with `PithError.Cancelled`.
      */override fun `cancel`()
         = 
     callWithHandle {
@@ -2004,7 +2060,7 @@ open class CancelHandle: Disposable, AutoCloseable, CancelHandleInterface
 
     
     /**
-     * Clears the handle so it can serve another ask.
+     * Clears the handle so it can serve another call.
      */override fun `reset`()
         = 
     callWithHandle {
@@ -2193,6 +2249,16 @@ public interface EngineInterface {
      * Reads a UTF-8 text file and ingests it; binary files are refused.
      */
     fun `ingestFile`(`path`: kotlin.String, `metadataJson`: kotlin.String?, `progress`: ProgressListener?): IngestResult
+    
+    /**
+     * Ingests UTF-8 text files as a pipeline: files are read and chunked while the
+     * embedder runs, and each is stored in its own transaction. Files already stored
+     * (same content) are skipped, so a re-run after a crash finishes the rest; a failing
+     * file goes to `listener` and the others go on. Cancelled (by `listener` or
+     * `cancel`) it throws `PithError.Cancelled`: files already embedded are stored, none
+     * in part. Blocks: call it off the UI thread.
+     */
+    fun `ingestFiles`(`paths`: List<kotlin.String>, `metadataJson`: kotlin.String?, `listener`: IngestListener?, `cancel`: CancelHandle?): IngestSummary
     
     /**
      * Chunks, embeds and stores one document in one transaction. `metadata_json` is a
@@ -2452,6 +2518,32 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
 
     
     /**
+     * Ingests UTF-8 text files as a pipeline: files are read and chunked while the
+     * embedder runs, and each is stored in its own transaction. Files already stored
+     * (same content) are skipped, so a re-run after a crash finishes the rest; a failing
+     * file goes to `listener` and the others go on. Cancelled (by `listener` or
+     * `cancel`) it throws `PithError.Cancelled`: files already embedded are stored, none
+     * in part. Blocks: call it off the UI thread.
+     */
+    @Throws(PithException::class)override fun `ingestFiles`(`paths`: List<kotlin.String>, `metadataJson`: kotlin.String?, `listener`: IngestListener?, `cancel`: CancelHandle?): IngestSummary {
+            return FfiConverterTypeIngestSummary.lift(
+    callWithHandle {
+    uniffiRustCallWithError(PithException) { _status ->
+    UniffiLib.uniffi_pith_uniffi_fn_method_engine_ingest_files(
+        it,
+        
+        FfiConverterSequenceString.lower(`paths`),
+        FfiConverterOptionalString.lower(`metadataJson`),
+        FfiConverterOptionalTypeIngestListener.lower(`listener`),
+        FfiConverterOptionalTypeCancelHandle.lower(`cancel`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Chunks, embeds and stores one document in one transaction. `metadata_json` is a
      * JSON object; identical content already stored is not stored twice.
      */
@@ -2540,6 +2632,366 @@ public object FfiConverterTypeEngine: FfiConverter<Engine, Long> {
     override fun allocationSize(value: Engine) = 8UL
 
     override fun write(value: Engine, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives the progress of `ingest_files` and each file's outcome.
+ */
+public interface IngestListener {
+    
+    /**
+     * After each batch of passages embedded and each finished file; returning false
+     * cancels the ingest.
+     */
+    fun `onProgress`(`progress`: IngestProgress): kotlin.Boolean
+    
+    /**
+     * Once per file: stored, found already stored, or failed (and skipped).
+     */
+    fun `onDocument`(`outcome`: DocumentOutcome)
+    
+    companion object
+}
+
+/**
+ * Receives the progress of `ingest_files` and each file's outcome.
+ */
+open class IngestListenerImpl: Disposable, AutoCloseable, IngestListener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_pith_uniffi_fn_free_ingestlistener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_pith_uniffi_fn_clone_ingestlistener(handle, status)
+        }
+    }
+
+    
+    /**
+     * After each batch of passages embedded and each finished file; returning false
+     * cancels the ingest.
+     */override fun `onProgress`(`progress`: IngestProgress): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_pith_uniffi_fn_method_ingestlistener_on_progress(
+        it,
+        
+        FfiConverterTypeIngestProgress.lower(`progress`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Once per file: stored, found already stored, or failed (and skipped).
+     */override fun `onDocument`(`outcome`: DocumentOutcome)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_pith_uniffi_fn_method_ingestlistener_on_document(
+        it,
+        
+        FfiConverterTypeDocumentOutcome.lower(`outcome`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceIngestListener {
+    internal object `onProgress`: UniffiCallbackInterfaceIngestListenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`progress`: RustBuffer.ByValue,`uniffiOutReturn`: ByteByReference,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeIngestListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onProgress`(
+                    FfiConverterTypeIngestProgress.lift(`progress`),
+                )
+            }
+            val writeReturn = { value: kotlin.Boolean -> uniffiOutReturn.setValue(FfiConverterBoolean.lower(value)) }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+    internal object `onDocument`: UniffiCallbackInterfaceIngestListenerMethod1 {
+        override fun callback(`uniffiHandle`: Long,`outcome`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeIngestListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onDocument`(
+                    FfiConverterTypeDocumentOutcome.lift(`outcome`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeIngestListener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeIngestListener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceIngestListener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onProgress`,
+        `onDocument`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_pith_uniffi_fn_init_callback_vtable_ingestlistener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIngestListener: FfiConverter<IngestListener, Long> {
+    internal val handleMap = UniffiHandleMap<IngestListener>()
+
+    override fun lower(value: IngestListener): Long {
+        if (value is IngestListenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): IngestListener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return IngestListenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): IngestListener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: IngestListener) = 8UL
+
+    override fun write(value: IngestListener, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -3202,6 +3654,52 @@ public object FfiConverterTypeDocument: FfiConverterRustBuffer<Document> {
 
 
 /**
+ * One file's outcome in `ingest_files`: its result, or why it was skipped.
+ */
+data class DocumentOutcome (
+    var `path`: kotlin.String
+    , 
+    var `result`: IngestResult?
+    , 
+    var `error`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDocumentOutcome: FfiConverterRustBuffer<DocumentOutcome> {
+    override fun read(buf: ByteBuffer): DocumentOutcome {
+        return DocumentOutcome(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalTypeIngestResult.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: DocumentOutcome) = (
+            FfiConverterString.allocationSize(value.`path`) +
+            FfiConverterOptionalTypeIngestResult.allocationSize(value.`result`) +
+            FfiConverterOptionalString.allocationSize(value.`error`)
+    )
+
+    override fun write(value: DocumentOutcome, buf: ByteBuffer) {
+            FfiConverterString.write(value.`path`, buf)
+            FfiConverterOptionalTypeIngestResult.write(value.`result`, buf)
+            FfiConverterOptionalString.write(value.`error`, buf)
+    }
+}
+
+
+
+/**
  * How to open an engine.
  */
 data class EngineConfig (
@@ -3289,6 +3787,97 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
 
 
 /**
+ * Where an `ingest_files` call stands.
+ */
+data class IngestProgress (
+    /**
+     * Files stored, found already stored, or failed.
+     */
+    var `documentsDone`: kotlin.ULong
+    , 
+    var `documentsTotal`: kotlin.ULong
+    , 
+    /**
+     * Passages embedded.
+     */
+    var `passagesDone`: kotlin.ULong
+    , 
+    /**
+     * Passages of the files chunked so far; grows as reading goes ahead.
+     */
+    var `passagesKnown`: kotlin.ULong
+    , 
+    /**
+     * Bytes of the files done; a file being embedded counts by its share of passages.
+     */
+    var `bytesDone`: kotlin.ULong
+    , 
+    var `bytesTotal`: kotlin.ULong
+    , 
+    var `elapsedS`: kotlin.Double
+    , 
+    var `passagesPerS`: kotlin.Double
+    , 
+    /**
+     * Seconds left at the rate so far; None before any byte is done.
+     */
+    var `etaS`: kotlin.Double?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIngestProgress: FfiConverterRustBuffer<IngestProgress> {
+    override fun read(buf: ByteBuffer): IngestProgress {
+        return IngestProgress(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterDouble.read(buf),
+            FfiConverterDouble.read(buf),
+            FfiConverterOptionalDouble.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: IngestProgress) = (
+            FfiConverterULong.allocationSize(value.`documentsDone`) +
+            FfiConverterULong.allocationSize(value.`documentsTotal`) +
+            FfiConverterULong.allocationSize(value.`passagesDone`) +
+            FfiConverterULong.allocationSize(value.`passagesKnown`) +
+            FfiConverterULong.allocationSize(value.`bytesDone`) +
+            FfiConverterULong.allocationSize(value.`bytesTotal`) +
+            FfiConverterDouble.allocationSize(value.`elapsedS`) +
+            FfiConverterDouble.allocationSize(value.`passagesPerS`) +
+            FfiConverterOptionalDouble.allocationSize(value.`etaS`)
+    )
+
+    override fun write(value: IngestProgress, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`documentsDone`, buf)
+            FfiConverterULong.write(value.`documentsTotal`, buf)
+            FfiConverterULong.write(value.`passagesDone`, buf)
+            FfiConverterULong.write(value.`passagesKnown`, buf)
+            FfiConverterULong.write(value.`bytesDone`, buf)
+            FfiConverterULong.write(value.`bytesTotal`, buf)
+            FfiConverterDouble.write(value.`elapsedS`, buf)
+            FfiConverterDouble.write(value.`passagesPerS`, buf)
+            FfiConverterOptionalDouble.write(value.`etaS`, buf)
+    }
+}
+
+
+
+/**
  * What ingesting one document did.
  */
 data class IngestResult (
@@ -3332,6 +3921,60 @@ public object FfiConverterTypeIngestResult: FfiConverterRustBuffer<IngestResult>
             FfiConverterLong.write(value.`documentId`, buf)
             FfiConverterULong.write(value.`passages`, buf)
             FfiConverterBoolean.write(value.`duplicate`, buf)
+    }
+}
+
+
+
+/**
+ * The totals of an `ingest_files` call.
+ */
+data class IngestSummary (
+    var `added`: kotlin.ULong
+    , 
+    var `duplicates`: kotlin.ULong
+    , 
+    var `failed`: kotlin.ULong
+    , 
+    /**
+     * Passages stored.
+     */
+    var `passages`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIngestSummary: FfiConverterRustBuffer<IngestSummary> {
+    override fun read(buf: ByteBuffer): IngestSummary {
+        return IngestSummary(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: IngestSummary) = (
+            FfiConverterULong.allocationSize(value.`added`) +
+            FfiConverterULong.allocationSize(value.`duplicates`) +
+            FfiConverterULong.allocationSize(value.`failed`) +
+            FfiConverterULong.allocationSize(value.`passages`)
+    )
+
+    override fun write(value: IngestSummary, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`added`, buf)
+            FfiConverterULong.write(value.`duplicates`, buf)
+            FfiConverterULong.write(value.`failed`, buf)
+            FfiConverterULong.write(value.`passages`, buf)
     }
 }
 
@@ -3651,6 +4294,38 @@ public object FfiConverterTypeSearchMethod: FfiConverterRustBuffer<SearchMethod>
 /**
  * @suppress
  */
+public object FfiConverterOptionalDouble: FfiConverterRustBuffer<kotlin.Double?> {
+    override fun read(buf: ByteBuffer): kotlin.Double? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterDouble.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Double?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterDouble.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Double?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterDouble.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
     override fun read(buf: ByteBuffer): kotlin.String? {
         if (buf.get().toInt() == 0) {
@@ -3747,6 +4422,38 @@ public object FfiConverterOptionalTypeCancelHandle: FfiConverterRustBuffer<Cance
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeIngestListener: FfiConverterRustBuffer<IngestListener?> {
+    override fun read(buf: ByteBuffer): IngestListener? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeIngestListener.read(buf)
+    }
+
+    override fun allocationSize(value: IngestListener?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeIngestListener.allocationSize(value)
+        }
+    }
+
+    override fun write(value: IngestListener?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeIngestListener.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeProgressListener: FfiConverterRustBuffer<ProgressListener?> {
     override fun read(buf: ByteBuffer): ProgressListener? {
         if (buf.get().toInt() == 0) {
@@ -3769,6 +4476,38 @@ public object FfiConverterOptionalTypeProgressListener: FfiConverterRustBuffer<P
         } else {
             buf.put(1)
             FfiConverterTypeProgressListener.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeIngestResult: FfiConverterRustBuffer<IngestResult?> {
+    override fun read(buf: ByteBuffer): IngestResult? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeIngestResult.read(buf)
+    }
+
+    override fun allocationSize(value: IngestResult?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeIngestResult.allocationSize(value)
+        }
+    }
+
+    override fun write(value: IngestResult?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeIngestResult.write(value, buf)
         }
     }
 }
@@ -3833,6 +4572,34 @@ public object FfiConverterOptionalTypePrecision: FfiConverterRustBuffer<Precisio
         } else {
             buf.put(1)
             FfiConverterTypePrecision.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
+    override fun read(buf: ByteBuffer): List<kotlin.String> {
+        val len = buf.getInt()
+        return List<kotlin.String>(len) {
+            FfiConverterString.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.String>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterString.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterString.write(it, buf)
         }
     }
 }
