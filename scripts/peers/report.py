@@ -190,9 +190,10 @@ def ingest_table(ingest, embed):
     own = embed["batches"]["batch_32"]["passages_per_s"] if embed else None
     rows = [[ingest["documents"], fmt(ingest["mb"], 2), ingest["passages"], fmt(ingest["wall_s"]), cpu(ingest),
              fmt(ingest["documents_per_s"], 2), fmt(ingest["mb_per_s"], 3), fmt(ingest["passages_per_s"], 1),
-             fmt(own, 1), ratio(ingest["passages_per_s"], own), fmt(ingest["peak_rss_mib"], 0)]]
+             fmt(own, 1), cpu(embed) if embed else "-", ratio(ingest["passages_per_s"], own),
+             fmt(ingest["peak_rss_mib"], 0)]]
     header = ["documents", "MB", "passages", "wall s (median)", "CPU", "documents/s", "MB/s", "passages/s",
-              "embedder passages/s (batch 32)", "ingest / embedder", "peak RSS MiB"]
+              "embedder passages/s (batch 32)", "embedder CPU", "ingest / embedder", "peak RSS MiB"]
     return table(f"Ingest end to end (`pith --device cpu ingest`, process start to exit), {ingest['reps']} run(s)",
                  header, rows, threads_line(("pith ingest", ingest), ("pith embed", embed)))
 
