@@ -22,7 +22,7 @@ use crate::commands::Context;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// Passages per second at batch 1 and batch 32, and peak memory, of the embedder.
+    /// Passages per second at each batch size, and peak memory, of the embedder.
     Embed {
         /// Passages, one per line.
         #[arg(long)]
@@ -30,6 +30,9 @@ pub enum BenchCommand {
         /// Use only the first N passages.
         #[arg(long, default_value_t = 128)]
         limit: usize,
+        /// Passages per call to the embedder, one measurement each.
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        batches: Vec<usize>,
         #[arg(long, default_value_t = 3)]
         reps: usize,
         #[arg(long)]
@@ -109,9 +112,10 @@ pub fn bench(ctx: &Context, what: BenchCommand) -> Result<()> {
         BenchCommand::Embed {
             passages,
             limit,
+            batches,
             reps,
             json,
-        } => (embed(ctx, &passages, limit, reps)?, json),
+        } => (embed(ctx, &passages, limit, &batches, reps)?, json),
         BenchCommand::Search {
             vectors,
             queries,
@@ -228,7 +232,13 @@ fn read_f32_rows(path: &Path, dim: usize) -> Result<Vec<Vec<f32>>> {
 
 // ---------------------------------------------------------------- embed
 
-fn embed(ctx: &Context, passages: &Path, limit: usize, reps: usize) -> Result<Value> {
+fn embed(
+    ctx: &Context,
+    passages: &Path,
+    limit: usize,
+    sizes: &[usize],
+    reps: usize,
+) -> Result<Value> {
     let lines = read_lines(passages)?;
     let texts: Vec<&str> = lines.iter().take(limit).map(String::as_str).collect();
     let dev = ctx.device();
@@ -238,7 +248,7 @@ fn embed(ctx: &Context, passages: &Path, limit: usize, reps: usize) -> Result<Va
     // One untimed call pays for lazy initialisation (thread pool, kernels) once.
     embedder.embed(&texts[..texts.len().min(2)])?;
     let mut batches = serde_json::Map::new();
-    for batch in [1usize, 32] {
+    for &batch in sizes {
         let rates = (0..reps)
             .map(|_| embed_rate(&embedder, &texts, batch))
             .collect::<Result<Vec<f64>>>()?;

@@ -1,15 +1,18 @@
 """Times `pith ingest` end to end (process start to exit) on a corpus directory.
 
-    ingest_run.py PITH CORPUS_DIR DB REPS
+    ingest_run.py PITH CORPUS_DIR DB REPS PASSAGES_OUT
 
 Each repetition starts from an empty database. Peak RSS is the largest child's
-high-water mark (getrusage of the children). Prints one JSON object.
+high-water mark (getrusage of the children). Prints one JSON object. The passages
+ingest made are written to PASSAGES_OUT, one per line, so that the embedder alone
+can be timed on exactly them (`pith bench embed --passages PASSAGES_OUT`).
 """
 
 import json
 import os
 import re
 import resource
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -23,7 +26,15 @@ def fresh(db):
             os.remove(db + suffix)
 
 
-def main(pith, corpus, db, reps):
+def dump_passages(db, out):
+    """The stored passages in ingest order, whitespace runs as one space (the
+    embedder's tokenizer splits on any whitespace, so the tokens are the same)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT text FROM passages ORDER BY id").fetchall()
+    Path(out).write_text("".join(" ".join(text.split()) + "\n" for (text,) in rows))
+
+
+def main(pith, corpus, db, reps, passages_out):
     files = sorted(Path(corpus).glob("*.txt"))
     size = sum(f.stat().st_size for f in files)
     walls, passages = [], None
@@ -34,6 +45,7 @@ def main(pith, corpus, db, reps):
                              check=True, capture_output=True, text=True).stdout
         walls.append(time.perf_counter() - start)
         passages = int(re.search(r"\((\d+) passages\)", out).group(1))
+    dump_passages(db, passages_out)
     fresh(db)
     wall = statistics.median(walls)
     print(json.dumps({
