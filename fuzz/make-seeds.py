@@ -166,3 +166,56 @@ write("c_strings", "defaults", b"\x0c" + b"\0".join(fields))
 write("c_strings", "all-null", b"\xff")
 write("c_strings", "invalid-utf8", b"\x00" + b"\0".join([b"m\xff", b"db\xc3", b"", b"", b"gp\xe2u", b"\xf0\x9f", b"vector", b"[1]"]))
 write("c_strings", "bad-device", b"\x00" + b"\0".join(fields[:4] + [b"tpu", b"q", b"bm25", b"not json"]))
+
+# --- documents -----------------------------------------------------------------------
+
+DOCUMENTS = FUZZ.parent / "core" / "tests" / "fixtures" / "documents"
+for ext in ("pdf", "docx", "html"):
+    write(ext, f"aardvark.{ext}", (DOCUMENTS / f"aardvark.{ext}").read_bytes())
+
+
+def tiny_pdf(pages):
+    """An uncompressed PDF, one line of Helvetica per page, with a correct xref table."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", None,
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for text in pages:
+        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+                       b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % len(objects))
+        kids.append(len(objects))
+    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
+        b" ".join(b"%d 0 R" % k for k in kids), len(kids))
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return out
+
+
+write("pdf", "tiny-two-pages", tiny_pdf(["Page one text.", "Page two text."]))
+
+
+def tiny_docx(body):
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("word/document.xml",
+                   '<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/'
+                   f'wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>')
+    return buf.getvalue()
+
+
+write("docx", "tiny-table", tiny_docx(
+    '<w:p><w:pPr><w:outlineLvl w:val="0"/></w:pPr><w:r><w:t>Title</w:t></w:r></w:p>'
+    '<w:tbl><w:tr><w:tc><w:p><w:r><w:t>a &amp; b</w:t></w:r></w:p></w:tc>'
+    '<w:tc><w:p><w:r><w:t>c</w:t></w:r></w:p></w:tc></w:tr></w:tbl>'))
+write("html", "tiny", "<!DOCTYPE html><html><head><style>p{}</style></head><body><nav>menu</nav>"
+      "<main><h1>Title</h1><p>One <b>bold</b> word.<table><tr><td>a<td>b</table></main></body></html>")
+write("html", "unclosed", "<html><body>" + "<div><p>text " * 50 + "<script>if (a < b) {}</script>")

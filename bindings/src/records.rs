@@ -123,6 +123,10 @@ pub struct SearchHit {
     pub end_char: u64,
     /// Higher is better; comparable only within one search.
     pub score: f64,
+    /// The 1-based page the passage starts on, for PDF documents.
+    pub page: Option<u32>,
+    /// The heading of the passage's section.
+    pub heading: Option<String>,
 }
 
 /// How to answer one question.
@@ -158,6 +162,10 @@ pub struct Citation {
     pub start_char: u64,
     pub end_char: u64,
     pub snippet: String,
+    /// The 1-based page of the cited passage, for PDF documents.
+    pub page: Option<u32>,
+    /// The heading of the cited passage's section.
+    pub heading: Option<String>,
 }
 
 /// Figures of one answer.
@@ -258,6 +266,8 @@ impl From<pith_core::Hit> for SearchHit {
             start_char: p.start_char as u64,
             end_char: p.end_char as u64,
             score: h.score,
+            page: p.page,
+            heading: p.heading,
         }
     }
 }
@@ -300,6 +310,8 @@ impl From<pith_core::Answer> for Answer {
                     start_char: c.start_char as u64,
                     end_char: c.end_char as u64,
                     snippet: c.snippet,
+                    page: c.page,
+                    heading: c.heading,
                 })
                 .collect(),
             stats: AnswerStats {

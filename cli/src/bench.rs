@@ -441,6 +441,8 @@ fn fill_store(store: &Store, inputs: &SearchInputs, n: usize) -> Result<()> {
                 start_char: 0,
                 end_char: inputs.text(i).chars().count(),
                 text: inputs.text(i).to_string(),
+                page: None,
+                heading: None,
                 embedding: inputs.base[i].clone(),
             })
             .collect();

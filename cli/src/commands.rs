@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{HumanDuration, ProgressBar, ProgressStyle};
 use pith_core::device::OpenDevice;
+use pith_core::extract::{EXTENSIONS, has_document_extension};
 use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
 use pith_core::model::llama::Precision;
 use pith_core::{
@@ -108,25 +109,16 @@ fn collect_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-fn is_text_name(p: &Path) -> bool {
-    matches!(
-        p.extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_lowercase)
-            .as_deref(),
-        Some("txt" | "md" | "markdown" | "text" | "rst")
-    )
-}
-
 pub fn ingest(ctx: &Context, paths: &[PathBuf], metadata: &str) -> Result<()> {
     let engine = ctx.open()?;
     let (files, others): (Vec<PathBuf>, Vec<PathBuf>) = collect_files(paths)
         .into_iter()
-        .partition(|f| is_text_name(f));
+        .partition(|f| has_document_extension(f));
     for f in &others {
         eprintln!(
-            "pith: warning: skipped {}: not a .txt or .md file",
-            f.display()
+            "pith: warning: skipped {}: not one of the formats pith reads ({})",
+            f.display(),
+            EXTENSIONS.join(", ")
         );
     }
     let bar = ProgressBar::new(0);
@@ -225,6 +217,8 @@ pub fn search(
                     "passage_id": h.passage.id,
                     "start_char": h.passage.start_char,
                     "end_char": h.passage.end_char,
+                    "page": h.passage.page,
+                    "heading": h.passage.heading,
                     "vector_rank": h.vector_rank,
                     "bm25_rank": h.bm25_rank,
                     "text": h.passage.text,
@@ -242,7 +236,11 @@ pub fn search(
             "{}. [{:.4}] {} (doc {}, chars {}..{})",
             i + 1,
             h.score,
-            h.passage.source,
+            place(
+                &h.passage.source,
+                h.passage.page,
+                h.passage.heading.as_deref()
+            ),
             h.passage.document_id,
             h.passage.start_char,
             h.passage.end_char
@@ -252,12 +250,44 @@ pub fn search(
     Ok(())
 }
 
+/// Where a passage is, as a reader looks it up: "manual.pdf, p. 12, § Safety".
+pub fn place(source: &str, page: Option<u32>, heading: Option<&str>) -> String {
+    let mut out = source.to_string();
+    if let Some(page) = page {
+        out.push_str(&format!(", p. {page}"));
+    }
+    if let Some(heading) = heading {
+        out.push_str(&format!(", § {}", snippet(heading, 60)));
+    }
+    out
+}
+
 pub fn snippet(text: &str, max_chars: usize) -> String {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match flat.char_indices().nth(max_chars) {
         Some((i, _)) => format!("{}…", &flat[..i]),
         None => flat,
     }
+}
+
+pub fn extract(path: &Path, json: bool) -> Result<()> {
+    let doc = pith_core::extract::extract_file(path)?;
+    if !json {
+        println!("{}", doc.text);
+        return Ok(());
+    }
+    let headings: Vec<_> = doc
+        .headings
+        .iter()
+        .map(|(start, heading)| serde_json::json!({ "start": start, "heading": heading }))
+        .collect();
+    let value = serde_json::json!({
+        "text": doc.text,
+        "pages": doc.pages,
+        "headings": headings,
+    });
+    println!("{value}");
+    Ok(())
 }
 
 pub fn docs(ctx: &Context, json: bool) -> Result<()> {

@@ -15,6 +15,10 @@ pub enum EvalCommand {
     /// Recall@1, recall@5 and MRR of vector, BM25 and hybrid search.
     Retrieval {
         dir: PathBuf,
+        /// Ingest each corpus passage from the file DOCUMENTS/<id>.<ext> (a PDF, DOCX or
+        /// HTML rendering of it, made by scripts/render-documents) instead of its text.
+        #[arg(long)]
+        documents: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -53,7 +57,11 @@ pub enum EvalCommand {
 
 pub fn eval(ctx: &Context, what: EvalCommand) -> Result<()> {
     match what {
-        EvalCommand::Retrieval { dir, json } => retrieval(ctx, &dir, json),
+        EvalCommand::Retrieval {
+            dir,
+            documents,
+            json,
+        } => retrieval(ctx, &dir, documents.as_deref(), json),
         EvalCommand::Prune { dir, limit, json } => prune(ctx, &dir, limit, json),
         EvalCommand::Rerank { dir, limit, json } => rerank(ctx, &dir, limit, json),
         EvalCommand::Qa {
@@ -87,13 +95,15 @@ fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(value).expect("serialisable"));
 }
 
-fn retrieval(ctx: &Context, dir: &Path, json: bool) -> Result<()> {
+fn retrieval(ctx: &Context, dir: &Path, documents: Option<&Path>, json: bool) -> Result<()> {
     let set = EvalSet::load(dir)?;
     // A fresh database, so the figures are about this set alone.
     let tmp = std::env::temp_dir().join(format!("pith-eval-{}.db", std::process::id()));
     let engine = ctx.open_at(ctx.db.clone().unwrap_or_else(|| tmp.clone()))?;
     let bar = bar(set.questions.len() as u64, "eval");
-    let report = eval::retrieval(&engine, &set, &mut |n, _| bar.set_position(n as u64));
+    let report = eval::retrieval(&engine, &set, documents, &mut |n, _| {
+        bar.set_position(n as u64)
+    });
     bar.finish_and_clear();
     drop(engine);
     for suffix in ["", "-wal", "-shm"] {

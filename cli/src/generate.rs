@@ -147,7 +147,7 @@ pub fn ask(
         println!(
             "[{}] {} (doc {}, chars {}..{}): {}",
             i + 1,
-            c.source,
+            crate::commands::place(&c.source, c.page, c.heading.as_deref()),
             c.document_id,
             c.start_char,
             c.end_char,

@@ -37,7 +37,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Add text and markdown files (or directories of them) to the database.
+    /// Add documents (text, Markdown, HTML, DOCX, PDF) or folders of them to the database.
     Ingest {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -59,6 +59,13 @@ enum Command {
         /// Only documents whose metadata has KEY=VALUE (repeatable).
         #[arg(long = "where")]
         wheres: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the text pith extracts from a document (PDF, DOCX, HTML, Markdown, text),
+    /// without ingesting it; --json adds where its pages and sections start (byte offsets).
+    Extract {
+        path: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -139,6 +146,7 @@ fn main() -> ExitCode {
             wheres,
             json,
         } => commands::search(&ctx, &query, k, method, documents, &wheres, json),
+        Command::Extract { path, json } => commands::extract(&path, json),
         Command::Docs { json } => commands::docs(&ctx, json),
         Command::Delete { ids } => commands::delete(&ctx, &ids),
         Command::Ask {

@@ -71,6 +71,10 @@ pub struct Citation {
     pub start_char: usize,
     pub end_char: usize,
     pub snippet: String,
+    /// The 1-based page of the passage, for PDF documents.
+    pub page: Option<u32>,
+    /// The heading of the passage's section.
+    pub heading: Option<String>,
 }
 
 /// Where the time went, in milliseconds.
@@ -309,6 +313,8 @@ fn cite(
                 start_char: p.start_char + s.chars.start,
                 end_char: p.start_char + s.chars.end,
                 snippet: s.text.clone(),
+                page: p.page,
+                heading: p.heading.clone(),
             },
         ));
     }

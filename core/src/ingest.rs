@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::chunk::{self, Chunk};
 use crate::error::{Error, Result};
+use crate::extract::{self, Layout};
 use crate::rag::Engine;
 use crate::store::{self, NewDocument, NewPassage};
 
@@ -32,10 +33,15 @@ const EMBED_BATCH: usize = 64;
 /// through, alone.
 const IN_FLIGHT: usize = 512;
 
+/// The reader parses documents; a hostile one (deeply nested PDF objects or HTML)
+/// must fail with an error, not overflow the stack.
+const READER_STACK_BYTES: usize = 64 << 20;
+
 /// One document to ingest.
 #[derive(Debug, Clone, Copy)]
 pub enum Source<'a> {
-    /// A UTF-8 text file, named by its path.
+    /// A file of any format [`extract`] reads (text, Markdown, HTML, DOCX, PDF), named
+    /// by its path.
     File(&'a Path),
     Text {
         name: &'a str,
@@ -59,10 +65,13 @@ impl<'a> Source<'a> {
         }
     }
 
-    fn read(&self) -> Result<Cow<'a, str>> {
+    fn read(&self) -> Result<(Cow<'a, str>, Layout)> {
         match *self {
-            Source::File(path) => read_text_file(path).map(Cow::Owned),
-            Source::Text { text, .. } => Ok(Cow::Borrowed(text)),
+            Source::File(path) => {
+                let (text, layout) = extract::extract_file(path)?.into_parts();
+                Ok((Cow::Owned(text), layout))
+            }
+            Source::Text { text, .. } => Ok((Cow::Borrowed(text), Layout::default())),
         }
     }
 }
@@ -162,7 +171,11 @@ pub(crate) fn run(
         let (store_tx, store_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
         let budget = &budget;
-        scope.spawn(move || read_all(engine, sources, budget, read_tx));
+        std::thread::Builder::new()
+            .name("pith-ingest-reader".into())
+            .stack_size(READER_STACK_BYTES)
+            .spawn_scoped(scope, move || read_all(engine, sources, budget, read_tx))
+            .map_err(|e| Error::io("the ingest reader thread", e))?;
         scope.spawn(move || store_all(engine, metadata, budget, store_rx, done_tx));
         let embedded = {
             // Also on a panic, so the reader never waits for passages nobody will free.
@@ -184,6 +197,7 @@ struct Doc<'a> {
     source: String,
     bytes: u64,
     text: Cow<'a, str>,
+    layout: Layout,
     hash: String,
     chunks: Vec<Chunk>,
     tokens: Vec<Vec<u32>>,
@@ -251,7 +265,7 @@ enum Prepared<'a> {
 /// Reads, checks, hashes, chunks and tokenises one document.
 fn prepare<'a>(engine: &Engine, source: &Source<'a>) -> Result<Prepared<'a>> {
     let name = source.name();
-    let text = source.read()?;
+    let (text, layout) = source.read()?;
     if text.trim().is_empty() {
         return Err(Error::InvalidArgument(format!(
             "document {name:?} is empty"
@@ -278,6 +292,7 @@ fn prepare<'a>(engine: &Engine, source: &Source<'a>) -> Result<Prepared<'a>> {
         tokens,
         vectors: Vec::new(),
         text,
+        layout,
     }))
 }
 
@@ -332,6 +347,8 @@ fn store(engine: &Engine, metadata: &str, doc: Doc) -> Result<IngestReport> {
             start_char: c.chars.start,
             end_char: c.chars.end,
             text: doc.text[c.bytes.clone()].to_string(),
+            page: doc.layout.page_at(c.bytes.start),
+            heading: doc.layout.heading_at(c.bytes.start).map(str::to_string),
             embedding,
         })
         .collect();
@@ -544,31 +561,6 @@ impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         self.0.stop();
     }
-}
-
-/// Reads a text file, refusing binaries (NUL bytes), invalid UTF-8 and files over
-/// [`MAX_DOCUMENT_BYTES`] (before reading them) with a clear error.
-pub fn read_text_file(path: &Path) -> Result<String> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
-    if len > MAX_DOCUMENT_BYTES as u64 {
-        return Err(too_large(&path.to_string_lossy(), len as usize));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if bytes.iter().take(8192).any(|&b| b == 0) {
-        return Err(Error::InvalidArgument(format!(
-            "{} is a binary file",
-            path.display()
-        )));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        Error::InvalidArgument(format!(
-            "{} is not UTF-8 text (invalid byte at offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -6,6 +6,7 @@ pub mod chunk;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod extract;
 pub mod ingest;
 pub mod model;
 pub mod prune;

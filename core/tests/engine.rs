@@ -189,7 +189,7 @@ fn hybrid_retrieval_on_the_eval_set_beats_each_retriever() {
     let db = TempDb::new("eval");
     let e = engine(&db);
     let set = EvalSet::load(&common::eval_dir()).unwrap();
-    let report = eval::retrieval(&e, &set, &mut |_, _| {}).unwrap();
+    let report = eval::retrieval(&e, &set, None, &mut |_, _| {}).unwrap();
     let (v, b, h) = (&report["vector"], &report["bm25"], &report["hybrid"]);
     eprintln!("vector {v:?}\nbm25 {b:?}\nhybrid {h:?}");
     assert!(h.recall_at_5 >= 0.90);

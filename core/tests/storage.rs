@@ -168,6 +168,8 @@ fn store_document(store: &pith_core::store::Store, name: &str, vectors: &[Vec<f3
             start_char: 0,
             end_char: name.len(),
             text: name.to_string(),
+            page: None,
+            heading: None,
             embedding: v.clone(),
         })
         .collect();

@@ -76,6 +76,10 @@ pub struct pith_citation {
     pub end_char: usize,
     /// The cited text.
     pub snippet: *const c_char,
+    /// The 1-based page of the cited passage in a PDF; 0 for documents without pages.
+    pub page: u32,
+    /// The heading of the cited passage's section; NULL when the document has none.
+    pub heading: *const c_char,
 }
 
 /// Figures of one answer.
@@ -117,6 +121,8 @@ fn answer(a: Answer) -> pith_answer {
             start_char: c.start_char,
             end_char: c.end_char,
             snippet: strings.add(&c.snippet),
+            page: c.page.unwrap_or(0),
+            heading: strings.add_opt(c.heading.as_deref()),
         })
         .collect();
     let t = &a.timings;

@@ -71,6 +71,11 @@ impl CStrings {
         self.0.push(s);
         ptr
     }
+
+    /// As [`CStrings::add`]; NULL for `None`.
+    pub(crate) fn add_opt(&mut self, text: Option<&str>) -> *const c_char {
+        text.map_or(std::ptr::null(), |t| self.add(t))
+    }
 }
 
 /// The number of items of a list object; 0 for NULL.

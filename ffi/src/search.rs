@@ -24,6 +24,10 @@ pub struct pith_hit {
     pub end_char: usize,
     /// Higher is better; comparable only within one search.
     pub score: f64,
+    /// The 1-based page the passage starts on in a PDF; 0 for documents without pages.
+    pub page: u32,
+    /// The heading of the passage's section; NULL when the document has none.
+    pub heading: *const c_char,
 }
 
 /// Search results, best first; freed with pith_hits_free.
@@ -68,6 +72,8 @@ pub unsafe extern "C" fn pith_search(
                 start_char: h.passage.start_char,
                 end_char: h.passage.end_char,
                 score: h.score,
+                page: h.passage.page.unwrap_or(0),
+                heading: strings.add_opt(h.passage.heading.as_deref()),
             })
             .collect();
         *out = into_handle(pith_hits {

@@ -7,6 +7,7 @@
 pub mod c_strings;
 pub mod checks;
 pub mod chunk;
+pub mod documents;
 pub mod gguf;
 pub mod mutate;
 pub mod safetensors;
@@ -21,8 +22,9 @@ pub struct Target {
 }
 
 /// Every target. The lengths match `scripts/fuzz`: the gguf seeds include 4 KiB of the
-/// real header, tokenizer and chunk inputs are a few sentences, C strings are short.
-pub const TARGETS: [Target; 5] = [
+/// real header, tokenizer and chunk inputs are a few sentences, C strings are short,
+/// documents are the committed fixtures (tens of KiB) and small hand-made files.
+pub const TARGETS: [Target; 8] = [
     Target {
         name: "gguf",
         max_len: 8192,
@@ -47,5 +49,20 @@ pub const TARGETS: [Target; 5] = [
         name: "c_strings",
         max_len: 512,
         run: c_strings::run,
+    },
+    Target {
+        name: "pdf",
+        max_len: 65536,
+        run: documents::pdf,
+    },
+    Target {
+        name: "docx",
+        max_len: 65536,
+        run: documents::docx,
+    },
+    Target {
+        name: "html",
+        max_len: 16384,
+        run: documents::html,
     },
 ];

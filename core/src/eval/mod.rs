@@ -95,16 +95,31 @@ pub struct RetrievalMetrics {
 
 const MRR_DEPTH: usize = 10;
 
+/// The one file in `dir` named `<id>.<anything>`.
+fn rendering(dir: &Path, id: &str) -> Result<std::path::PathBuf> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_stem().is_some_and(|s| s == id))
+        .ok_or_else(|| Error::NotFound(format!("no rendering of {id} in {}", dir.display())))
+}
+
 /// Ingests the corpus (each passage a document with metadata `{"id": ...}`) and scores
-/// every question with vector, BM25 and hybrid search.
+/// every question with vector, BM25 and hybrid search. With `documents`, each passage is
+/// ingested from its rendering `documents/<id>.<ext>` (PDF, DOCX, HTML) instead, which
+/// measures what extraction loses.
 pub fn retrieval(
     engine: &Engine,
     set: &EvalSet,
+    documents: Option<&Path>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BTreeMap<&'static str, RetrievalMetrics>> {
     for p in &set.corpus {
         let metadata = serde_json::json!({ "id": p.id, "title": p.title }).to_string();
-        engine.ingest_text(&p.id, &p.text, &metadata, &mut |_, _| {})?;
+        match documents {
+            Some(dir) => engine.ingest_file(&rendering(dir, &p.id)?, &metadata, &mut |_, _| {})?,
+            None => engine.ingest_text(&p.id, &p.text, &metadata, &mut |_, _| {})?,
+        };
     }
     let doc_to_passage: BTreeMap<i64, String> = engine
         .documents()?

@@ -19,6 +19,10 @@ pub struct NewPassage {
     pub start_char: usize,
     pub end_char: usize,
     pub text: String,
+    /// The 1-based page it starts on, for paged formats (PDF).
+    pub page: Option<u32>,
+    /// The heading of the section it starts in.
+    pub heading: Option<String>,
     pub embedding: Vec<f32>,
 }
 
@@ -72,8 +76,8 @@ impl Store {
         let mut ids = Vec::with_capacity(doc.passages.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO passages(document_id, ordinal, start_char, end_char, text)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO passages(document_id, ordinal, start_char, end_char, text, page, heading)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for (ordinal, p) in doc.passages.iter().enumerate() {
                 insert.execute(params![
@@ -81,7 +85,9 @@ impl Store {
                     ordinal as i64,
                     p.start_char as i64,
                     p.end_char as i64,
-                    p.text
+                    p.text,
+                    p.page,
+                    p.heading
                 ])?;
                 let id = tx.last_insert_rowid();
                 vectors::insert(&tx, id, &p.embedding, self.embedder.dim)?;
@@ -135,7 +141,8 @@ impl Store {
     /// Passages by id, in the order asked; unknown ids are skipped.
     pub fn passages(&self, ids: &[i64]) -> Result<Vec<Passage>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT p.id, p.document_id, d.source, p.ordinal, p.start_char, p.end_char, p.text
+            "SELECT p.id, p.document_id, d.source, p.ordinal, p.start_char, p.end_char, p.text,
+                    p.page, p.heading
              FROM passages p JOIN documents d ON d.id = p.document_id WHERE p.id = ?1",
         )?;
         let mut out = Vec::with_capacity(ids.len());
@@ -150,6 +157,8 @@ impl Store {
                         start_char: r.get::<_, i64>(4)? as usize,
                         end_char: r.get::<_, i64>(5)? as usize,
                         text: r.get(6)?,
+                        page: r.get(7)?,
+                        heading: r.get(8)?,
                     })
                 })
                 .optional()?;

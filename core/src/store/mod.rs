@@ -41,6 +41,10 @@ pub struct Passage {
     pub start_char: usize,
     pub end_char: usize,
     pub text: String,
+    /// The 1-based page it starts on, for paged formats (PDF).
+    pub page: Option<u32>,
+    /// The heading of the section it starts in, where the document has headings.
+    pub heading: Option<String>,
 }
 
 /// The most of a database file read through a memory map.

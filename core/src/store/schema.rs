@@ -6,10 +6,11 @@ use super::EmbedderId;
 use crate::error::{Error, Result};
 
 /// The schema this build writes. Bump it and add a step to `MIGRATIONS` to change it.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
-const MIGRATIONS: &[fn(&Connection, &EmbedderId) -> rusqlite::Result<()>] = &[create_v1];
+const MIGRATIONS: &[fn(&Connection, &EmbedderId) -> rusqlite::Result<()>] =
+    &[create_v1, add_provenance_v2];
 
 fn create_v1(conn: &Connection, embedder: &EmbedderId) -> rusqlite::Result<()> {
     conn.execute_batch(
@@ -57,6 +58,15 @@ fn create_v1(conn: &Connection, embedder: &EmbedderId) -> rusqlite::Result<()> {
         params![embedder.name, embedder.dim.to_string()],
     )?;
     Ok(())
+}
+
+/// Version 2: a passage's page (PDF, 1-based) and the heading of its section, where the
+/// document has them.
+fn add_provenance_v2(conn: &Connection, _: &EmbedderId) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE passages ADD COLUMN page INTEGER;
+         ALTER TABLE passages ADD COLUMN heading TEXT;",
+    )
 }
 
 /// Brings the database to [`SCHEMA_VERSION`] and checks it was built by `embedder`.
