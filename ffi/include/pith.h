@@ -101,6 +101,10 @@ typedef struct pith_citation {
   size_t end_char;
   // The cited text.
   const char *snippet;
+  // The 1-based page of the cited passage in a PDF; 0 for documents without pages.
+  uint32_t page;
+  // The heading of the cited passage's section; NULL when the document has none.
+  const char *heading;
 } pith_citation;
 
 // Figures of one answer.
@@ -217,6 +221,10 @@ typedef struct pith_hit {
   size_t end_char;
   // Higher is better; comparable only within one search.
   double score;
+  // The 1-based page the passage starts on in a PDF; 0 for documents without pages.
+  uint32_t page;
+  // The heading of the passage's section; NULL when the document has none.
+  const char *heading;
 } pith_hit;
 
 #ifdef __cplusplus
