@@ -1243,24 +1243,89 @@ class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
     def write(value, buf):
         buf.write_u64(value)
 
+class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u32"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**32
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u32()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u32(value)
+
+class _UniffiFfiConverterOptionalUInt32(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt32.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt32.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt32.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterString.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterString.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterString.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 @dataclass
 class Citation:
     """
     A span of a document the answer was given from.
 """
-    def __init__(self, *, document_id:int, passage_id:int, source:str, start_char:int, end_char:int, snippet:str):
+    def __init__(self, *, document_id:int, passage_id:int, source:str, start_char:int, end_char:int, snippet:str, page:typing.Optional[int], heading:typing.Optional[str]):
         self.document_id = document_id
         self.passage_id = passage_id
         self.source = source
         self.start_char = start_char
         self.end_char = end_char
         self.snippet = snippet
+        self.page = page
+        self.heading = heading
         
         
 
     
     def __str__(self):
-        return "Citation(document_id={}, passage_id={}, source={}, start_char={}, end_char={}, snippet={})".format(self.document_id, self.passage_id, self.source, self.start_char, self.end_char, self.snippet)
+        return "Citation(document_id={}, passage_id={}, source={}, start_char={}, end_char={}, snippet={}, page={}, heading={})".format(self.document_id, self.passage_id, self.source, self.start_char, self.end_char, self.snippet, self.page, self.heading)
     def __eq__(self, other):
         if self.document_id != other.document_id:
             return False
@@ -1274,6 +1339,10 @@ class Citation:
             return False
         if self.snippet != other.snippet:
             return False
+        if self.page != other.page:
+            return False
+        if self.heading != other.heading:
+            return False
         return True
 
 class _UniffiFfiConverterTypeCitation(_UniffiConverterRustBuffer):
@@ -1286,6 +1355,8 @@ class _UniffiFfiConverterTypeCitation(_UniffiConverterRustBuffer):
             start_char=_UniffiFfiConverterUInt64.read(buf),
             end_char=_UniffiFfiConverterUInt64.read(buf),
             snippet=_UniffiFfiConverterString.read(buf),
+            page=_UniffiFfiConverterOptionalUInt32.read(buf),
+            heading=_UniffiFfiConverterOptionalString.read(buf),
         )
 
     @staticmethod
@@ -1296,6 +1367,8 @@ class _UniffiFfiConverterTypeCitation(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.start_char)
         _UniffiFfiConverterUInt64.check_lower(value.end_char)
         _UniffiFfiConverterString.check_lower(value.snippet)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.page)
+        _UniffiFfiConverterOptionalString.check_lower(value.heading)
 
     @staticmethod
     def write(value, buf):
@@ -1305,6 +1378,8 @@ class _UniffiFfiConverterTypeCitation(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.start_char, buf)
         _UniffiFfiConverterUInt64.write(value.end_char, buf)
         _UniffiFfiConverterString.write(value.snippet, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.page, buf)
+        _UniffiFfiConverterOptionalString.write(value.heading, buf)
 
 class _UniffiFfiConverterSequenceTypeCitation(_UniffiConverterRustBuffer):
     @classmethod
@@ -1487,19 +1562,6 @@ class _UniffiFfiConverterTypeAnswer(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.text, buf)
         _UniffiFfiConverterSequenceTypeCitation.write(value.citations, buf)
         _UniffiFfiConverterTypeAnswerStats.write(value.stats, buf)
-
-class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "u32"
-    VALUE_MIN = 0
-    VALUE_MAX = 2**32
-
-    @staticmethod
-    def read(buf):
-        return buf.read_u32()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_u32(value)
 
 class _UniffiFfiConverterFloat32(_UniffiConverterPrimitiveFloat):
     @staticmethod
@@ -1709,31 +1771,6 @@ class _UniffiFfiConverterOptionalTypeIngestResult(_UniffiConverterRustBuffer):
             return None
         elif flag == 1:
             return _UniffiFfiConverterTypeIngestResult.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
-class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterString.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterString.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterString.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
@@ -2178,7 +2215,7 @@ class SearchHit:
     """
     A passage found by search.
 """
-    def __init__(self, *, document_id:int, passage_id:int, source:str, text:str, start_char:int, end_char:int, score:float):
+    def __init__(self, *, document_id:int, passage_id:int, source:str, text:str, start_char:int, end_char:int, score:float, page:typing.Optional[int], heading:typing.Optional[str]):
         self.document_id = document_id
         self.passage_id = passage_id
         self.source = source
@@ -2186,12 +2223,14 @@ class SearchHit:
         self.start_char = start_char
         self.end_char = end_char
         self.score = score
+        self.page = page
+        self.heading = heading
         
         
 
     
     def __str__(self):
-        return "SearchHit(document_id={}, passage_id={}, source={}, text={}, start_char={}, end_char={}, score={})".format(self.document_id, self.passage_id, self.source, self.text, self.start_char, self.end_char, self.score)
+        return "SearchHit(document_id={}, passage_id={}, source={}, text={}, start_char={}, end_char={}, score={}, page={}, heading={})".format(self.document_id, self.passage_id, self.source, self.text, self.start_char, self.end_char, self.score, self.page, self.heading)
     def __eq__(self, other):
         if self.document_id != other.document_id:
             return False
@@ -2207,6 +2246,10 @@ class SearchHit:
             return False
         if self.score != other.score:
             return False
+        if self.page != other.page:
+            return False
+        if self.heading != other.heading:
+            return False
         return True
 
 class _UniffiFfiConverterTypeSearchHit(_UniffiConverterRustBuffer):
@@ -2220,6 +2263,8 @@ class _UniffiFfiConverterTypeSearchHit(_UniffiConverterRustBuffer):
             start_char=_UniffiFfiConverterUInt64.read(buf),
             end_char=_UniffiFfiConverterUInt64.read(buf),
             score=_UniffiFfiConverterFloat64.read(buf),
+            page=_UniffiFfiConverterOptionalUInt32.read(buf),
+            heading=_UniffiFfiConverterOptionalString.read(buf),
         )
 
     @staticmethod
@@ -2231,6 +2276,8 @@ class _UniffiFfiConverterTypeSearchHit(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.start_char)
         _UniffiFfiConverterUInt64.check_lower(value.end_char)
         _UniffiFfiConverterFloat64.check_lower(value.score)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.page)
+        _UniffiFfiConverterOptionalString.check_lower(value.heading)
 
     @staticmethod
     def write(value, buf):
@@ -2241,6 +2288,8 @@ class _UniffiFfiConverterTypeSearchHit(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.start_char, buf)
         _UniffiFfiConverterUInt64.write(value.end_char, buf)
         _UniffiFfiConverterFloat64.write(value.score, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.page, buf)
+        _UniffiFfiConverterOptionalString.write(value.heading, buf)
 
 
 

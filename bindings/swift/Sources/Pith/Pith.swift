@@ -2054,16 +2054,32 @@ public struct Citation: Equatable, Hashable {
     public var startChar: UInt64
     public var endChar: UInt64
     public var snippet: String
+    /**
+     * The 1-based page of the cited passage, for PDF documents.
+     */
+    public var page: UInt32?
+    /**
+     * The heading of the cited passage's section.
+     */
+    public var heading: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(documentId: Int64, passageId: Int64, source: String, startChar: UInt64, endChar: UInt64, snippet: String) {
+    public init(documentId: Int64, passageId: Int64, source: String, startChar: UInt64, endChar: UInt64, snippet: String, 
+        /**
+         * The 1-based page of the cited passage, for PDF documents.
+         */page: UInt32?, 
+        /**
+         * The heading of the cited passage's section.
+         */heading: String?) {
         self.documentId = documentId
         self.passageId = passageId
         self.source = source
         self.startChar = startChar
         self.endChar = endChar
         self.snippet = snippet
+        self.page = page
+        self.heading = heading
     }
 
     
@@ -2087,7 +2103,9 @@ public struct FfiConverterTypeCitation: FfiConverterRustBuffer {
                 source: FfiConverterString.read(from: &buf), 
                 startChar: FfiConverterUInt64.read(from: &buf), 
                 endChar: FfiConverterUInt64.read(from: &buf), 
-                snippet: FfiConverterString.read(from: &buf)
+                snippet: FfiConverterString.read(from: &buf), 
+                page: FfiConverterOptionUInt32.read(from: &buf), 
+                heading: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2098,6 +2116,8 @@ public struct FfiConverterTypeCitation: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.startChar, into: &buf)
         FfiConverterUInt64.write(value.endChar, into: &buf)
         FfiConverterString.write(value.snippet, into: &buf)
+        FfiConverterOptionUInt32.write(value.page, into: &buf)
+        FfiConverterOptionString.write(value.heading, into: &buf)
     }
 }
 
@@ -2652,6 +2672,14 @@ public struct SearchHit: Equatable, Hashable {
      * Higher is better; comparable only within one search.
      */
     public var score: Double
+    /**
+     * The 1-based page the passage starts on, for PDF documents.
+     */
+    public var page: UInt32?
+    /**
+     * The heading of the passage's section.
+     */
+    public var heading: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2661,7 +2689,13 @@ public struct SearchHit: Equatable, Hashable {
          */startChar: UInt64, endChar: UInt64, 
         /**
          * Higher is better; comparable only within one search.
-         */score: Double) {
+         */score: Double, 
+        /**
+         * The 1-based page the passage starts on, for PDF documents.
+         */page: UInt32?, 
+        /**
+         * The heading of the passage's section.
+         */heading: String?) {
         self.documentId = documentId
         self.passageId = passageId
         self.source = source
@@ -2669,6 +2703,8 @@ public struct SearchHit: Equatable, Hashable {
         self.startChar = startChar
         self.endChar = endChar
         self.score = score
+        self.page = page
+        self.heading = heading
     }
 
     
@@ -2693,7 +2729,9 @@ public struct FfiConverterTypeSearchHit: FfiConverterRustBuffer {
                 text: FfiConverterString.read(from: &buf), 
                 startChar: FfiConverterUInt64.read(from: &buf), 
                 endChar: FfiConverterUInt64.read(from: &buf), 
-                score: FfiConverterDouble.read(from: &buf)
+                score: FfiConverterDouble.read(from: &buf), 
+                page: FfiConverterOptionUInt32.read(from: &buf), 
+                heading: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2705,6 +2743,8 @@ public struct FfiConverterTypeSearchHit: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.startChar, into: &buf)
         FfiConverterUInt64.write(value.endChar, into: &buf)
         FfiConverterDouble.write(value.score, into: &buf)
+        FfiConverterOptionUInt32.write(value.page, into: &buf)
+        FfiConverterOptionString.write(value.heading, into: &buf)
     }
 }
 
@@ -3111,6 +3151,30 @@ public func FfiConverterTypeSearchMethod_lower(_ value: SearchMethod) -> RustBuf
     return FfiConverterTypeSearchMethod.lower(value)
 }
 
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = UInt32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
 
 #if swift(>=5.8)
 @_documentation(visibility: private)

@@ -3540,6 +3540,16 @@ data class Citation (
     var `endChar`: kotlin.ULong
     , 
     var `snippet`: kotlin.String
+    , 
+    /**
+     * The 1-based page of the cited passage, for PDF documents.
+     */
+    var `page`: kotlin.UInt?
+    , 
+    /**
+     * The heading of the cited passage's section.
+     */
+    var `heading`: kotlin.String?
     
 ){
     
@@ -3562,6 +3572,8 @@ public object FfiConverterTypeCitation: FfiConverterRustBuffer<Citation> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -3571,7 +3583,9 @@ public object FfiConverterTypeCitation: FfiConverterRustBuffer<Citation> {
             FfiConverterString.allocationSize(value.`source`) +
             FfiConverterULong.allocationSize(value.`startChar`) +
             FfiConverterULong.allocationSize(value.`endChar`) +
-            FfiConverterString.allocationSize(value.`snippet`)
+            FfiConverterString.allocationSize(value.`snippet`) +
+            FfiConverterOptionalUInt.allocationSize(value.`page`) +
+            FfiConverterOptionalString.allocationSize(value.`heading`)
     )
 
     override fun write(value: Citation, buf: ByteBuffer) {
@@ -3581,6 +3595,8 @@ public object FfiConverterTypeCitation: FfiConverterRustBuffer<Citation> {
             FfiConverterULong.write(value.`startChar`, buf)
             FfiConverterULong.write(value.`endChar`, buf)
             FfiConverterString.write(value.`snippet`, buf)
+            FfiConverterOptionalUInt.write(value.`page`, buf)
+            FfiConverterOptionalString.write(value.`heading`, buf)
     }
 }
 
@@ -4003,6 +4019,16 @@ data class SearchHit (
      * Higher is better; comparable only within one search.
      */
     var `score`: kotlin.Double
+    , 
+    /**
+     * The 1-based page the passage starts on, for PDF documents.
+     */
+    var `page`: kotlin.UInt?
+    , 
+    /**
+     * The heading of the passage's section.
+     */
+    var `heading`: kotlin.String?
     
 ){
     
@@ -4026,6 +4052,8 @@ public object FfiConverterTypeSearchHit: FfiConverterRustBuffer<SearchHit> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterDouble.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -4036,7 +4064,9 @@ public object FfiConverterTypeSearchHit: FfiConverterRustBuffer<SearchHit> {
             FfiConverterString.allocationSize(value.`text`) +
             FfiConverterULong.allocationSize(value.`startChar`) +
             FfiConverterULong.allocationSize(value.`endChar`) +
-            FfiConverterDouble.allocationSize(value.`score`)
+            FfiConverterDouble.allocationSize(value.`score`) +
+            FfiConverterOptionalUInt.allocationSize(value.`page`) +
+            FfiConverterOptionalString.allocationSize(value.`heading`)
     )
 
     override fun write(value: SearchHit, buf: ByteBuffer) {
@@ -4047,6 +4077,8 @@ public object FfiConverterTypeSearchHit: FfiConverterRustBuffer<SearchHit> {
             FfiConverterULong.write(value.`startChar`, buf)
             FfiConverterULong.write(value.`endChar`, buf)
             FfiConverterDouble.write(value.`score`, buf)
+            FfiConverterOptionalUInt.write(value.`page`, buf)
+            FfiConverterOptionalString.write(value.`heading`, buf)
     }
 }
 
@@ -4287,6 +4319,38 @@ public object FfiConverterTypeSearchMethod: FfiConverterRustBuffer<SearchMethod>
 }
 
 
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
+    override fun read(buf: ByteBuffer): kotlin.UInt? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterUInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.UInt?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterUInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.UInt?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterUInt.write(value, buf)
+        }
+    }
+}
 
 
 
