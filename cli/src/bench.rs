@@ -453,6 +453,8 @@ fn fill_store(store: &Store, inputs: &SearchInputs, n: usize) -> Result<()> {
             metadata: "{}",
             chars: 0,
             passages: &passages,
+            stamp: None,
+            replaces: &[],
         })?;
     }
     Ok(())

@@ -109,22 +109,15 @@ fn collect_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-pub fn ingest(ctx: &Context, paths: &[PathBuf], metadata: &str) -> Result<()> {
-    let engine = ctx.open()?;
-    let (files, others): (Vec<PathBuf>, Vec<PathBuf>) = collect_files(paths)
-        .into_iter()
-        .partition(|f| has_document_extension(f));
-    for f in &others {
-        eprintln!(
-            "pith: warning: skipped {}: not one of the formats pith reads ({})",
-            f.display(),
-            EXTENSIONS.join(", ")
-        );
-    }
+/// Runs `work` with a progress bar for ingesting (by bytes) that also warns of each
+/// document skipped; the bar is gone when it returns.
+pub fn with_ingest_bar<T>(what: &str, work: impl FnOnce(IngestControl) -> Result<T>) -> Result<T> {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("ingest {bar:40} {bytes}/{total_bytes} {msg} [{elapsed}]")
-            .expect("valid template"),
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{bytes}}/{{total_bytes}} {{msg}} [{{elapsed}}]"
+        ))
+        .expect("valid template"),
     );
     let mut on_progress = |p: &IngestProgress| {
         bar.set_length(p.bytes_total);
@@ -147,17 +140,31 @@ pub fn ingest(ctx: &Context, paths: &[PathBuf], metadata: &str) -> Result<()> {
             bar.suspend(|| eprintln!("pith: warning: skipped {source}: {e}"));
         }
     };
-    let started = std::time::Instant::now();
-    let summary = engine.ingest_files(
-        &files,
-        metadata,
-        IngestControl {
-            progress: Some(&mut on_progress),
-            document: Some(&mut on_document),
-            cancel: None,
-        },
-    )?;
+    let result = work(IngestControl {
+        progress: Some(&mut on_progress),
+        document: Some(&mut on_document),
+        cancel: None,
+    });
     bar.finish_and_clear();
+    result
+}
+
+pub fn ingest(ctx: &Context, paths: &[PathBuf], metadata: &str) -> Result<()> {
+    let engine = ctx.open()?;
+    let (files, others): (Vec<PathBuf>, Vec<PathBuf>) = collect_files(paths)
+        .into_iter()
+        .partition(|f| has_document_extension(f));
+    for f in &others {
+        eprintln!(
+            "pith: warning: skipped {}: not one of the formats pith reads ({})",
+            f.display(),
+            EXTENSIONS.join(", ")
+        );
+    }
+    let started = std::time::Instant::now();
+    let summary = with_ingest_bar("ingest", |control| {
+        engine.ingest_files(&files, metadata, control)
+    })?;
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "ingested {} document(s) ({} passages) in {seconds:.1} s, {:.1} passages/s; {} already present; {} skipped; database {}",
@@ -277,13 +284,14 @@ pub fn extract(path: &Path, json: bool) -> Result<()> {
         return Ok(());
     }
     let headings: Vec<_> = doc
+        .layout
         .headings
         .iter()
         .map(|(start, heading)| serde_json::json!({ "start": start, "heading": heading }))
         .collect();
     let value = serde_json::json!({
         "text": doc.text,
-        "pages": doc.pages,
+        "pages": doc.layout.pages,
         "headings": headings,
     });
     println!("{value}");

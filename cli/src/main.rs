@@ -4,6 +4,7 @@ mod bench;
 mod commands;
 mod eval;
 mod generate;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,22 @@ enum Command {
         /// JSON object stored with every document ingested by this command.
         #[arg(long, default_value = "{}")]
         metadata: String,
+    },
+    /// Keep the database in line with folders (or files): new files ingested, changed
+    /// ones re-ingested, deleted ones removed, unchanged ones skipped unread. Files are
+    /// known by their path as given: sync a folder by the same path each time.
+    Sync {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// JSON object stored with every document this sync ingests.
+        #[arg(long, default_value = "{}")]
+        metadata: String,
+        /// Go on syncing as files change, until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Print each sync's report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Search the database.
     Search {
@@ -138,6 +155,12 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Ingest { paths, metadata } => commands::ingest(&ctx, &paths, &metadata),
+        Command::Sync {
+            paths,
+            metadata,
+            watch,
+            json,
+        } => sync::sync(&ctx, &paths, &metadata, watch, json),
         Command::Search {
             query,
             k,

@@ -18,7 +18,7 @@ use crate::chunk::{self, Chunk};
 use crate::error::{Error, Result};
 use crate::extract::{self, Layout};
 use crate::rag::Engine;
-use crate::store::{self, NewDocument, NewPassage};
+use crate::store::{self, FileStamp, NewDocument, NewPassage, Store};
 
 /// The largest document pith ingests. A document is one transaction whose passages and
 /// vectors are held in memory until it commits; 32 MiB is about 50,000 passages, an hour
@@ -65,13 +65,33 @@ impl<'a> Source<'a> {
         }
     }
 
-    fn read(&self) -> Result<(Cow<'a, str>, Layout)> {
+    /// The text, its layout, and for a file its stamp, taken before reading: a file
+    /// changed while it is read is seen as changed by the next sync.
+    fn read(&self) -> Result<(Cow<'a, str>, Layout, Option<FileStamp>)> {
         match *self {
             Source::File(path) => {
-                let (text, layout) = extract::extract_file(path)?.into_parts();
-                Ok((Cow::Owned(text), layout))
+                let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+                let extracted = extract::extract_file(path)?;
+                let stamp = FileStamp::of(&meta);
+                Ok((Cow::Owned(extracted.text), extracted.layout, Some(stamp)))
             }
-            Source::Text { text, .. } => Ok((Cow::Borrowed(text), Layout::default())),
+            Source::Text { text, .. } => Ok((Cow::Borrowed(text), Layout::default(), None)),
+        }
+    }
+}
+
+/// A source with the stored documents it replaces: the earlier versions of a file that
+/// a sync found changed.
+pub(crate) struct Job<'a> {
+    pub source: Source<'a>,
+    pub replaces: Vec<i64>,
+}
+
+impl<'a> From<Source<'a>> for Job<'a> {
+    fn from(source: Source<'a>) -> Self {
+        Job {
+            source,
+            replaces: Vec::new(),
         }
     }
 }
@@ -144,11 +164,11 @@ pub struct IngestControl<'a> {
     pub cancel: Option<&'a AtomicBool>,
 }
 
-/// Ingests `sources` in order; per-document failures go to `control.document` and the
+/// Ingests `jobs` in order; per-document failures go to `control.document` and the
 /// rest go on. Errs on a cancel, bad metadata, or a failing embedder.
 pub(crate) fn run(
     engine: &Engine,
-    sources: &[Source],
+    jobs: &[Job],
     metadata: &str,
     control: IngestControl,
 ) -> Result<IngestSummary> {
@@ -157,8 +177,8 @@ pub(crate) fn run(
     let mut run = Run {
         control,
         progress: IngestProgress {
-            documents_total: sources.len(),
-            bytes_total: sources.iter().map(Source::len).sum(),
+            documents_total: jobs.len(),
+            bytes_total: jobs.iter().map(|j| j.source.len()).sum(),
             ..IngestProgress::default()
         },
         started: Instant::now(),
@@ -174,7 +194,7 @@ pub(crate) fn run(
         std::thread::Builder::new()
             .name("pith-ingest-reader".into())
             .stack_size(READER_STACK_BYTES)
-            .spawn_scoped(scope, move || read_all(engine, sources, budget, read_tx))
+            .spawn_scoped(scope, move || read_all(engine, jobs, budget, read_tx))
             .map_err(|e| Error::io("the ingest reader thread", e))?;
         scope.spawn(move || store_all(engine, metadata, budget, store_rx, done_tx));
         let embedded = {
@@ -198,6 +218,8 @@ struct Doc<'a> {
     bytes: u64,
     text: Cow<'a, str>,
     layout: Layout,
+    stamp: Option<FileStamp>,
+    replaces: Vec<i64>,
     hash: String,
     chunks: Vec<Chunk>,
     tokens: Vec<Vec<u32>>,
@@ -225,12 +247,13 @@ struct Finished {
     outcome: Result<IngestReport>,
 }
 
-fn read_all<'a>(engine: &Engine, sources: &[Source<'a>], budget: &Budget, out: Sender<Read<'a>>) {
-    for source in sources {
+fn read_all<'a>(engine: &Engine, jobs: &[Job<'a>], budget: &Budget, out: Sender<Read<'a>>) {
+    for job in jobs {
+        let source = &job.source;
         if budget.stopped() {
             return;
         }
-        let item = match prepare(engine, source) {
+        let item = match prepare(engine, job) {
             Ok(Prepared::New(doc)) => {
                 if !budget.take(doc.tokens.len()) {
                     return;
@@ -263,9 +286,9 @@ enum Prepared<'a> {
 }
 
 /// Reads, checks, hashes, chunks and tokenises one document.
-fn prepare<'a>(engine: &Engine, source: &Source<'a>) -> Result<Prepared<'a>> {
-    let name = source.name();
-    let (text, layout) = source.read()?;
+fn prepare<'a>(engine: &Engine, job: &Job<'a>) -> Result<Prepared<'a>> {
+    let name = job.source.name();
+    let (text, layout, stamp) = job.source.read()?;
     if text.trim().is_empty() {
         return Err(Error::InvalidArgument(format!(
             "document {name:?} is empty"
@@ -275,8 +298,10 @@ fn prepare<'a>(engine: &Engine, source: &Source<'a>) -> Result<Prepared<'a>> {
         return Err(too_large(&name, text.len()));
     }
     let hash = hex(&Sha256::digest(text.as_bytes()));
-    if let Some(id) = engine.store().find_by_hash(&hash)? {
-        return Ok(Prepared::Stored(duplicate(id, name)));
+    if let Some(report) =
+        already_stored(&engine.store(), &hash, name.clone(), stamp, &job.replaces)?
+    {
+        return Ok(Prepared::Stored(report));
     }
     let embedder = engine.embedder();
     let chunks = chunk::chunk(&text, engine.options().chunk, |s| embedder.token_ends(s));
@@ -293,7 +318,30 @@ fn prepare<'a>(engine: &Engine, source: &Source<'a>) -> Result<Prepared<'a>> {
         vectors: Vec::new(),
         text,
         layout,
+        stamp,
+        replaces: job.replaces.clone(),
     }))
+}
+
+/// The report for content stored already, or `None`. A file re-read with its content
+/// unchanged keeps its document, with the new stamp; a file changed into content stored
+/// for another loses its earlier versions.
+fn already_stored(
+    store: &Store,
+    hash: &str,
+    source: String,
+    stamp: Option<FileStamp>,
+    replaces: &[i64],
+) -> Result<Option<IngestReport>> {
+    let Some(id) = store.find_by_hash(hash)? else {
+        return Ok(None);
+    };
+    let kept = replaces.contains(&id);
+    let earlier: Vec<i64> = replaces.iter().copied().filter(|&r| r != id).collect();
+    if kept || !earlier.is_empty() {
+        store.keep_file(id, stamp.filter(|_| kept), &earlier)?;
+    }
+    Ok(Some(duplicate(id, source)))
 }
 
 fn duplicate(document_id: i64, source: String) -> IngestReport {
@@ -354,8 +402,14 @@ fn store(engine: &Engine, metadata: &str, doc: Doc) -> Result<IngestReport> {
         .collect();
     let store = engine.store();
     // Two sources of this call can hold the same content; the first one stored wins.
-    if let Some(id) = store.find_by_hash(&doc.hash)? {
-        return Ok(duplicate(id, doc.source));
+    if let Some(report) = already_stored(
+        &store,
+        &doc.hash,
+        doc.source.clone(),
+        doc.stamp,
+        &doc.replaces,
+    )? {
+        return Ok(report);
     }
     let document_id = store.insert_document(&NewDocument {
         source: &doc.source,
@@ -363,6 +417,8 @@ fn store(engine: &Engine, metadata: &str, doc: Doc) -> Result<IngestReport> {
         metadata,
         chars: doc.text.chars().count(),
         passages: &passages,
+        stamp: doc.stamp,
+        replaces: &doc.replaces,
     })?;
     Ok(IngestReport {
         document_id,

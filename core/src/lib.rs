@@ -12,6 +12,7 @@ pub mod model;
 pub mod prune;
 pub mod rag;
 pub mod store;
+pub mod sync;
 
 pub use ask::{Answer, AskOptions, Citation, Timings};
 pub use device::DeviceChoice;
@@ -20,6 +21,7 @@ pub use ingest::{IngestControl, IngestProgress, IngestReport, IngestSummary, Sou
 pub use prune::Budget;
 pub use rag::{Engine, EngineOptions, SearchOptions};
 pub use store::{DocumentInfo, Filter, Hit, Method, Passage};
+pub use sync::{SyncFailure, SyncReport};
 
 /// The version of pith.
 pub fn version() -> &'static str {

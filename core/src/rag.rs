@@ -6,11 +6,14 @@ use std::sync::{Arc, Mutex};
 use crate::chunk::ChunkSize;
 use crate::device::{self, DeviceChoice, OpenDevice};
 use crate::error::{Error, Result};
-use crate::ingest::{self, IngestControl, IngestProgress, IngestReport, IngestSummary, Source};
+use crate::ingest::{
+    self, IngestControl, IngestProgress, IngestReport, IngestSummary, Job, Source,
+};
 use crate::model::bert::Embedder;
 use crate::model::generate::{DEFAULT_CONTEXT, Generator};
 use crate::model::llama::Precision;
 use crate::store::{DocumentInfo, EmbedderId, Filter, Hit, Method, Store};
+use crate::sync::{self, SyncReport};
 
 /// How to open an [`Engine`].
 #[derive(Debug, Clone)]
@@ -166,7 +169,8 @@ impl Engine {
         metadata: &str,
         control: IngestControl,
     ) -> Result<IngestSummary> {
-        ingest::run(self, sources, metadata, control)
+        let jobs: Vec<Job> = sources.iter().copied().map(Job::from).collect();
+        ingest::run(self, &jobs, metadata, control)
     }
 
     /// Ingests UTF-8 text files (txt, md...) as [`Engine::ingest`] does.
@@ -221,6 +225,19 @@ impl Engine {
             },
         )?;
         outcome.expect("one source, one outcome")
+    }
+
+    /// Brings the documents read from files under `roots` (folders or files) in line
+    /// with the disk: new files ingested, changed ones replaced, deleted ones removed,
+    /// unchanged ones skipped unread. See [`crate::sync`]. `control` reports and cancels
+    /// the ingest part as for [`Engine::ingest`].
+    pub fn sync(
+        &self,
+        roots: &[PathBuf],
+        metadata: &str,
+        control: IngestControl,
+    ) -> Result<SyncReport> {
+        sync::run(self, roots, metadata, control)
     }
 
     pub fn documents(&self) -> Result<Vec<DocumentInfo>> {

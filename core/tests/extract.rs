@@ -46,7 +46,11 @@ fn similarity(a: &str, b: &str) -> f64 {
 }
 
 fn headings(doc: &Extracted) -> Vec<&str> {
-    doc.headings.iter().map(|(_, h)| h.as_str()).collect()
+    doc.layout
+        .headings
+        .iter()
+        .map(|(_, h)| h.as_str())
+        .collect()
 }
 
 #[test]
@@ -67,7 +71,7 @@ fn every_format_gives_back_the_articles_text_and_headings() {
             ["Aardvark", "Description", "Behaviour", "Range"],
             "{name}"
         );
-        for (start, heading) in &doc.headings {
+        for (start, heading) in &doc.layout.headings {
             assert!(
                 doc.text[*start..].starts_with(heading.as_str()),
                 "{name}: {heading}"
@@ -88,13 +92,13 @@ fn html_leaves_out_navigation_scripts_and_footers() {
 fn pdf_pages_start_in_order_at_their_text() {
     let doc = extracted("aardvark.pdf");
     assert_eq!(
-        doc.pages.len(),
+        doc.layout.pages.len(),
         3,
         "LibreOffice laid the article out on 3 pages"
     );
-    assert_eq!(doc.pages[0], 0);
-    assert!(doc.pages.windows(2).all(|w| w[0] < w[1]));
-    let (text, layout) = doc.into_parts();
+    assert_eq!(doc.layout.pages[0], 0);
+    assert!(doc.layout.pages.windows(2).all(|w| w[0] < w[1]));
+    let (text, layout) = (doc.text, doc.layout);
     assert_eq!(layout.page_at(0), Some(1));
     assert_eq!(layout.page_at(text.len() - 1), Some(3));
 }
@@ -119,7 +123,7 @@ fn markdown_headings_mark_sections() {
     let text = "# Guide\n\nIntro.\n\n```\n# not a heading\n```\n\n## Setup ##\n\nSteps.\n";
     let doc = extract::extract("guide.md", text.as_bytes()).unwrap();
     assert_eq!(headings(&doc), ["Guide", "Setup"]);
-    let (text, layout) = doc.into_parts();
+    let (text, layout) = (doc.text, doc.layout);
     assert_eq!(
         layout.heading_at(text.find("Steps").unwrap()),
         Some("Setup")

@@ -180,6 +180,8 @@ fn store_document(store: &pith_core::store::Store, name: &str, vectors: &[Vec<f3
             metadata: "{}",
             chars: name.len(),
             passages: &passages,
+            stamp: None,
+            replaces: &[],
         })
         .unwrap()
 }

@@ -27,21 +27,26 @@ fn run(format: Format, data: &[u8]) {
 fn check_layout(doc: &Extracted) {
     let text = &doc.text;
     assert!(
-        doc.pages.windows(2).all(|w| w[0] <= w[1]),
+        doc.layout.pages.windows(2).all(|w| w[0] <= w[1]),
         "pages out of order"
     );
-    for &start in &doc.pages {
+    for &start in &doc.layout.pages {
         assert!(
             text.is_char_boundary(start),
             "page start {start} inside a character"
         );
     }
-    let starts: Vec<usize> = doc.headings.iter().map(|(start, _)| *start).collect();
+    let starts: Vec<usize> = doc
+        .layout
+        .headings
+        .iter()
+        .map(|(start, _)| *start)
+        .collect();
     assert!(
         starts.windows(2).all(|w| w[0] <= w[1]),
         "headings out of order"
     );
-    for (start, heading) in &doc.headings {
+    for (start, heading) in &doc.layout.headings {
         assert!(
             text.is_char_boundary(*start),
             "heading start {start} inside a character"

@@ -32,6 +32,16 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Extracted, String> {
     body(&document, &levels)
 }
 
+/// Whether the zip in `bytes` holds a Word document, by its directory; a zip too broken
+/// to have one is taken for a DOCX when the part's name is in it anywhere, so that its
+/// error says what is wrong with it.
+pub(super) fn is_docx(bytes: &[u8]) -> bool {
+    match ZipArchive::new(Cursor::new(bytes)) {
+        Ok(zip) => zip.index_for_name("word/document.xml").is_some(),
+        Err(_) => super::find(bytes, b"word/document.xml").is_some(),
+    }
+}
+
 /// The text of one part of the archive; `None` when it is absent.
 fn part(zip: &mut ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<Option<String>, String> {
     let file = match zip.by_name(name) {
@@ -175,6 +185,7 @@ impl Writer {
         self.separate("\n\n");
         if level.is_some() {
             self.done
+                .layout
                 .headings
                 .push((self.done.text.len(), text.trim().to_string()));
         }

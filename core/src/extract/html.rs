@@ -96,7 +96,7 @@ struct Writer {
     paragraph: String,
     /// Inside this many skipped elements.
     skipping: usize,
-    /// Inside a heading: its text goes to `done.headings` too.
+    /// Inside a heading: its text goes to `done.layout.headings` too.
     heading: bool,
 }
 
@@ -143,7 +143,10 @@ impl Writer {
             text.push_str(gap);
         }
         if heading {
-            self.done.headings.push((text.len(), paragraph.to_string()));
+            self.done
+                .layout
+                .headings
+                .push((text.len(), paragraph.to_string()));
         }
         text.push_str(paragraph);
     }

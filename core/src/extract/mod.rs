@@ -22,28 +22,15 @@ pub const MAX_FILE_BYTES: u64 = 512 << 20;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extracted {
     pub text: String,
-    /// Byte offsets into `text` where page 1, 2, ... start; empty for formats without
-    /// pages.
-    pub pages: Vec<usize>,
-    /// Byte offsets into `text` where each heading's section starts, with the heading,
-    /// ascending.
-    pub headings: Vec<(usize, String)>,
-}
-
-impl Extracted {
-    pub fn into_parts(self) -> (String, Layout) {
-        let layout = Layout {
-            pages: self.pages,
-            headings: self.headings,
-        };
-        (self.text, layout)
-    }
+    pub layout: Layout,
 }
 
 /// Where a text's pages and sections start, as byte offsets into it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Layout {
+    /// Where page 1, 2, ... start; empty for formats without pages.
     pub pages: Vec<usize>,
+    /// Where each heading's section starts, with the heading, ascending.
     pub headings: Vec<(usize, String)>,
 }
 
@@ -92,7 +79,7 @@ impl Format {
         if find(head, b"%PDF-").is_some() {
             return Format::Pdf;
         }
-        if bytes.starts_with(b"PK\x03\x04") && find(bytes, b"word/document.xml").is_some() {
+        if bytes.starts_with(b"PK\x03\x04") && docx::is_docx(bytes) {
             return Format::Docx;
         }
         if looks_like_html(head) {
@@ -191,8 +178,10 @@ fn markdown(text: String) -> Extracted {
     }
     Extracted {
         text,
-        pages: Vec::new(),
-        headings,
+        layout: Layout {
+            pages: Vec::new(),
+            headings,
+        },
     }
 }
 

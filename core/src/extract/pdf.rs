@@ -910,6 +910,7 @@ impl Writer {
         }
         let start = text.len();
         self.out
+            .layout
             .pages
             .extend(std::iter::repeat_n(start, self.pending_pages));
         self.pending_pages = 0;
@@ -920,13 +921,14 @@ impl Writer {
     fn heading(&mut self, title: String) {
         self.write(&title, Gap::Paragraph);
         let start = self.out.text.len() - title.len();
-        self.out.headings.push((start, title));
+        self.out.layout.headings.push((start, title));
         self.after_heading = true;
     }
 
     fn finish(mut self) -> Extracted {
         let end = self.out.text.len();
         self.out
+            .layout
             .pages
             .extend(std::iter::repeat_n(end, self.pending_pages));
         self.out
@@ -1040,9 +1042,9 @@ mod tests {
             .collect();
         let got = extract(&pdf(&pages)).unwrap();
         assert_eq!(got.text, "One.\n\nTwo.\n\nThree.");
-        assert_eq!(got.pages, [0, 6, 12]);
+        assert_eq!(got.layout.pages, [0, 6, 12]);
         let at = got.text.find("Two").unwrap();
-        assert_eq!(got.into_parts().1.page_at(at), Some(2));
+        assert_eq!(got.layout.page_at(at), Some(2));
     }
 
     #[test]
@@ -1083,9 +1085,9 @@ mod tests {
             got.text,
             "Introduction\n\nThe body text starts here\nand goes on."
         );
-        assert_eq!(got.headings, [(0, "Introduction".to_string())]);
+        assert_eq!(got.layout.headings, [(0, "Introduction".to_string())]);
         let plain = extract(&pdf(&[body(&["One size", "for every line."])])).unwrap();
-        assert!(plain.headings.is_empty());
+        assert!(plain.layout.headings.is_empty());
     }
 
     #[test]
@@ -1120,7 +1122,7 @@ mod tests {
         ];
         let got = extract(&pdf(&[rectangle])).unwrap();
         assert_eq!(got.text, "");
-        assert_eq!(got.pages, [0]);
+        assert_eq!(got.layout.pages, [0]);
     }
 
     #[test]

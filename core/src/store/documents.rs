@@ -13,6 +13,42 @@ pub struct NewDocument<'a> {
     pub metadata: &'a str,
     pub chars: usize,
     pub passages: &'a [NewPassage],
+    /// The file it was read from, as it was before reading.
+    pub stamp: Option<FileStamp>,
+    /// Documents it replaces (earlier versions of its file), deleted in its transaction.
+    pub replaces: &'a [i64],
+}
+
+/// What tells a file changed without reading it: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub size: u64,
+    /// Nanoseconds since the Unix epoch.
+    pub modified_ns: i64,
+}
+
+impl FileStamp {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        let modified_ns =
+            meta.modified()
+                .map_or(0, |t| match t.duration_since(std::time::UNIX_EPOCH) {
+                    Ok(after) => after.as_nanos() as i64,
+                    Err(before) => -(before.duration().as_nanos() as i64),
+                });
+        Self {
+            size: meta.len(),
+            modified_ns,
+        }
+    }
+}
+
+/// A stored document read from a file, as a sync compares it with the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub id: i64,
+    pub source: String,
+    /// `None` for documents stored before pith recorded stamps.
+    pub stamp: Option<FileStamp>,
 }
 
 pub struct NewPassage {
@@ -57,19 +93,24 @@ impl Store {
             .optional()?)
     }
 
-    /// Stores a document and all its rows in one transaction; returns its id.
+    /// Stores a document and all its rows, and deletes the documents it replaces, in one
+    /// transaction; returns its id.
     pub fn insert_document(&self, doc: &NewDocument) -> Result<i64> {
         check_metadata(doc.metadata)?;
         let tx = self.conn.unchecked_transaction()?;
+        let replaced = delete_all(&tx, doc.replaces)?;
         tx.execute(
-            "INSERT INTO documents(source, content_hash, metadata, chars, passages)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO documents(source, content_hash, metadata, chars, passages,
+                                   file_size, file_mtime_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 doc.source,
                 doc.content_hash,
                 doc.metadata,
                 doc.chars as i64,
-                doc.passages.len() as i64
+                doc.passages.len() as i64,
+                doc.stamp.map(|s| s.size as i64),
+                doc.stamp.map(|s| s.modified_ns)
             ],
         )?;
         let doc_id = tx.last_insert_rowid();
@@ -96,11 +137,12 @@ impl Store {
         }
         tx.commit()?;
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        let appended = index.as_mut().is_none_or(|index| {
-            ids.into_iter()
-                .zip(doc.passages)
-                .all(|(id, p)| index.push(id, &p.embedding))
-        });
+        let appended = !replaced
+            && index.as_mut().is_none_or(|index| {
+                ids.into_iter()
+                    .zip(doc.passages)
+                    .all(|(id, p)| index.push(id, &p.embedding))
+            });
         if !appended {
             *index = None;
         }
@@ -110,14 +152,65 @@ impl Store {
     /// Deletes a document and, through the schema's cascade and triggers, its
     /// passages, vectors and full text. Returns false when no such document exists.
     pub fn delete_document(&self, id: i64) -> Result<bool> {
+        self.delete_documents(&[id])
+    }
+
+    /// Deletes documents as [`Store::delete_document`] does, in one transaction; returns
+    /// whether any existed.
+    pub fn delete_documents(&self, ids: &[i64]) -> Result<bool> {
+        self.stamp_and_delete(None, ids)
+    }
+
+    /// In one transaction, records `stamp` on document `id` (when given) and deletes the
+    /// documents `drop`: a file found unchanged after all, or changed into content
+    /// stored already.
+    pub fn keep_file(&self, id: i64, stamp: Option<FileStamp>, drop: &[i64]) -> Result<()> {
+        self.stamp_and_delete(stamp.map(|s| (id, s)), drop)
+            .map(|_| ())
+    }
+
+    fn stamp_and_delete(&self, stamp: Option<(i64, FileStamp)>, drop: &[i64]) -> Result<bool> {
         let tx = self.conn.unchecked_transaction()?;
-        let n = tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
+        if let Some((id, stamp)) = stamp {
+            tx.execute(
+                "UPDATE documents SET file_size = ?2, file_mtime_ns = ?3 WHERE id = ?1",
+                params![id, stamp.size as i64, stamp.modified_ns],
+            )?;
+        }
+        let deleted = delete_all(&tx, drop)?;
         tx.commit()?;
-        if n > 0 {
+        if deleted {
             // Rebuilt on the next vector search, without the deleted passages.
             *self.index.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
-        Ok(n > 0)
+        Ok(deleted)
+    }
+
+    /// The documents read from the file `root` or from files under the folder `root`
+    /// (by their source, the path they were ingested by).
+    pub fn files_under(&self, root: &str) -> Result<Vec<StoredFile>> {
+        let folder = format!(
+            "{}{}",
+            root.trim_end_matches('/'),
+            std::path::MAIN_SEPARATOR
+        );
+        let mut stmt = self.conn.prepare(
+            "SELECT id, source, file_size, file_mtime_ns FROM documents
+             WHERE source = ?1 OR substr(source, 1, length(?2)) = ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![root, folder], |r| {
+            let size: Option<i64> = r.get(2)?;
+            let modified_ns: Option<i64> = r.get(3)?;
+            Ok(StoredFile {
+                id: r.get(0)?,
+                source: r.get(1)?,
+                stamp: size.zip(modified_ns).map(|(size, modified_ns)| FileStamp {
+                    size: size as u64,
+                    modified_ns,
+                }),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn documents(&self) -> Result<Vec<DocumentInfo>> {
@@ -177,4 +270,15 @@ impl Store {
             count("SELECT count(*) FROM passage_text_docsize")?,
         ))
     }
+}
+
+/// Deletes documents and, through the schema's cascade and triggers, their passages,
+/// vectors and full text; true when any existed.
+fn delete_all(tx: &rusqlite::Transaction, ids: &[i64]) -> Result<bool> {
+    let mut delete = tx.prepare_cached("DELETE FROM documents WHERE id = ?1")?;
+    let mut deleted = false;
+    for &id in ids {
+        deleted |= delete.execute([id])? > 0;
+    }
+    Ok(deleted)
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-pub use documents::{DocumentInfo, NewDocument, NewPassage, check_metadata};
+pub use documents::{DocumentInfo, FileStamp, NewDocument, NewPassage, StoredFile, check_metadata};
 pub use search::{Filter, Hit, Method};
 use vector_index::VectorIndex;
 

@@ -6,11 +6,11 @@ use super::EmbedderId;
 use crate::error::{Error, Result};
 
 /// The schema this build writes. Bump it and add a step to `MIGRATIONS` to change it.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[n]` takes a database from version `n` to `n + 1`.
 const MIGRATIONS: &[fn(&Connection, &EmbedderId) -> rusqlite::Result<()>] =
-    &[create_v1, add_provenance_v2];
+    &[create_v1, add_provenance_v2, add_file_stamps_v3];
 
 fn create_v1(conn: &Connection, embedder: &EmbedderId) -> rusqlite::Result<()> {
     conn.execute_batch(
@@ -66,6 +66,17 @@ fn add_provenance_v2(conn: &Connection, _: &EmbedderId) -> rusqlite::Result<()> 
     conn.execute_batch(
         "ALTER TABLE passages ADD COLUMN page INTEGER;
          ALTER TABLE passages ADD COLUMN heading TEXT;",
+    )
+}
+
+/// Version 3: the size and modification time of the file a document was read from, so
+/// that a sync skips unchanged files without reading them, and an index to find a
+/// file's documents by path.
+fn add_file_stamps_v3(conn: &Connection, _: &EmbedderId) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE documents ADD COLUMN file_size INTEGER;
+         ALTER TABLE documents ADD COLUMN file_mtime_ns INTEGER;
+         CREATE INDEX documents_by_source ON documents(source);",
     )
 }
 
