@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode, Watcher};
+use pith_core::extract::has_document_extension;
 use pith_core::{Engine, Error, Result, SyncReport};
 
 use crate::commands::{Context, with_ingest_bar};
@@ -36,16 +37,25 @@ pub fn sync(
     sync_once(&engine, roots, metadata, json)?;
     eprintln!("pith: watching {} for changes (Ctrl-C stops)", names(roots));
     while let Ok(event) = events.recv() {
-        if let Err(e) = event {
-            eprintln!("pith: warning: watching: {e}");
+        match event {
+            Ok(event) if !may_change_documents(&event) => continue,
+            Ok(_) => {}
+            Err(e) => eprintln!("pith: warning: watching: {e}"),
         }
         settle(&events);
-        let report = sync_once(&engine, roots, metadata, json)?;
-        if !report.changed() && !json {
-            eprintln!("pith: no document changed");
-        }
+        sync_once(&engine, roots, metadata, json)?;
     }
     Ok(())
+}
+
+/// Whether `event` can change what a sync finds: not a read (a sync's own reads are
+/// events too), and on a document or a folder, not on the database's own files.
+fn may_change_documents(event: &notify::Event) -> bool {
+    !matches!(event.kind, EventKind::Access(_))
+        && event
+            .paths
+            .iter()
+            .any(|p| has_document_extension(p) || p.extension().is_none() || p.is_dir())
 }
 
 /// Waits until no event has come for [`SETTLE`], dropping the events.
