@@ -53,6 +53,20 @@ typedef enum pith_status {
   PITH_PANIC = 12,
 } pith_status;
 
+// What a sync did to one file.
+typedef enum pith_change {
+  // Ingested for the first time.
+  PITH_CHANGE_ADDED = 0,
+  // Its content changed: re-ingested, the old document replaced.
+  PITH_CHANGE_UPDATED = 1,
+  // Gone from disk: its documents deleted.
+  PITH_CHANGE_REMOVED = 2,
+  // Its content is stored already for another file: not stored twice.
+  PITH_CHANGE_DUPLICATE = 3,
+  // It (or a folder) could not be read: its documents are kept.
+  PITH_CHANGE_FAILED = 4,
+} pith_change;
+
 // An answer with its citations; freed with pith_answer_free.
 typedef struct pith_answer pith_answer;
 
@@ -227,6 +241,26 @@ typedef struct pith_hit {
   const char *heading;
 } pith_hit;
 
+// Called once per file a sync changed or failed on, after the sync: `error` is the
+// reason for PITH_CHANGE_FAILED and NULL otherwise. The strings live for the call.
+typedef void (*pith_change_fn)(void *user_data,
+                               const char *path,
+                               enum pith_change change,
+                               const char *error);
+
+// The totals of a pith_sync call.
+typedef struct pith_sync_summary {
+  size_t added;
+  size_t updated;
+  size_t removed;
+  size_t duplicates;
+  size_t failed;
+  // Files skipped as unchanged.
+  size_t unchanged;
+  // Passages stored.
+  size_t passages;
+} pith_sync_summary;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -371,6 +405,26 @@ const char *pith_last_error(void);
 
 // A short English name of a status ("ok", "invalid argument"...), static.
 const char *pith_status_name(enum pith_status status);
+
+// Brings the documents read from files under `roots` (`count` folders, searched
+// recursively, or files) in line with the disk: new files of the formats pith reads are
+// ingested, changed ones re-ingested with the old document replaced in the same
+// transaction, files gone from disk removed, and unchanged ones (same size and
+// modification time) skipped without being read. Files are known by their path as
+// given, so sync a folder by the same path each time. A root that does not exist fails
+// the call before anything changes. `metadata_json` (a JSON object or NULL) goes to
+// every file ingested; `progress`, `on_change`, `user_data`, `cancel` and `summary_out`
+// may be NULL. A kill or a cancel (PITH_CANCELLED) leaves each file's documents as
+// they were or as they are now, never half-written.
+enum pith_status pith_sync(const struct pith_engine *engine,
+                           const char *const *roots,
+                           size_t count,
+                           const char *metadata_json,
+                           pith_ingest_progress_fn progress,
+                           pith_change_fn on_change,
+                           void *user_data,
+                           const struct pith_cancel *cancel,
+                           struct pith_sync_summary *summary_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -202,44 +202,11 @@ pub unsafe extern "C" fn pith_ingest_files(
         let engine = unsafe { self::engine(engine) }?;
         let paths = unsafe { path_args(paths, count) }?;
         let metadata = unsafe { opt_str_arg(metadata_json, "metadata_json") }?.unwrap_or("{}");
-        let mut on_progress = |p: &IngestProgress| match progress {
-            // SAFETY: the caller's callback, with the caller's user_data.
-            Some(f) => unsafe { f(user_data, &pith_ingest_progress::from(p)) == 0 },
-            None => true,
-        };
-        let mut on_finished = |path: &str, outcome: pith_core::Result<IngestReport>| {
-            if let Some(f) = on_document {
-                let path = c_string(path);
-                // SAFETY: the caller's callback, with the caller's user_data; the strings
-                // and the result outlive the call.
-                match outcome {
-                    Ok(r) => unsafe {
-                        f(
-                            user_data,
-                            path.as_ptr(),
-                            pith_status::PITH_OK,
-                            &ingest_result(r),
-                            std::ptr::null(),
-                        )
-                    },
-                    Err(e) => unsafe {
-                        f(
-                            user_data,
-                            path.as_ptr(),
-                            pith_status::from(&e),
-                            std::ptr::null(),
-                            c_string(&e.to_string()).as_ptr(),
-                        )
-                    },
-                }
-            }
-        };
-        let control = IngestControl {
-            progress: Some(&mut on_progress),
-            document: Some(&mut on_finished),
-            cancel: unsafe { cancel.as_ref() }.map(|c| &c.0),
-        };
-        let summary = engine.ingest_files(&paths, metadata, control)?;
+        let summary = unsafe {
+            with_callbacks(progress, on_document, user_data, cancel, |control| {
+                engine.ingest_files(&paths, metadata, control)
+            })
+        }?;
         if let Some(out) = unsafe { summary_out.as_mut() } {
             *out = summary.into();
         }
@@ -248,7 +215,7 @@ pub unsafe extern "C" fn pith_ingest_files(
 }
 
 /// `count` paths from a C array; NULL is allowed when `count` is 0.
-unsafe fn path_args(paths: *const *const c_char, count: usize) -> pith_core::Result<Vec<PathBuf>> {
+pub(crate) unsafe fn path_args(paths: *const *const c_char, count: usize) -> pith_core::Result<Vec<PathBuf>> {
     if count == 0 {
         return Ok(vec![]);
     }
@@ -261,4 +228,53 @@ unsafe fn path_args(paths: *const *const c_char, count: usize) -> pith_core::Res
         .enumerate()
         .map(|(i, &p)| unsafe { str_arg(p, &format!("paths[{i}]")) }.map(PathBuf::from))
         .collect()
+}
+
+/// Runs `work` with the ingest callbacks of a C caller: `progress` (non-zero cancels),
+/// `on_document` per file, and the `cancel` flag; any may be NULL.
+pub(crate) unsafe fn with_callbacks<T>(
+    progress: pith_ingest_progress_fn,
+    on_document: pith_document_fn,
+    user_data: *mut c_void,
+    cancel: *const pith_cancel,
+    work: impl FnOnce(IngestControl) -> pith_core::Result<T>,
+) -> pith_core::Result<T> {
+    let mut on_progress = |p: &IngestProgress| match progress {
+        // SAFETY: the caller's callback, with the caller's user_data.
+        Some(f) => unsafe { f(user_data, &pith_ingest_progress::from(p)) == 0 },
+        None => true,
+    };
+    let mut on_finished = |path: &str, outcome: pith_core::Result<IngestReport>| {
+        if let Some(f) = on_document {
+            let path = c_string(path);
+            // SAFETY: the caller's callback, with the caller's user_data; the strings
+            // and the result outlive the call.
+            match outcome {
+                Ok(r) => unsafe {
+                    f(
+                        user_data,
+                        path.as_ptr(),
+                        pith_status::PITH_OK,
+                        &ingest_result(r),
+                        std::ptr::null(),
+                    )
+                },
+                Err(e) => unsafe {
+                    f(
+                        user_data,
+                        path.as_ptr(),
+                        pith_status::from(&e),
+                        std::ptr::null(),
+                        c_string(&e.to_string()).as_ptr(),
+                    )
+                },
+            }
+        }
+    };
+    let control = IngestControl {
+        progress: Some(&mut on_progress),
+        document: Some(&mut on_finished),
+        cancel: unsafe { cancel.as_ref() }.map(|c| &c.0),
+    };
+    work(control)
 }

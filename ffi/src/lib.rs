@@ -11,6 +11,7 @@ mod engine;
 mod ingest;
 mod search;
 mod status;
+mod sync;
 
 pub use ask::*;
 pub use cancel::*;
@@ -19,6 +20,7 @@ pub use engine::*;
 pub use ingest::*;
 pub use search::*;
 pub use status::*;
+pub use sync::*;
 
 use std::ffi::c_char;
 

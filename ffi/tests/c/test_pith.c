@@ -245,6 +245,55 @@ static void on_file_done(void *user_data, const char *path, pith_status status,
 
 #define FILES 24
 
+/* What the pith_sync callback saw, by change. */
+struct changes_seen {
+    size_t count[5];
+};
+
+static void on_change(void *user_data, const char *path, pith_change change, const char *error) {
+    struct changes_seen *s = user_data;
+    CHECK(path != NULL && strlen(path) > 0 && change <= PITH_CHANGE_FAILED);
+    CHECK((change == PITH_CHANGE_FAILED) == (error != NULL));
+    s->count[change]++;
+}
+
+/* pith_sync over the folder pith_ingest_files filled (paths[0..FILES], then a binary
+ * file): what ingest stored is unchanged; then one file changes and one goes. */
+static void test_sync(const pith_engine *engine, const char **paths) {
+    char folder[4096];
+    path_in_work(folder, "files");
+    const char *roots[] = {folder};
+    pith_sync_summary summary = {0};
+    CHECK_STATUS(pith_sync(NULL, roots, 1, NULL, NULL, NULL, NULL, NULL, &summary),
+                 PITH_INVALID_ARGUMENT);
+    char missing[4096];
+    path_in_work(missing, "no-such-folder");
+    const char *missing_roots[] = {missing};
+    CHECK_STATUS(pith_sync(engine, missing_roots, 1, NULL, NULL, NULL, NULL, NULL, &summary),
+                 PITH_IO);
+
+    struct changes_seen seen = {{0}};
+    CHECK_STATUS(pith_sync(engine, roots, 1, NULL, NULL, on_change, &seen, NULL, &summary),
+                 PITH_OK);
+    CHECK(summary.unchanged == FILES && summary.failed == 1 && summary.added == 0);
+    CHECK(seen.count[PITH_CHANGE_FAILED] == 1 && seen.count[PITH_CHANGE_ADDED] == 0);
+
+    const char revised[] = "The keeper rewrote this log: the lantern failed in the storm.";
+    write_file(paths[0], revised, sizeof revised - 1);
+    unlink(paths[1]);
+    struct changes_seen changed = {{0}};
+    CHECK_STATUS(pith_sync(engine, roots, 1, "{\"kind\": \"log\"}", NULL, on_change, &changed,
+                           NULL, &summary),
+                 PITH_OK);
+    CHECK(summary.updated == 1 && summary.removed == 1 && summary.unchanged == FILES - 2);
+    CHECK(summary.passages > 0);
+    CHECK(changed.count[PITH_CHANGE_UPDATED] == 1 && changed.count[PITH_CHANGE_REMOVED] == 1);
+    pith_documents *docs = NULL;
+    CHECK_STATUS(pith_documents_list(engine, &docs), PITH_OK);
+    CHECK(pith_documents_len(docs) == FILES - 1);
+    pith_documents_free(docs);
+}
+
 /* Many files through the pipeline on an engine of their own: bad arguments, a cancel
  * from the progress callback and one from a pith_cancel, then a run that finishes. */
 static void test_ingest_files(void) {
@@ -336,6 +385,7 @@ static void test_ingest_files(void) {
     CHECK(pith_documents_len(docs) == FILES);
     pith_documents_free(docs);
     pith_cancel_free(cancel);
+    test_sync(engine, paths);
     pith_engine_free(engine);
 }
 
