@@ -557,6 +557,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_method_engine_search() != 64622:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pith_uniffi_checksum_method_engine_sync() != 63500:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_constructor_engine_open() != 31760:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_method_ingestlistener_on_progress() != 39623:
@@ -642,6 +644,9 @@ _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_ingest_text.restype = ctype
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_search.argtypes = (
 )
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_search.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pith_uniffi_checksum_method_engine_sync.argtypes = (
+)
+_UniffiLib.uniffi_pith_uniffi_checksum_method_engine_sync.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pith_uniffi_checksum_constructor_engine_open.argtypes = (
 )
 _UniffiLib.uniffi_pith_uniffi_checksum_constructor_engine_open.restype = ctypes.c_uint16
@@ -755,6 +760,15 @@ _UniffiLib.uniffi_pith_uniffi_fn_method_engine_search.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pith_uniffi_fn_method_engine_search.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pith_uniffi_fn_method_engine_sync.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_method_engine_sync.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_pith_uniffi_fn_constructor_engine_open.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -2291,6 +2305,160 @@ class _UniffiFfiConverterTypeSearchHit(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalUInt32.write(value.page, buf)
         _UniffiFfiConverterOptionalString.write(value.heading, buf)
 
+@dataclass
+class SyncFailure:
+    """
+    A file or folder a `sync` could not read, and why.
+"""
+    def __init__(self, *, path:str, error:str):
+        self.path = path
+        self.error = error
+        
+        
+
+    
+    def __str__(self):
+        return "SyncFailure(path={}, error={})".format(self.path, self.error)
+    def __eq__(self, other):
+        if self.path != other.path:
+            return False
+        if self.error != other.error:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSyncFailure(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SyncFailure(
+            path=_UniffiFfiConverterString.read(buf),
+            error=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.path)
+        _UniffiFfiConverterString.check_lower(value.error)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.path, buf)
+        _UniffiFfiConverterString.write(value.error, buf)
+
+class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterString.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterString.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterString.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeSyncFailure(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeSyncFailure.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeSyncFailure.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeSyncFailure.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class SyncReport:
+    """
+    What a `sync` changed.
+"""
+    def __init__(self, *, added:typing.List[str], updated:typing.List[str], removed:typing.List[str], duplicates:typing.List[str], failed:typing.List[SyncFailure], unchanged:int, passages:int):
+        self.added = added
+        self.updated = updated
+        self.removed = removed
+        self.duplicates = duplicates
+        self.failed = failed
+        self.unchanged = unchanged
+        self.passages = passages
+        
+        
+
+    
+    def __str__(self):
+        return "SyncReport(added={}, updated={}, removed={}, duplicates={}, failed={}, unchanged={}, passages={})".format(self.added, self.updated, self.removed, self.duplicates, self.failed, self.unchanged, self.passages)
+    def __eq__(self, other):
+        if self.added != other.added:
+            return False
+        if self.updated != other.updated:
+            return False
+        if self.removed != other.removed:
+            return False
+        if self.duplicates != other.duplicates:
+            return False
+        if self.failed != other.failed:
+            return False
+        if self.unchanged != other.unchanged:
+            return False
+        if self.passages != other.passages:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSyncReport(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SyncReport(
+            added=_UniffiFfiConverterSequenceString.read(buf),
+            updated=_UniffiFfiConverterSequenceString.read(buf),
+            removed=_UniffiFfiConverterSequenceString.read(buf),
+            duplicates=_UniffiFfiConverterSequenceString.read(buf),
+            failed=_UniffiFfiConverterSequenceTypeSyncFailure.read(buf),
+            unchanged=_UniffiFfiConverterUInt64.read(buf),
+            passages=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterSequenceString.check_lower(value.added)
+        _UniffiFfiConverterSequenceString.check_lower(value.updated)
+        _UniffiFfiConverterSequenceString.check_lower(value.removed)
+        _UniffiFfiConverterSequenceString.check_lower(value.duplicates)
+        _UniffiFfiConverterSequenceTypeSyncFailure.check_lower(value.failed)
+        _UniffiFfiConverterUInt64.check_lower(value.unchanged)
+        _UniffiFfiConverterUInt64.check_lower(value.passages)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterSequenceString.write(value.added, buf)
+        _UniffiFfiConverterSequenceString.write(value.updated, buf)
+        _UniffiFfiConverterSequenceString.write(value.removed, buf)
+        _UniffiFfiConverterSequenceString.write(value.duplicates, buf)
+        _UniffiFfiConverterSequenceTypeSyncFailure.write(value.failed, buf)
+        _UniffiFfiConverterUInt64.write(value.unchanged, buf)
+        _UniffiFfiConverterUInt64.write(value.passages, buf)
+
 
 
 # PithError
@@ -2651,7 +2819,7 @@ class _UniffiFfiConverterTypeAnswerListener:
 
 class CancelHandleProtocol(typing.Protocol):
     """
-    Cancels a running `ask` or `ingest_files` from any thread.
+    Cancels a running `ask`, `ingest_files` or `sync` from any thread.
 """
     
     def cancel(self, ) -> None:
@@ -2669,7 +2837,7 @@ class CancelHandleProtocol(typing.Protocol):
 
 class CancelHandle(CancelHandleProtocol):
     """
-    Cancels a running `ask` or `ingest_files` from any thread.
+    Cancels a running `ask`, `ingest_files` or `sync` from any thread.
 """
     
     _handle: ctypes.c_uint64
@@ -3010,29 +3178,6 @@ class _UniffiFfiConverterOptionalTypeProgressListener(_UniffiConverterRustBuffer
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
-class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        for item in value:
-            _UniffiFfiConverterString.check_lower(item)
-
-    @classmethod
-    def write(cls, value, buf):
-        items = len(value)
-        buf.write_i32(items)
-        for item in value:
-            _UniffiFfiConverterString.write(item, buf)
-
-    @classmethod
-    def read(cls, buf):
-        count = buf.read_i32()
-        if count < 0:
-            raise InternalError("Unexpected negative sequence length")
-
-        return [
-            _UniffiFfiConverterString.read(buf) for i in range(count)
-        ]
-
 
 class IngestListener():
     """
@@ -3332,6 +3477,17 @@ class EngineProtocol(typing.Protocol):
         At most `k` passages, best first.
 """
         raise NotImplementedError
+    def sync(self, roots: typing.List[str],metadata_json: typing.Optional[str],listener: typing.Optional[IngestListener],cancel: typing.Optional[CancelHandle]) -> SyncReport:
+        """
+        Brings the documents read from files under `roots` (folders, searched
+        recursively, or files) in line with the disk: new files ingested, changed ones
+        re-ingested with the old document replaced in one transaction, deleted ones
+        removed, unchanged ones (same size and modification time) skipped unread. Files
+        are known by their path as given. A root that does not exist throws before
+        anything changes. `listener` and `cancel` work as for `ingest_files`. Blocks: call
+        it off the UI thread.
+"""
+        raise NotImplementedError
 
 class Engine(EngineProtocol):
     """
@@ -3608,6 +3764,39 @@ class Engine(EngineProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def sync(self, roots: typing.List[str],metadata_json: typing.Optional[str],listener: typing.Optional[IngestListener],cancel: typing.Optional[CancelHandle]) -> SyncReport:
+        """
+        Brings the documents read from files under `roots` (folders, searched
+        recursively, or files) in line with the disk: new files ingested, changed ones
+        re-ingested with the old document replaced in one transaction, deleted ones
+        removed, unchanged ones (same size and modification time) skipped unread. Files
+        are known by their path as given. A root that does not exist throws before
+        anything changes. `listener` and `cancel` work as for `ingest_files`. Blocks: call
+        it off the UI thread.
+"""
+        
+        _UniffiFfiConverterSequenceString.check_lower(roots)
+
+        _UniffiFfiConverterOptionalString.check_lower(metadata_json)
+
+        _UniffiFfiConverterOptionalTypeIngestListener.check_lower(listener)
+
+        _UniffiFfiConverterOptionalTypeCancelHandle.check_lower(cancel)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceString.lower(roots),
+            _UniffiFfiConverterOptionalString.lower(metadata_json),
+            _UniffiFfiConverterOptionalTypeIngestListener.lower(listener),
+            _UniffiFfiConverterOptionalTypeCancelHandle.lower(cancel),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSyncReport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypePithError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_pith_uniffi_fn_method_engine_sync,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
 
 
 
@@ -3669,6 +3858,8 @@ __all__ = [
     "IngestProgress",
     "IngestSummary",
     "SearchHit",
+    "SyncFailure",
+    "SyncReport",
     "version",
     "AnswerListenerImpl",
     "AnswerListener",

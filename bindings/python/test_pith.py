@@ -3,6 +3,7 @@ cancellation and errors. scripts/test-bindings runs it with PITH_MODELS set and 
 built libpith_uniffi.so beside pith.py."""
 
 import os
+import shutil
 import threading
 
 import pytest
@@ -154,3 +155,31 @@ def test_ingest_files_cancels_and_resumes(tmp_path):
     last = rest.progress[-1]
     assert last.documents_done == 21 and last.bytes_done == last.bytes_total
     assert last.eta_s == 0.0 and last.passages_per_s > 0
+
+
+def test_sync_follows_the_folder_and_pdf_hits_cite_pages(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    pdf = folder / "aardvark.pdf"
+    shutil.copy(os.path.join(os.environ["PITH_DOCUMENTS"], "aardvark.pdf"), pdf)
+    note = folder / "note.md"
+    note.write_text("# Zebras\n\nZebras have black and white stripes.\n")
+    engine = pith.Engine.open(pith.EngineConfig(
+        models_dir=os.environ["PITH_MODELS"], db_path=str(tmp_path / "sync.db"),
+        device=pith.Device.CPU))
+
+    report = engine.sync([str(folder)], None, None, None)
+    assert sorted(report.added) == [str(pdf), str(note)] and report.passages > 0
+    hits = engine.search("What does the aardvark eat?", 3, pith.SearchMethod.HYBRID)
+    assert hits[0].source == str(pdf) and hits[0].page >= 1 and hits[0].heading
+    zebra = engine.search("stripes", 1, pith.SearchMethod.BM25)[0]
+    assert zebra.page is None and zebra.heading == "Zebras"
+
+    assert engine.sync([str(folder)], None, None, None).unchanged == 2
+    note.write_text("# Zebras\n\nZebras live in herds on the savanna.\n")
+    pdf.unlink()
+    report = engine.sync([str(folder)], None, None, None)
+    assert (report.updated, report.removed, report.added) == ([str(note)], [str(pdf)], [])
+    assert [d.source for d in engine.documents()] == [str(note)]
+    with pytest.raises(pith.PithError.Io):
+        engine.sync([str(tmp_path / "missing")], None, None, None)

@@ -10,7 +10,7 @@ use pith_core::{AskOptions, DeviceChoice, EngineOptions, IngestControl, SearchOp
 use crate::error::PithError;
 use crate::records::{
     Answer, AskConfig, Device, Document, DocumentOutcome, EngineConfig, IngestProgress,
-    IngestResult, IngestSummary, Precision, SearchHit, SearchMethod,
+    IngestResult, IngestSummary, Precision, SearchHit, SearchMethod, SyncReport,
 };
 
 /// Receives ingest progress: passages embedded so far, and the document's total.
@@ -35,7 +35,7 @@ pub trait AnswerListener: Send + Sync {
     fn on_text(&self, text: String);
 }
 
-/// Cancels a running `ask` or `ingest_files` from any thread.
+/// Cancels a running `ask`, `ingest_files` or `sync` from any thread.
 #[derive(Debug, Default, uniffi::Object)]
 pub struct CancelHandle(AtomicBool);
 
@@ -145,21 +145,33 @@ impl Engine {
         cancel: Option<Arc<CancelHandle>>,
     ) -> Result<IngestSummary, PithError> {
         let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
-        let mut on_progress = |p: &pith_core::IngestProgress| {
-            listener.as_ref().is_none_or(|l| l.on_progress(p.into()))
-        };
-        let mut on_document = |path: &str, outcome: pith_core::Result<pith_core::IngestReport>| {
-            if let Some(l) = &listener {
-                l.on_document(DocumentOutcome::new(path, outcome));
-            }
-        };
-        let control = IngestControl {
-            progress: Some(&mut on_progress),
-            document: Some(&mut on_document),
-            cancel: cancel.as_ref().map(|c| &c.0),
-        };
         let metadata = metadata_json.as_deref().unwrap_or("{}");
-        Ok(self.0.ingest_files(&paths, metadata, control)?.into())
+        let summary = with_control(listener, cancel, |control| {
+            self.0.ingest_files(&paths, metadata, control)
+        })?;
+        Ok(summary.into())
+    }
+
+    /// Brings the documents read from files under `roots` (folders, searched
+    /// recursively, or files) in line with the disk: new files ingested, changed ones
+    /// re-ingested with the old document replaced in one transaction, deleted ones
+    /// removed, unchanged ones (same size and modification time) skipped unread. Files
+    /// are known by their path as given. A root that does not exist throws before
+    /// anything changes. `listener` and `cancel` work as for `ingest_files`. Blocks: call
+    /// it off the UI thread.
+    pub fn sync(
+        &self,
+        roots: Vec<String>,
+        metadata_json: Option<String>,
+        listener: Option<Arc<dyn IngestListener>>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<SyncReport, PithError> {
+        let roots: Vec<PathBuf> = roots.into_iter().map(PathBuf::from).collect();
+        let metadata = metadata_json.as_deref().unwrap_or("{}");
+        let report = with_control(listener, cancel, |control| {
+            self.0.sync(&roots, metadata, control)
+        })?;
+        Ok(report.into())
     }
 
     /// The stored documents, oldest first.
@@ -241,6 +253,26 @@ impl Engine {
 
 /// Dropped with the future of `ask_async` before the answer came: a caller that stopped
 /// waiting wants no answer, so its ask thread stops too.
+/// Runs `work` with ingest callbacks that go to `listener`, cancelled by `cancel`.
+fn with_control<T>(
+    listener: Option<Arc<dyn IngestListener>>,
+    cancel: Option<Arc<CancelHandle>>,
+    work: impl FnOnce(IngestControl) -> pith_core::Result<T>,
+) -> pith_core::Result<T> {
+    let mut on_progress =
+        |p: &pith_core::IngestProgress| listener.as_ref().is_none_or(|l| l.on_progress(p.into()));
+    let mut on_document = |path: &str, outcome: pith_core::Result<pith_core::IngestReport>| {
+        if let Some(l) = &listener {
+            l.on_document(DocumentOutcome::new(path, outcome));
+        }
+    };
+    work(IngestControl {
+        progress: Some(&mut on_progress),
+        document: Some(&mut on_document),
+        cancel: cancel.as_ref().map(|c| &c.0),
+    })
+}
+
 struct CancelOnDrop(Option<Arc<CancelHandle>>);
 
 impl Drop for CancelOnDrop {

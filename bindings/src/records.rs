@@ -90,6 +90,32 @@ pub struct IngestSummary {
     pub passages: u64,
 }
 
+/// What a `sync` changed.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SyncReport {
+    /// Files ingested for the first time.
+    pub added: Vec<String>,
+    /// Files whose content changed, re-ingested.
+    pub updated: Vec<String>,
+    /// Files gone from disk whose documents were deleted.
+    pub removed: Vec<String>,
+    /// Files whose content another file already holds; not stored twice.
+    pub duplicates: Vec<String>,
+    /// Files (and folders) that could not be read; their documents are kept.
+    pub failed: Vec<SyncFailure>,
+    /// Files skipped as unchanged.
+    pub unchanged: u64,
+    /// Passages stored.
+    pub passages: u64,
+}
+
+/// A file or folder a `sync` could not read, and why.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SyncFailure {
+    pub path: String,
+    pub error: String,
+}
+
 /// A stored document.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct Document {
@@ -238,6 +264,27 @@ impl From<pith_core::IngestSummary> for IngestSummary {
             duplicates: s.duplicates as u64,
             failed: s.failed as u64,
             passages: s.passages as u64,
+        }
+    }
+}
+
+impl From<pith_core::SyncReport> for SyncReport {
+    fn from(r: pith_core::SyncReport) -> Self {
+        Self {
+            added: r.added,
+            updated: r.updated,
+            removed: r.removed,
+            duplicates: r.duplicates,
+            failed: r
+                .failed
+                .into_iter()
+                .map(|f| SyncFailure {
+                    path: f.path,
+                    error: f.error,
+                })
+                .collect(),
+            unchanged: r.unchanged as u64,
+            passages: r.passages as u64,
         }
     }
 }

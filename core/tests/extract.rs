@@ -132,6 +132,12 @@ fn markdown_headings_mark_sections() {
         layout.heading_at(text.find("Intro").unwrap()),
         Some("Guide")
     );
+    // A passage that starts with a heading's line belongs to its section.
+    assert_eq!(layout.heading_at(0), Some("Guide"));
+    assert_eq!(
+        layout.heading_at(text.find("## Setup").unwrap()),
+        Some("Setup")
+    );
     assert_eq!(layout.page_at(0), None);
 }
 

@@ -215,7 +215,10 @@ pub unsafe extern "C" fn pith_ingest_files(
 }
 
 /// `count` paths from a C array; NULL is allowed when `count` is 0.
-pub(crate) unsafe fn path_args(paths: *const *const c_char, count: usize) -> pith_core::Result<Vec<PathBuf>> {
+pub(crate) unsafe fn path_args(
+    paths: *const *const c_char,
+    count: usize,
+) -> pith_core::Result<Vec<PathBuf>> {
     if count == 0 {
         return Ok(vec![]);
     }

@@ -415,6 +415,11 @@ RustBuffer uniffi_pith_uniffi_fn_method_engine_ingest_text(uint64_t ptr, RustBuf
 RustBuffer uniffi_pith_uniffi_fn_method_engine_search(uint64_t ptr, RustBuffer query, uint32_t k, RustBuffer method, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_SYNC
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_SYNC
+RustBuffer uniffi_pith_uniffi_fn_method_engine_sync(uint64_t ptr, RustBuffer roots, RustBuffer metadata_json, RustBuffer listener, RustBuffer cancel, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_CLONE_INGESTLISTENER
 #define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_CLONE_INGESTLISTENER
 uint64_t uniffi_pith_uniffi_fn_clone_ingestlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -813,6 +818,12 @@ uint16_t uniffi_pith_uniffi_checksum_method_engine_ingest_text(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_SEARCH
 #define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_SEARCH
 uint16_t uniffi_pith_uniffi_checksum_method_engine_search(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_SYNC
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_SYNC
+uint16_t uniffi_pith_uniffi_checksum_method_engine_sync(void
     
 );
 #endif

@@ -155,7 +155,8 @@ fn utf8(name: &str, bytes: &[u8]) -> Result<String> {
     })
 }
 
-/// Markdown keeps its text as written; its ATX headings (`# Title`) mark sections.
+/// Markdown keeps its text as written; its ATX headings (`# Title`) mark sections, from
+/// the heading's line on.
 fn markdown(text: String) -> Extracted {
     let mut headings = Vec::new();
     let mut at = 0;
@@ -169,8 +170,9 @@ fn markdown(text: String) -> Extracted {
             let rest = &trimmed[hashes..];
             if (1..=6).contains(&hashes) && (rest.starts_with(' ') || rest.trim().is_empty()) {
                 let title = rest.trim().trim_end_matches('#').trim();
-                if let Some(offset) = line.find(title).filter(|_| !title.is_empty()) {
-                    headings.push((at + offset, title.to_string()));
+                // The section starts at the `#`, where a passage holding the heading starts.
+                if !title.is_empty() {
+                    headings.push((at, title.to_string()));
                 }
             }
         }

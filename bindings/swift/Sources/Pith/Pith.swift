@@ -826,7 +826,7 @@ public func FfiConverterTypeAnswerListener_lower(_ value: AnswerListener) -> UIn
 
 
 /**
- * Cancels a running `ask` or `ingest_files` from any thread.
+ * Cancels a running `ask`, `ingest_files` or `sync` from any thread.
  */
 public protocol CancelHandleProtocol: AnyObject, Sendable {
     
@@ -844,7 +844,7 @@ public protocol CancelHandleProtocol: AnyObject, Sendable {
     
 }
 /**
- * Cancels a running `ask` or `ingest_files` from any thread.
+ * Cancels a running `ask`, `ingest_files` or `sync` from any thread.
  */
 open class CancelHandle: CancelHandleProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1051,6 +1051,17 @@ public protocol EngineProtocol: AnyObject, Sendable {
      * At most `k` passages, best first.
      */
     func search(query: String, k: UInt32, method: SearchMethod) throws  -> [SearchHit]
+    
+    /**
+     * Brings the documents read from files under `roots` (folders, searched
+     * recursively, or files) in line with the disk: new files ingested, changed ones
+     * re-ingested with the old document replaced in one transaction, deleted ones
+     * removed, unchanged ones (same size and modification time) skipped unread. Files
+     * are known by their path as given. A root that does not exist throws before
+     * anything changes. `listener` and `cancel` work as for `ingest_files`. Blocks: call
+     * it off the UI thread.
+     */
+    func sync(roots: [String], metadataJson: String?, listener: IngestListener?, cancel: CancelHandle?) throws  -> SyncReport
     
 }
 /**
@@ -1271,6 +1282,28 @@ open func search(query: String, k: UInt32, method: SearchMethod)throws  -> [Sear
         FfiConverterString.lower(query),
         FfiConverterUInt32.lower(k),
         FfiConverterTypeSearchMethod_lower(method),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Brings the documents read from files under `roots` (folders, searched
+     * recursively, or files) in line with the disk: new files ingested, changed ones
+     * re-ingested with the old document replaced in one transaction, deleted ones
+     * removed, unchanged ones (same size and modification time) skipped unread. Files
+     * are known by their path as given. A root that does not exist throws before
+     * anything changes. `listener` and `cancel` work as for `ingest_files`. Blocks: call
+     * it off the UI thread.
+     */
+open func sync(roots: [String], metadataJson: String?, listener: IngestListener?, cancel: CancelHandle?)throws  -> SyncReport  {
+    return try  FfiConverterTypeSyncReport_lift(try rustCallWithError(FfiConverterTypePithError_lift) {
+        uniffiCallStatus in
+    uniffi_pith_uniffi_fn_method_engine_sync(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceString.lower(roots),
+        FfiConverterOptionString.lower(metadataJson),
+        FfiConverterOptionTypeIngestListener.lower(listener),
+        FfiConverterOptionTypeCancelHandle.lower(cancel),uniffiCallStatus
     )
 })
 }
@@ -2765,6 +2798,182 @@ public func FfiConverterTypeSearchHit_lower(_ value: SearchHit) -> RustBuffer {
 
 
 /**
+ * A file or folder a `sync` could not read, and why.
+ */
+public struct SyncFailure: Equatable, Hashable {
+    public var path: String
+    public var error: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(path: String, error: String) {
+        self.path = path
+        self.error = error
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SyncFailure: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncFailure: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncFailure {
+        return
+            try SyncFailure(
+                path: FfiConverterString.read(from: &buf), 
+                error: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SyncFailure, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.path, into: &buf)
+        FfiConverterString.write(value.error, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncFailure_lift(_ buf: RustBuffer) throws -> SyncFailure {
+    return try FfiConverterTypeSyncFailure.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncFailure_lower(_ value: SyncFailure) -> RustBuffer {
+    return FfiConverterTypeSyncFailure.lower(value)
+}
+
+
+/**
+ * What a `sync` changed.
+ */
+public struct SyncReport: Equatable, Hashable {
+    /**
+     * Files ingested for the first time.
+     */
+    public var added: [String]
+    /**
+     * Files whose content changed, re-ingested.
+     */
+    public var updated: [String]
+    /**
+     * Files gone from disk whose documents were deleted.
+     */
+    public var removed: [String]
+    /**
+     * Files whose content another file already holds; not stored twice.
+     */
+    public var duplicates: [String]
+    /**
+     * Files (and folders) that could not be read; their documents are kept.
+     */
+    public var failed: [SyncFailure]
+    /**
+     * Files skipped as unchanged.
+     */
+    public var unchanged: UInt64
+    /**
+     * Passages stored.
+     */
+    public var passages: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Files ingested for the first time.
+         */added: [String], 
+        /**
+         * Files whose content changed, re-ingested.
+         */updated: [String], 
+        /**
+         * Files gone from disk whose documents were deleted.
+         */removed: [String], 
+        /**
+         * Files whose content another file already holds; not stored twice.
+         */duplicates: [String], 
+        /**
+         * Files (and folders) that could not be read; their documents are kept.
+         */failed: [SyncFailure], 
+        /**
+         * Files skipped as unchanged.
+         */unchanged: UInt64, 
+        /**
+         * Passages stored.
+         */passages: UInt64) {
+        self.added = added
+        self.updated = updated
+        self.removed = removed
+        self.duplicates = duplicates
+        self.failed = failed
+        self.unchanged = unchanged
+        self.passages = passages
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SyncReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncReport {
+        return
+            try SyncReport(
+                added: FfiConverterSequenceString.read(from: &buf), 
+                updated: FfiConverterSequenceString.read(from: &buf), 
+                removed: FfiConverterSequenceString.read(from: &buf), 
+                duplicates: FfiConverterSequenceString.read(from: &buf), 
+                failed: FfiConverterSequenceTypeSyncFailure.read(from: &buf), 
+                unchanged: FfiConverterUInt64.read(from: &buf), 
+                passages: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SyncReport, into buf: inout [UInt8]) {
+        FfiConverterSequenceString.write(value.added, into: &buf)
+        FfiConverterSequenceString.write(value.updated, into: &buf)
+        FfiConverterSequenceString.write(value.removed, into: &buf)
+        FfiConverterSequenceString.write(value.duplicates, into: &buf)
+        FfiConverterSequenceTypeSyncFailure.write(value.failed, into: &buf)
+        FfiConverterUInt64.write(value.unchanged, into: &buf)
+        FfiConverterUInt64.write(value.passages, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncReport_lift(_ buf: RustBuffer) throws -> SyncReport {
+    return try FfiConverterTypeSyncReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncReport_lower(_ value: SyncReport) -> RustBuffer {
+    return FfiConverterTypeSyncReport.lower(value)
+}
+
+
+/**
  * Where pith runs its models.
  */
 
@@ -3491,6 +3700,31 @@ fileprivate struct FfiConverterSequenceTypeSearchHit: FfiConverterRustBuffer {
         return seq
     }
 }
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSyncFailure: FfiConverterRustBuffer {
+    typealias SwiftType = [SyncFailure]
+
+    public static func write(_ value: [SyncFailure], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSyncFailure.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SyncFailure] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SyncFailure]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSyncFailure.read(from: &buf))
+        }
+        return seq
+    }
+}
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
 private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
 
@@ -3608,6 +3842,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pith_uniffi_checksum_method_engine_search() != 64622) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pith_uniffi_checksum_method_engine_sync() != 63500) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pith_uniffi_checksum_method_ingestlistener_on_progress() != 39623) {

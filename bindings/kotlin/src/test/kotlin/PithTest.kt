@@ -105,6 +105,35 @@ class PithTest {
     }
 
     @Test
+    @Order(1)
+    fun syncFollowsTheFolderAndPdfHitsCitePages() {
+        val folder = File(dir, "docs").apply { mkdirs() }
+        val pdf = File(folder, "aardvark.pdf")
+        File(System.getProperty("pith.documents"), "aardvark.pdf").copyTo(pdf)
+        val note = File(folder, "note.md").apply { writeText("# Zebras\n\nZebras have black and white stripes.\n") }
+        val docs = Engine.open(EngineConfig(modelsDir = models, dbPath = File(dir, "sync.db").path, device = Device.CPU))
+
+        val report = docs.sync(listOf(folder.path), null, null, null)
+        assertEquals(listOf(pdf.path, note.path), report.added.sorted())
+        val hit = docs.search("What does the aardvark eat?", 3u, SearchMethod.HYBRID).first()
+        assertEquals(pdf.path, hit.source)
+        assertTrue(hit.page!! >= 1u && !hit.heading.isNullOrEmpty())
+        val zebra = docs.search("stripes", 1u, SearchMethod.BM25).first()
+        assertEquals(null, zebra.page)
+        assertEquals("Zebras", zebra.heading)
+
+        assertEquals(2uL, docs.sync(listOf(folder.path), null, null, null).unchanged)
+        note.writeText("# Zebras\n\nZebras live in herds on the savanna.\n")
+        pdf.delete()
+        val changed = docs.sync(listOf(folder.path), null, null, null)
+        assertEquals(listOf(note.path), changed.updated)
+        assertEquals(listOf(pdf.path), changed.removed)
+        assertEquals(listOf(note.path), docs.documents().map { it.source })
+        assertThrows<PithException.Io> { docs.sync(listOf(File(dir, "missing").path), null, null, null) }
+        docs.destroy()
+    }
+
+    @Test
     @Order(2)
     fun searchFindsThePassage() {
         for (method in SearchMethod.values()) {

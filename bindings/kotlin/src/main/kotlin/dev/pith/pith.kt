@@ -784,6 +784,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_pith_uniffi_checksum_method_engine_search(
     ): Int
+    external fun uniffi_pith_uniffi_checksum_method_engine_sync(
+    ): Int
     external fun uniffi_pith_uniffi_checksum_method_ingestlistener_on_progress(
     ): Int
     external fun uniffi_pith_uniffi_checksum_method_ingestlistener_on_document(
@@ -862,6 +864,8 @@ internal object UniffiLib {
     external fun uniffi_pith_uniffi_fn_method_engine_ingest_text(`ptr`: Long,`source`: RustBuffer.ByValue,`text`: RustBuffer.ByValue,`metadataJson`: RustBuffer.ByValue,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_pith_uniffi_fn_method_engine_search(`ptr`: Long,`query`: RustBuffer.ByValue,`k`: Int,`method`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_pith_uniffi_fn_method_engine_sync(`ptr`: Long,`roots`: RustBuffer.ByValue,`metadataJson`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_pith_uniffi_fn_clone_ingestlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1045,6 +1049,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pith_uniffi_checksum_method_engine_search() and 0xFFFF) != 64622) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pith_uniffi_checksum_method_engine_sync() and 0xFFFF) != 63500) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pith_uniffi_checksum_method_ingestlistener_on_progress() and 0xFFFF) != 39623) {
@@ -1899,7 +1906,7 @@ public object FfiConverterTypeAnswerListener: FfiConverter<AnswerListener, Long>
 
 
 /**
- * Cancels a running `ask` or `ingest_files` from any thread.
+ * Cancels a running `ask`, `ingest_files` or `sync` from any thread.
  */
 public interface CancelHandleInterface {
     
@@ -1919,7 +1926,7 @@ public interface CancelHandleInterface {
 }
 
 /**
- * Cancels a running `ask` or `ingest_files` from any thread.
+ * Cancels a running `ask`, `ingest_files` or `sync` from any thread.
  */
 open class CancelHandle: Disposable, AutoCloseable, CancelHandleInterface
 {
@@ -2271,6 +2278,17 @@ public interface EngineInterface {
      */
     fun `search`(`query`: kotlin.String, `k`: kotlin.UInt, `method`: SearchMethod): List<SearchHit>
     
+    /**
+     * Brings the documents read from files under `roots` (folders, searched
+     * recursively, or files) in line with the disk: new files ingested, changed ones
+     * re-ingested with the old document replaced in one transaction, deleted ones
+     * removed, unchanged ones (same size and modification time) skipped unread. Files
+     * are known by their path as given. A root that does not exist throws before
+     * anything changes. `listener` and `cancel` work as for `ingest_files`. Blocks: call
+     * it off the UI thread.
+     */
+    fun `sync`(`roots`: List<kotlin.String>, `metadataJson`: kotlin.String?, `listener`: IngestListener?, `cancel`: CancelHandle?): SyncReport
+    
     companion object
 }
 
@@ -2578,6 +2596,33 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
         FfiConverterString.lower(`query`),
         FfiConverterUInt.lower(`k`),
         FfiConverterTypeSearchMethod.lower(`method`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Brings the documents read from files under `roots` (folders, searched
+     * recursively, or files) in line with the disk: new files ingested, changed ones
+     * re-ingested with the old document replaced in one transaction, deleted ones
+     * removed, unchanged ones (same size and modification time) skipped unread. Files
+     * are known by their path as given. A root that does not exist throws before
+     * anything changes. `listener` and `cancel` work as for `ingest_files`. Blocks: call
+     * it off the UI thread.
+     */
+    @Throws(PithException::class)override fun `sync`(`roots`: List<kotlin.String>, `metadataJson`: kotlin.String?, `listener`: IngestListener?, `cancel`: CancelHandle?): SyncReport {
+            return FfiConverterTypeSyncReport.lift(
+    callWithHandle {
+    uniffiRustCallWithError(PithException) { _status ->
+    UniffiLib.uniffi_pith_uniffi_fn_method_engine_sync(
+        it,
+        
+        FfiConverterSequenceString.lower(`roots`),
+        FfiConverterOptionalString.lower(`metadataJson`),
+        FfiConverterOptionalTypeIngestListener.lower(`listener`),
+        FfiConverterOptionalTypeCancelHandle.lower(`cancel`),_status)
 }
     }
     )
@@ -4085,6 +4130,134 @@ public object FfiConverterTypeSearchHit: FfiConverterRustBuffer<SearchHit> {
 
 
 /**
+ * A file or folder a `sync` could not read, and why.
+ */
+data class SyncFailure (
+    var `path`: kotlin.String
+    , 
+    var `error`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSyncFailure: FfiConverterRustBuffer<SyncFailure> {
+    override fun read(buf: ByteBuffer): SyncFailure {
+        return SyncFailure(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SyncFailure) = (
+            FfiConverterString.allocationSize(value.`path`) +
+            FfiConverterString.allocationSize(value.`error`)
+    )
+
+    override fun write(value: SyncFailure, buf: ByteBuffer) {
+            FfiConverterString.write(value.`path`, buf)
+            FfiConverterString.write(value.`error`, buf)
+    }
+}
+
+
+
+/**
+ * What a `sync` changed.
+ */
+data class SyncReport (
+    /**
+     * Files ingested for the first time.
+     */
+    var `added`: List<kotlin.String>
+    , 
+    /**
+     * Files whose content changed, re-ingested.
+     */
+    var `updated`: List<kotlin.String>
+    , 
+    /**
+     * Files gone from disk whose documents were deleted.
+     */
+    var `removed`: List<kotlin.String>
+    , 
+    /**
+     * Files whose content another file already holds; not stored twice.
+     */
+    var `duplicates`: List<kotlin.String>
+    , 
+    /**
+     * Files (and folders) that could not be read; their documents are kept.
+     */
+    var `failed`: List<SyncFailure>
+    , 
+    /**
+     * Files skipped as unchanged.
+     */
+    var `unchanged`: kotlin.ULong
+    , 
+    /**
+     * Passages stored.
+     */
+    var `passages`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
+    override fun read(buf: ByteBuffer): SyncReport {
+        return SyncReport(
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceTypeSyncFailure.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SyncReport) = (
+            FfiConverterSequenceString.allocationSize(value.`added`) +
+            FfiConverterSequenceString.allocationSize(value.`updated`) +
+            FfiConverterSequenceString.allocationSize(value.`removed`) +
+            FfiConverterSequenceString.allocationSize(value.`duplicates`) +
+            FfiConverterSequenceTypeSyncFailure.allocationSize(value.`failed`) +
+            FfiConverterULong.allocationSize(value.`unchanged`) +
+            FfiConverterULong.allocationSize(value.`passages`)
+    )
+
+    override fun write(value: SyncReport, buf: ByteBuffer) {
+            FfiConverterSequenceString.write(value.`added`, buf)
+            FfiConverterSequenceString.write(value.`updated`, buf)
+            FfiConverterSequenceString.write(value.`removed`, buf)
+            FfiConverterSequenceString.write(value.`duplicates`, buf)
+            FfiConverterSequenceTypeSyncFailure.write(value.`failed`, buf)
+            FfiConverterULong.write(value.`unchanged`, buf)
+            FfiConverterULong.write(value.`passages`, buf)
+    }
+}
+
+
+
+/**
  * Where pith runs its models.
  */
 
@@ -4748,6 +4921,34 @@ public object FfiConverterSequenceTypeSearchHit: FfiConverterRustBuffer<List<Sea
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeSearchHit.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSyncFailure: FfiConverterRustBuffer<List<SyncFailure>> {
+    override fun read(buf: ByteBuffer): List<SyncFailure> {
+        val len = buf.getInt()
+        return List<SyncFailure>(len) {
+            FfiConverterTypeSyncFailure.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<SyncFailure>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSyncFailure.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<SyncFailure>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSyncFailure.write(it, buf)
         }
     }
 }
