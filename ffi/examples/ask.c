@@ -106,8 +106,10 @@ int main(int argc, char **argv) {
     printf("\n\nSources:\n");
     for (size_t i = 0; i < pith_answer_citations_len(answer); i++) {
         const pith_citation *c = pith_answer_citation(answer, i);
-        printf("  [%zu] %s, characters %zu-%zu: %.70s\n", i + 1, c->source, c->start_char,
-               c->end_char, c->snippet);
+        printf("  [%zu] %s", i + 1, c->source);
+        if (c->page > 0) printf(", p. %u", c->page);
+        if (c->heading) printf(", § %s", c->heading);
+        printf(", characters %zu-%zu: %.70s\n", c->start_char, c->end_char, c->snippet);
     }
     pith_answer_stats stats;
     pith_answer_stats_get(answer, &stats);

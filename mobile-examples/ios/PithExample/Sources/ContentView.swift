@@ -29,7 +29,9 @@ struct ContentView: View {
                     Section("Citations") {
                         ForEach(Array(model.citations.enumerated()), id: \.offset) { index, citation in
                             VStack(alignment: .leading, spacing: 4) {
-                                Text("[\(index + 1)] \(citation.source), characters \(citation.startChar)–\(citation.endChar)")
+                                Text("[\(index + 1)] \(citation.source)"
+                                    + (citation.page.map { ", p. \($0)" } ?? "")
+                                    + (citation.heading.map { ", § \($0)" } ?? ""))
                                     .font(.caption)
                                     .foregroundStyle(.secondary)
                                 Text(citation.snippet)

@@ -201,7 +201,8 @@ fun AskScreen(model: AskViewModel = viewModel()) {
         Text(model.answer, style = MaterialTheme.typography.bodyLarge)
         model.citations.forEachIndexed { i, c ->
             Text(
-                "[${i + 1}] ${c.source}, characters ${c.startChar}–${c.endChar}: ${c.snippet}",
+                "[${i + 1}] ${c.source}" + (c.page?.let { ", p. $it" } ?: "") +
+                    (c.heading?.let { ", § $it" } ?: "") + ": ${c.snippet}",
                 style = MaterialTheme.typography.bodySmall,
             )
         }
