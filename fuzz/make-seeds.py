@@ -169,10 +169,8 @@ write("c_strings", "bad-device", b"\x00" + b"\0".join(fields[:4] + [b"tpu", b"q"
 
 # --- documents -----------------------------------------------------------------------
 
-DOCUMENTS = FUZZ.parent / "core" / "tests" / "fixtures" / "documents"
-for ext in ("pdf", "docx", "html"):
-    write(ext, f"aardvark.{ext}", (DOCUMENTS / f"aardvark.{ext}").read_bytes())
-
+# The fuzzers also start from core/tests/fixtures/documents (scripts/fuzz, fuzz-smoke),
+# which are not copied here.
 
 def tiny_pdf(pages):
     """An uncompressed PDF, one line of Helvetica per page, with a correct xref table."""

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use pith_core::ask::AskOptions;
-use pith_core::eval::soak::{self, SoakPlan, peak_resident_mib, resident_mib};
-use pith_core::eval::{EvalSet, median};
 use pith_core::model::bert::Embedder;
 use pith_core::model::generate::Generator;
 use pith_core::model::sampling::SamplingOptions;
 use pith_core::store::{EmbedderId, NewDocument, NewPassage, Store};
 use pith_core::{Error, Filter, Method, Result};
+use pith_eval::soak::{self, SoakPlan, peak_resident_mib, resident_mib};
+use pith_eval::{EvalSet, median};
 use serde_json::{Value, json};
 
 use crate::commands::Context;

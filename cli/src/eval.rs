@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use pith_core::eval::{self, EvalSet};
 use pith_core::model::bert::Embedder;
 use pith_core::model::generate::Generator;
 use pith_core::{EngineOptions, Result};
+use pith_eval::{self as eval, EvalSet};
 
 use crate::commands::{Context, bar};
 

@@ -5,7 +5,6 @@ pub mod ask;
 pub mod chunk;
 pub mod device;
 pub mod error;
-pub mod eval;
 pub mod extract;
 pub mod ingest;
 pub mod model;

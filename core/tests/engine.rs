@@ -2,8 +2,8 @@
 
 mod common;
 
-use pith_core::eval::{self, EvalSet};
 use pith_core::{Engine, Error, Filter, Method, SearchOptions};
+use pith_eval::{self as eval, EvalSet};
 
 use common::{TempDb, engine, options};
 

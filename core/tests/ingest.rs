@@ -6,11 +6,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pith_core::eval::EvalSet;
 use pith_core::{
     Engine, Error, Filter, IngestControl, IngestProgress, IngestReport, IngestSummary, Method,
     Result, SearchOptions,
 };
+use pith_eval::EvalSet;
 
 use common::{TempDb, engine};
 

@@ -11,12 +11,12 @@ mod common;
 
 use std::sync::Mutex;
 
-use pith_core::eval::EvalSet;
-use pith_core::eval::soak::{SoakPlan, SoakReport, soak};
 use pith_core::model::bert::Embedder;
 use pith_core::model::generate::{DEFAULT_CONTEXT, Generator};
 use pith_core::model::llama::Precision;
 use pith_core::{AskOptions, Budget, DeviceChoice, device};
+use pith_eval::EvalSet;
+use pith_eval::soak::{SoakPlan, SoakReport, soak};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 

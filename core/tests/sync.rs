@@ -7,8 +7,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use pith_core::eval::EvalSet;
 use pith_core::{Engine, Error, IngestControl, SearchOptions, SyncReport};
+use pith_eval::EvalSet;
 
 use common::{TempDb, engine};
 

@@ -23,7 +23,7 @@ pub struct Target {
 
 /// Every target. The lengths match `scripts/fuzz`: the gguf seeds include 4 KiB of the
 /// real header, tokenizer and chunk inputs are a few sentences, C strings are short,
-/// documents are the committed fixtures (tens of KiB) and small hand-made files.
+/// documents are the test fixtures (tens of KiB) and small hand-made files.
 pub const TARGETS: [Target; 8] = [
     Target {
         name: "gguf",

@@ -103,15 +103,21 @@ impl<'a> Reader<'a> {
     }
 
     fn page(&mut self, page: ObjectId) -> Result<Vec<Line>, String> {
-        let limit = self.budget.min(MAX_STREAM_BYTES);
-        let content = self
-            .doc
-            .get_page_content_with_limit(page, limit)
-            .map_err(too_large)?;
-        self.budget -= content.len().min(self.budget);
+        let doc = self.doc;
+        let content = self.inflate(|limit| doc.get_page_content_with_limit(page, limit))?;
         let resources = Resources::of_page(self.doc, page);
         self.run(&content, &resources, Matrix::IDENTITY, 0)?;
         Ok(std::mem::take(&mut self.lines).finish())
+    }
+
+    /// Inflates a content stream by `read`, within what is left of the document's budget.
+    fn inflate(
+        &mut self,
+        read: impl FnOnce(usize) -> lopdf::Result<Vec<u8>>,
+    ) -> Result<Vec<u8>, String> {
+        let content = read(self.budget.min(MAX_STREAM_BYTES)).map_err(too_large)?;
+        self.budget -= content.len().min(self.budget);
+        Ok(content)
     }
 
     /// Interprets one content stream (a page's or a form's), passing the text it draws
@@ -234,11 +240,7 @@ impl<'a> Reader<'a> {
         let Some(form) = name.and_then(|name| resources.form(self.doc, name)) else {
             return Ok(());
         };
-        let limit = self.budget.min(MAX_STREAM_BYTES);
-        let content = form
-            .get_plain_content_with_limit(limit)
-            .map_err(too_large)?;
-        self.budget -= content.len().min(self.budget);
+        let content = self.inflate(|limit| form.get_plain_content_with_limit(limit))?;
         let matrix = form.dict.get(b"Matrix").and_then(Object::as_array);
         let ctm = matrix
             .map_or(Matrix::IDENTITY, |m| Matrix::from_operands(m))

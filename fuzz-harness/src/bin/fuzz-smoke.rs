@@ -5,7 +5,7 @@
 //!
 //!   fuzz-smoke [SECONDS_PER_TARGET] [SEED]     environment: FUZZ_TARGETS="gguf chunk"
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -18,13 +18,25 @@ fn fuzz_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
+/// The committed seeds of `target`, and for a document format the test fixtures in it
+/// (`core/tests/fixtures/documents/*.pdf`...), which are not copied into the corpus.
 fn seeds(target: &Target) -> std::io::Result<Vec<Vec<u8>>> {
-    let dir = fuzz_dir().join("corpus").join(target.name);
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?
+    let mut paths = files_in(&fuzz_dir().join("corpus").join(target.name))?;
+    let fixtures = fuzz_dir().join("../core/tests/fixtures/documents");
+    paths.extend(
+        files_in(&fixtures)?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == target.name)),
+    );
+    paths.iter().map(std::fs::read).collect()
+}
+
+fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
         .map(|e| e.map(|e| e.path()))
         .collect::<std::io::Result<_>>()?;
     paths.sort();
-    paths.iter().map(std::fs::read).collect()
+    Ok(paths)
 }
 
 fn save(target: &Target, input: &[u8]) -> PathBuf {

@@ -7,11 +7,11 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{EvalSet, Question};
-use crate::ask::{AskOptions, answer_from};
-use crate::error::{Error, Result};
-use crate::model::bert::Embedder;
-use crate::model::generate::Generator;
-use crate::prune::Budget;
+use pith_core::Budget;
+use pith_core::ask::{AskOptions, answer_from};
+use pith_core::model::bert::Embedder;
+use pith_core::model::generate::Generator;
+use pith_core::{Error, Result};
 
 /// The settings compared: no pruning, and pruning at 2x and 4x.
 pub const SETTINGS: [(&str, Budget); 3] = [

@@ -1,12 +1,14 @@
-//! Evaluation on a SQuAD-style set (`corpus.jsonl`, `questions.jsonl`), as
-//! `eval/README.md` (a copy of `../shared/eval/README.md`) describes.
+//! pith-eval: evaluation, benchmark inputs and soak runs on a SQuAD-style set
+//! (`corpus.jsonl`, `questions.jsonl`), as `eval/README.md` (a copy of
+//! `../shared/eval/README.md`) describes. A tool for the CLI and the tests, not part of
+//! the shipped library.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::error::{Error, Result};
-use crate::rag::{Engine, SearchOptions};
-use crate::store::{Filter, Method};
+use pith_core::{Engine, SearchOptions};
+use pith_core::{Error, Result};
+use pith_core::{Filter, Method};
 
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct CorpusPassage {

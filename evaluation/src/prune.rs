@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use super::{EvalSet, HeadScore, best_heads};
-use crate::error::Result;
-use crate::model::bert::Embedder;
-use crate::model::generate::Generator;
-use crate::prune::{self, ContextSentence, RERANK_HEADS, RETRIEVAL_HEADS};
+use pith_core::Result;
+use pith_core::model::bert::Embedder;
+use pith_core::model::generate::Generator;
+use pith_core::prune::{self, ContextSentence, RERANK_HEADS, RETRIEVAL_HEADS};
 
 /// Questions whose evidence was kept, `[half][ratio]` (halves: even and odd questions).
 type Hits = [[usize; 3]; 2];

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use super::{EvalSet, HeadScore, best_heads};
-use crate::error::Result;
-use crate::model::bert::Embedder;
-use crate::model::generate::Generator;
-use crate::prune::{self, ContextSentence, RERANK_HEADS};
+use pith_core::Result;
+use pith_core::model::bert::Embedder;
+use pith_core::model::generate::Generator;
+use pith_core::prune::{self, ContextSentence, RERANK_HEADS};
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RankMetrics {

@@ -4,10 +4,10 @@
 use std::time::Instant;
 
 use super::{EvalSet, median};
-use crate::ask::{AskOptions, answer_from};
-use crate::error::{Error, Result};
-use crate::model::bert::Embedder;
-use crate::model::generate::Generator;
+use pith_core::ask::{AskOptions, answer_from};
+use pith_core::model::bert::Embedder;
+use pith_core::model::generate::Generator;
+use pith_core::{Error, Result};
 
 /// What to run: `asks` answers cycling over the set's first `questions` questions,
 /// each from its first `passages` context passages.
