@@ -25,6 +25,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The version of pith this header belongs to (semantic versioning). A program can
+// compare them with pith_version() at run time to catch a mismatched library.
+#define PITH_VERSION_MAJOR 0
+
+#define PITH_VERSION_MINOR 2
+
+#define PITH_VERSION_PATCH 0
+
 // What a call did. `PITH_OK` is zero; everything else is an error, with a message
 // from `pith_last_error`.
 typedef enum pith_status {
@@ -265,7 +273,8 @@ typedef struct pith_sync_summary {
 extern "C" {
 #endif // __cplusplus
 
-// pith's version, e.g. "0.1.0" (a static string).
+// pith's version, e.g. "0.2.0" (a static string): the library's, which may differ from
+// the header's PITH_VERSION_* when a program runs with another build of libpith.
 const char *pith_version(void);
 
 // The default options of pith_ask.

@@ -24,7 +24,14 @@ pub use sync::*;
 
 use std::ffi::c_char;
 
-/// pith's version, e.g. "0.1.0" (a static string).
+/// The version of pith this header belongs to (semantic versioning). A program can
+/// compare them with pith_version() at run time to catch a mismatched library.
+pub const PITH_VERSION_MAJOR: u32 = 0;
+pub const PITH_VERSION_MINOR: u32 = 2;
+pub const PITH_VERSION_PATCH: u32 = 0;
+
+/// pith's version, e.g. "0.2.0" (a static string): the library's, which may differ from
+/// the header's PITH_VERSION_* when a program runs with another build of libpith.
 #[unsafe(no_mangle)]
 pub extern "C" fn pith_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()

@@ -25,3 +25,17 @@ fn committed_header_is_current() {
         "ffi/include/pith.h is stale: run `PITH_BLESS=1 cargo test -p pith-ffi --test header` and commit it"
     );
 }
+
+#[test]
+fn header_version_is_the_crates() {
+    let version = [
+        pith::PITH_VERSION_MAJOR,
+        pith::PITH_VERSION_MINOR,
+        pith::PITH_VERSION_PATCH,
+    ]
+    .map(|n| n.to_string())
+    .join(".");
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    let library = unsafe { std::ffi::CStr::from_ptr(pith::pith_version()) };
+    assert_eq!(library.to_str().unwrap(), version);
+}
