@@ -1,6 +1,6 @@
-"""The generated Python bindings on the real models: ingest, search, streamed ask,
-cancellation and errors. scripts/test-bindings runs it with PITH_MODELS set and the
-built libpith_uniffi.so beside pith.py."""
+"""The Python package on the real models: ingest, sync, search, streamed ask,
+cancellation and errors. scripts/test-bindings runs it against the wheel (scripts/wheel)
+installed into a fresh virtual environment, with PITH_MODELS and PITH_DOCUMENTS set."""
 
 import os
 import shutil
