@@ -46,6 +46,23 @@ impl SyncReport {
         !(self.added.is_empty() && self.updated.is_empty() && self.removed.is_empty())
     }
 
+    /// Files the ingest part of a sync finished: `source` had the documents `replaced`.
+    fn record(&mut self, source: &str, replaced: &[i64], outcome: &Result<IngestReport>) {
+        let source = source.to_string();
+        match outcome {
+            Ok(r) if r.duplicate && replaced.contains(&r.document_id) => self.unchanged += 1,
+            Ok(r) if r.duplicate => self.duplicates.push(source),
+            Ok(r) => {
+                self.passages += r.passages;
+                match replaced {
+                    [] => self.added.push(source),
+                    _ => self.updated.push(source),
+                }
+            }
+            Err(e) => self.fail(source, e),
+        }
+    }
+
     fn fail(&mut self, path: String, error: &Error) {
         self.failed.push(SyncFailure {
             path,
@@ -100,16 +117,7 @@ pub(crate) fn run(
         .collect();
     let mut on_document = |source: &str, outcome: Result<IngestReport>| {
         let replaced = replaced.get(source).copied().unwrap_or_default();
-        match &outcome {
-            Ok(r) if r.duplicate && replaced.contains(&r.document_id) => report.unchanged += 1,
-            Ok(r) if r.duplicate => report.duplicates.push(source.to_string()),
-            Ok(_) if replaced.is_empty() => report.added.push(source.to_string()),
-            Ok(_) => report.updated.push(source.to_string()),
-            Err(e) => report.fail(source.to_string(), e),
-        }
-        if let Ok(r) = &outcome {
-            report.passages += r.passages;
-        }
+        report.record(source, replaced, &outcome);
         if let Some(f) = document.as_mut() {
             f(source, outcome);
         }
