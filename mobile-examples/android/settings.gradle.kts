@@ -11,6 +11,8 @@ dependencyResolutionManagement {
     repositories {
         google()
         mavenCentral()
+        // dev.pith:pith, installed by `mvn -f bindings/kotlin/pom.xml install`.
+        mavenLocal()
     }
 }
 

@@ -34,10 +34,6 @@ android {
 
     buildFeatures { compose = true }
 
-    // The generated bindings are compiled from where scripts/gen-bindings writes them, so
-    // the app can never drift from the JVM-tested copy.
-    sourceSets["main"].kotlin.srcDir(rootProject.file("../../bindings/kotlin/src/main/kotlin"))
-
     // The model weights hardly compress; stored as they are, the first-run copy out of
     // the APK does not have to inflate 190 MB.
     androidResources { noCompress += listOf("gguf", "safetensors") }
@@ -53,6 +49,13 @@ dependencies {
     implementation("androidx.compose.material3:material3")
     implementation("androidx.activity:activity-compose:1.9.3")
     implementation("androidx.lifecycle:lifecycle-viewmodel-compose:2.8.7")
+    // The bindings: the same jar the JVM tests run against (`mvn install` of
+    // bindings/kotlin, scripts/test-bindings), from the local Maven repository. Its
+    // desktop JNA and linux-x86-64 library are not for Android: JNA comes as the AAR below,
+    // libpith_uniffi.so per ABI from build-native.sh (jniLibs).
+    implementation("dev.pith:pith:0.2.0") {
+        exclude(group = "net.java.dev.jna", module = "jna")
+    }
     // The AAR carries JNA's own native library for each Android ABI.
     implementation("net.java.dev.jna:jna:5.17.0@aar")
     implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.10.2")
