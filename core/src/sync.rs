@@ -208,14 +208,12 @@ impl Plan {
                 docs => plan.jobs.push((path, docs.iter().map(|d| d.id).collect())),
             }
         }
-        // A file under a folder that could not be listed may still be there.
+        // A file under a folder that could not be listed may still be there. By path
+        // components, so that a folder named with a trailing slash still covers its files.
         let unreadable = |source: &str| {
-            failed.iter().any(|f| {
-                source == f.path
-                    || source
-                        .strip_prefix(f.path.as_str())
-                        .is_some_and(|rest| rest.starts_with(std::path::MAIN_SEPARATOR))
-            })
+            failed
+                .iter()
+                .any(|f| Path::new(source).starts_with(&f.path))
         };
         let mut removed: Vec<(String, Vec<i64>)> = stored
             .into_iter()
