@@ -59,7 +59,7 @@ fn gelu_one(x: f32) -> f32 {
 /// e^y for y ≤ 0 (inputs below −87 give e^−87), to about 2e-7 relative: y = n·ln 2 + r
 /// with |r| ≤ ½ ln 2, e^r by its Taylor series to r⁶, 2^n from the exponent bits.
 #[inline(always)]
-fn exp_nonpositive(y: f32) -> f32 {
+pub(crate) fn exp_nonpositive(y: f32) -> f32 {
     // 1.5·2^23: adding and subtracting it rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
     // ln 2 in two parts (Cody and Waite), the first exact in a few bits, so n·LN2_HI
@@ -67,13 +67,18 @@ fn exp_nonpositive(y: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let y = y.max(-87.0);
-    let n = (y * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let rounded = y * std::f32::consts::LOG2_E + ROUND;
+    let n = rounded - ROUND;
     let r = y - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (1.0 / 2.0
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // n as an integer from the bits: `rounded` and ROUND share their exponent, so their
+    // bit patterns differ by n. (`n as i32` saturates, a branch per value that kept
+    // the loop from vectorising.)
+    let n = rounded.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    p * f32::from_bits(((n + 127) as u32) << 23)
 }
 
 #[cfg(test)]

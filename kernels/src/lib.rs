@@ -18,6 +18,7 @@ pub mod matmul;
 pub mod q8;
 pub mod quant;
 pub mod scan;
+pub mod self_attention;
 
 pub use dot::Isa;
 pub use matmul::QMatrix;

@@ -91,3 +91,19 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>> {
     pith_kernels::activation::gelu(Isa::best(), values);
     Ok(Tensor::from_primitive::<Flex>(x))
 }
+
+/// The embedder's self-attention on the flex device: `qkv` `[b, t, 3h]` (queries, keys
+/// and values of `heads` heads side by side), `lens` the real tokens of each passage;
+/// `[b, t, h]`, padding rows zero. See [`pith_kernels::self_attention`].
+pub fn self_attention(qkv: Tensor<3>, lens: &[usize], heads: usize) -> Result<Tensor<3>> {
+    let [b, t, width] = qkv.dims();
+    let qkv = on_flex(qkv)?;
+    let passages = pith_kernels::self_attention::Passages {
+        qkv: flex_values(&qkv)?,
+        t,
+        lens,
+        heads,
+    };
+    let out = pith_kernels::self_attention::self_attention(Isa::best(), passages);
+    Ok(from_flex(out, [b, t, width / 3]))
+}
