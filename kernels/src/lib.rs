@@ -15,6 +15,7 @@ pub mod attention;
 pub mod dot;
 pub mod dot_q8;
 pub mod matmul;
+pub mod norm;
 pub mod q8;
 pub mod quant;
 pub mod scan;

@@ -8,7 +8,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use tokenizers::{Tokenizer, TruncationParams};
 
-use super::flex::{gelu, self_attention};
+use super::flex::{add_layer_norm, gelu, self_attention};
 use super::safetensors::SafetensorsFile;
 use super::tokenizer;
 use crate::device::on_cpu_pool;
@@ -47,14 +47,22 @@ struct LayerNorm {
 }
 
 impl LayerNorm {
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    /// `LayerNorm(x + residual)`: BERT normalises each block's output with its input
+    /// added.
+    fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Result<Tensor<3>> {
+        if x.device() == Device::flex() {
+            return add_layer_norm(x, residual, &self.weight, &self.bias, self.eps);
+        }
+        let x = x + residual;
         let [b, t, h] = x.dims();
         let mean = x.clone().mean_dim(2);
         let centered = x - mean;
         let var = centered.clone().powf_scalar(2.0).mean_dim(2);
         let normed = centered / (var + self.eps).sqrt();
-        normed * self.weight.clone().reshape([1, 1, h]).expand([b, t, h])
-            + self.bias.clone().reshape([1, 1, h]).expand([b, t, h])
+        Ok(
+            normed * self.weight.clone().reshape([1, 1, h]).expand([b, t, h])
+                + self.bias.clone().reshape([1, 1, h]).expand([b, t, h]),
+        )
     }
 }
 
@@ -352,9 +360,9 @@ impl Embedder {
                 .clone()
                 .narrow(0, 0, t)
                 .unsqueeze::<3>()
-                .expand([b, t, h])
-            + self.token_type.clone().reshape([1, 1, h]).expand([b, t, h]);
-        let mut x = self.embed_norm.forward(x);
+                .expand([b, t, h]);
+        let token_type = self.token_type.clone().reshape([1, 1, h]).expand([b, t, h]);
+        let mut x = self.embed_norm.forward(x, token_type)?;
         for layer in &self.layers {
             x = self.layer(layer, x, padding)?;
         }
@@ -373,9 +381,9 @@ impl Embedder {
 
     fn layer(&self, l: &Layer, x: Tensor<3>, padding: &Padding) -> Result<Tensor<3>> {
         let ctx = self.attention(l.qkv.forward(x.clone()), padding)?;
-        let x = l.attn_norm.forward(l.attn_out.forward(ctx) + x);
+        let x = l.attn_norm.forward(l.attn_out.forward(ctx), x)?;
         let ff = l.down.forward(gelu(l.up.forward(x.clone()))?);
-        Ok(l.out_norm.forward(ff + x))
+        l.out_norm.forward(ff, x)
     }
 
     /// Each token's attention over the real tokens of its passage, `[b, t, h]`, from the

@@ -107,3 +107,32 @@ pub fn self_attention(qkv: Tensor<3>, lens: &[usize], heads: usize) -> Result<Te
     let out = pith_kernels::self_attention::self_attention(Isa::best(), passages);
     Ok(from_flex(out, [b, t, width / 3]))
 }
+
+/// `LayerNorm(x + residual)` over the last dimension, computed in place in `x`'s buffer
+/// (see [`pith_kernels::norm`]).
+pub fn add_layer_norm<const D: usize>(
+    x: Tensor<D>,
+    residual: Tensor<D>,
+    weight: &Tensor<1>,
+    bias: &Tensor<1>,
+    eps: f64,
+) -> Result<Tensor<D>> {
+    let mut x = on_flex(x)?;
+    let (residual, weight, bias) = (
+        on_flex(residual)?,
+        on_flex(weight.clone())?,
+        on_flex(bias.clone())?,
+    );
+    let norm = pith_kernels::norm::Norm {
+        weight: flex_values(&weight)?,
+        bias: flex_values(&bias)?,
+        eps: eps as f32,
+    };
+    let residual = flex_values::<f32>(&residual)?;
+    flex_values::<f32>(&x)?;
+    let (at, n) = (x.layout().start_offset(), x.layout().num_elements());
+    // Copied first when another tensor shares the buffer.
+    let values = &mut x.storage_mut::<f32>()[at..at + n];
+    pith_kernels::norm::add_layer_norm(Isa::best(), values, residual, norm);
+    Ok(Tensor::from_primitive::<Flex>(x))
+}
