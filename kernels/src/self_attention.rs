@@ -187,7 +187,8 @@ fn softmax_avx2(row: &mut [f32]) {
 
 #[inline(always)]
 fn softmax_slice(row: &mut [f32]) {
-    let max = reduce(row, f32::NEG_INFINITY, f32::max);
+    // A plain comparison, not `f32::max`, whose NaN rule keeps it from vectorising.
+    let max = reduce(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
     row.iter_mut().for_each(|s| *s = exp_nonpositive(*s - max));
     let inv = 1.0 / reduce(row, 0.0, |a, b| a + b);
     row.iter_mut().for_each(|s| *s *= inv);
