@@ -4,9 +4,12 @@
 //! Composed from Burn's operations it is nine passes over the activations (add, mean,
 //! subtract, square, mean, add, root, divide, scale and shift), each a fresh tensor:
 //! with the allocations and the threads woken for each, about 6% of the embedder's time
-//! at one passage a call. Here it is two passes over each row, in place. Straight-line
-//! loops the compiler vectorises for the instruction set it compiles them for; the
-//! scalar build is the reference the SIMD builds are tested against.
+//! at one passage a call. Here it is two passes over each row, in place, the rows
+//! shared among the threads. Straight-line loops the compiler vectorises for the
+//! instruction set it compiles them for; the scalar build is the reference the SIMD
+//! builds are tested against.
+
+use rayon::prelude::*;
 
 use crate::dot::Isa;
 
@@ -37,14 +40,20 @@ pub fn add_layer_norm(isa: Isa, x: &mut [f32], residual: &[f32], norm: Norm) {
         x.len(),
         residual.len()
     );
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX2 and FMA, checked above.
-        Isa::Avx2 => unsafe { rows_avx2(x, residual, norm) },
-        // aarch64's baseline has Advanced SIMD, so the plain loops vectorise there.
-        _ => rows(x, residual, norm),
-    }
+    let chunk = width * ROWS_PER_TASK;
+    x.par_chunks_mut(chunk)
+        .zip(residual.par_chunks(chunk))
+        .for_each(|(x, residual)| match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2 and FMA, checked above.
+            Isa::Avx2 => unsafe { rows_avx2(x, residual, norm) },
+            // aarch64's baseline has Advanced SIMD, so the plain loops vectorise there.
+            _ => rows(x, residual, norm),
+        });
 }
+
+/// Rows one task normalises: enough to outweigh handing it to another thread.
+const ROWS_PER_TASK: usize = 32;
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
