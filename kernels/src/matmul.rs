@@ -29,6 +29,53 @@ struct Columns(*mut f32);
 // SAFETY: tasks write disjoint columns (see `QMatrix::gemm`).
 unsafe impl Sync for Columns {}
 
+/// `x · w + bias` for `x` `[n, k]` and `w` `[k, m]`, row-major f32 (a linear layer
+/// with its weight stored transposed): the bias is written first and the GEMM adds the
+/// product onto it, one pass over the output fewer than adding it after; in parallel
+/// over the current pool's threads.
+///
+/// # Panics
+/// When the lengths disagree.
+pub fn affine(x: &[f32], n: usize, w: &[f32], bias: &[f32]) -> Vec<f32> {
+    let m = bias.len();
+    let k = if n == 0 { 0 } else { x.len() / n };
+    assert!(
+        x.len() == n * k && w.len() == k * m,
+        "{} activations in {n} rows and {} weights for {m} outputs disagree",
+        x.len(),
+        w.len()
+    );
+    let mut y = bias.repeat(n);
+    if n == 0 || m == 0 || k == 0 {
+        return y;
+    }
+    // SAFETY: `y` is `[n, m]`, `x` `[n, k]` and `w` `[k, m]`, row-major, as the strides say.
+    unsafe {
+        gemm::gemm(
+            n,
+            m,
+            k,
+            y.as_mut_ptr(),
+            1,
+            m as isize,
+            true,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            1,
+            m as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+        );
+    }
+    y
+}
+
 /// A `[rows, cols]` matrix of one GGML type, row-major as GGUF stores it (a linear
 /// layer's `[out, in]`).
 #[derive(Debug, Clone, Copy)]
@@ -258,5 +305,36 @@ impl Activations for [f32] {
 impl Activations for Q8Row {
     fn dot<const N: usize>(isa: Isa, ty: GgmlType, row: &[u8], xs: [&Self; N]) -> [f32; N] {
         dot_q8::dot(isa, ty, row, xs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dot::tests::bytes;
+
+    #[test]
+    fn affine_adds_the_bias_to_the_product() {
+        let (n, k, m) = (37, 70, 45);
+        let floats = |len: usize, seed: u64| -> Vec<f32> {
+            bytes(len, seed)
+                .into_iter()
+                .map(|b| f32::from(b) / 64.0 - 2.0)
+                .collect()
+        };
+        let (x, w, bias) = (floats(n * k, 1), floats(k * m, 2), floats(m, 3));
+        let y = affine(&x, n, &w, &bias);
+        assert_eq!(y.len(), n * m);
+        for i in 0..n {
+            for j in 0..m {
+                let want = f64::from(bias[j])
+                    + (0..k)
+                        .map(|p| f64::from(x[i * k + p]) * f64::from(w[p * m + j]))
+                        .sum::<f64>();
+                let got = f64::from(y[i * m + j]);
+                assert!((got - want).abs() < 1e-4, "[{i}, {j}]: {got} vs {want}");
+            }
+        }
+        assert_eq!(affine(&[], 0, &w[..0], &bias), Vec::<f32>::new());
     }
 }

@@ -8,7 +8,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use tokenizers::{Tokenizer, TruncationParams};
 
-use super::flex::{add_layer_norm, gelu, self_attention};
+use super::flex::{add_layer_norm, gelu, linear, self_attention};
 use super::safetensors::SafetensorsFile;
 use super::tokenizer;
 use crate::device::on_cpu_pool;
@@ -30,13 +30,19 @@ struct Linear {
 }
 
 impl Linear {
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>) -> Result<Tensor<3>> {
         let [b, t, h] = x.dims();
         let out = self.bias.dims()[0];
         // One [b·t, in] × [in, out] matmul: a batch of b small products with the
         // weight broadcast to each runs several times slower on the CPU device.
-        let y = x.reshape([b * t, h]).matmul(self.weight_t.clone());
-        (y + self.bias.clone().reshape([1, out]).expand([b * t, out])).reshape([b, t, out])
+        let x = x.reshape([b * t, h]);
+        let y = if x.device() == Device::flex() {
+            linear(x, &self.weight_t, &self.bias)?
+        } else {
+            x.matmul(self.weight_t.clone())
+                + self.bias.clone().reshape([1, out]).expand([b * t, out])
+        };
+        Ok(y.reshape([b, t, out]))
     }
 }
 
@@ -380,9 +386,9 @@ impl Embedder {
     }
 
     fn layer(&self, l: &Layer, x: Tensor<3>, padding: &Padding) -> Result<Tensor<3>> {
-        let ctx = self.attention(l.qkv.forward(x.clone()), padding)?;
-        let x = l.attn_norm.forward(l.attn_out.forward(ctx), x)?;
-        let ff = l.down.forward(gelu(l.up.forward(x.clone()))?);
+        let ctx = self.attention(l.qkv.forward(x.clone())?, padding)?;
+        let x = l.attn_norm.forward(l.attn_out.forward(ctx)?, x)?;
+        let ff = l.down.forward(gelu(l.up.forward(x.clone())?)?)?;
         l.out_norm.forward(ff, x)
     }
 

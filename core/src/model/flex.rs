@@ -136,3 +136,22 @@ pub fn add_layer_norm<const D: usize>(
     pith_kernels::norm::add_layer_norm(Isa::best(), values, residual, norm);
     Ok(Tensor::from_primitive::<Flex>(x))
 }
+
+/// `x · weight_t + bias` (a linear layer whose weight is stored transposed, `[in,
+/// out]`), the bias added inside the product (see [`pith_kernels::matmul::affine`]).
+pub fn linear(x: Tensor<2>, weight_t: &Tensor<2>, bias: &Tensor<1>) -> Result<Tensor<2>> {
+    let [n, _] = x.dims();
+    let out = bias.dims()[0];
+    let (x, weight_t, bias) = (
+        on_flex(x)?,
+        on_flex(weight_t.clone())?,
+        on_flex(bias.clone())?,
+    );
+    let y = pith_kernels::matmul::affine(
+        flex_values(&x)?,
+        n,
+        flex_values(&weight_t)?,
+        flex_values(&bias)?,
+    );
+    Ok(from_flex(y, [n, out]))
+}
