@@ -18,6 +18,7 @@ pub mod matmul;
 pub mod norm;
 pub mod q8;
 pub mod quant;
+mod reduce;
 pub mod scan;
 pub mod self_attention;
 

@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use crate::dot::Isa;
+use crate::reduce::{fold, sum};
 
 /// A row's learnt scale and shift, and the epsilon added to its variance.
 #[derive(Debug, Clone, Copy)]
@@ -68,38 +69,12 @@ fn rows(x: &mut [f32], residual: &[f32], norm: Norm) {
         row.iter_mut().zip(r).for_each(|(x, r)| *x += r);
         let mean = sum(row) / width as f32;
         row.iter_mut().for_each(|x| *x -= mean);
-        let var = sum_squares(row) / width as f32;
+        let var = fold(row, 0.0, |x| x * x, |a, b| a + b) / width as f32;
         let inv = 1.0 / (var + norm.eps).sqrt();
         for ((x, w), b) in row.iter_mut().zip(norm.weight).zip(norm.bias) {
             *x = *x * inv * w + b;
         }
     }
-}
-
-/// Partial sums in this many lanes, so the compiler may vectorise the sum (one running
-/// total is a chain of adds it must not reorder).
-const LANES: usize = 16;
-
-#[inline(always)]
-fn sum(xs: &[f32]) -> f32 {
-    lanes(xs, |x| x)
-}
-
-#[inline(always)]
-fn sum_squares(xs: &[f32]) -> f32 {
-    lanes(xs, |x| x * x)
-}
-
-#[inline(always)]
-fn lanes(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut acc = [0f32; LANES];
-    let mut chunks = xs.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (a, &x) in acc.iter_mut().zip(chunk) {
-            *a += f(x);
-        }
-    }
-    chunks.remainder().iter().map(|&x| f(x)).sum::<f32>() + acc.iter().sum::<f32>()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! row's softmax through libm's exp one value at a time and reads a mask for every
 //! score: 16% of the embedder's time at one passage a call. Here each (passage, head)
 //! is a task whose two products read the head's columns in place from the fused
-//! product (strided) and write its columns of the output; the softmax between them
+//! product (strided, no copies of the heads); the softmax between them
 //! uses the vectorised e^x of GELU, and padding is never read. The softmax is
 //! straight-line code the compiler vectorises for the instruction set it compiles it
 //! for; its scalar build is the reference the SIMD builds are tested against, and
@@ -16,10 +16,7 @@ use rayon::prelude::*;
 
 use crate::activation::exp_nonpositive;
 use crate::dot::Isa;
-
-/// Lanes of the partial sums and maxima in a reduction: two AVX-512 registers or four
-/// AVX2 ones, so the adds of one lane do not wait on each other.
-const LANES: usize = 32;
+use crate::reduce::{fold, sum};
 
 /// Passages as the embedder's fused query-key-value product leaves them.
 #[derive(Debug, Clone, Copy)]
@@ -188,25 +185,15 @@ fn softmax_avx2(row: &mut [f32]) {
 #[inline(always)]
 fn softmax_slice(row: &mut [f32]) {
     // A plain comparison, not `f32::max`, whose NaN rule keeps it from vectorising.
-    let max = reduce(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
+    let max = fold(
+        row,
+        f32::NEG_INFINITY,
+        |x| x,
+        |a, b| if b > a { b } else { a },
+    );
     row.iter_mut().for_each(|s| *s = exp_nonpositive(*s - max));
-    let inv = 1.0 / reduce(row, 0.0, |a, b| a + b);
+    let inv = 1.0 / sum(row);
     row.iter_mut().for_each(|s| *s *= inv);
-}
-
-/// `xs` folded by `f` over [`LANES`] partial results, so the compiler can vectorise it
-/// (a single running value would be one long chain it may not reorder).
-#[inline(always)]
-fn reduce(xs: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut lanes = [init; LANES];
-    let mut chunks = xs.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (l, &x) in lanes.iter_mut().zip(chunk) {
-            *l = f(*l, x);
-        }
-    }
-    let rest = chunks.remainder().iter().fold(init, |a, &x| f(a, x));
-    lanes.iter().fold(rest, |a, &l| f(a, l))
 }
 
 #[cfg(test)]
