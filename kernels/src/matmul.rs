@@ -29,6 +29,67 @@ struct Columns(*mut f32);
 // SAFETY: tasks write disjoint columns (see `QMatrix::gemm`).
 unsafe impl Sync for Columns {}
 
+/// Where a matrix's values lie: its first value and the steps between rows and
+/// between columns (a transposed or column-sliced matrix is read in place).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Strided<P> {
+    pub at: P,
+    pub row: isize,
+    pub col: isize,
+}
+
+impl<P> Strided<P> {
+    /// A row-major matrix `width` values wide.
+    pub fn rows(at: P, width: usize) -> Self {
+        Self {
+            at,
+            row: width as isize,
+            col: 1,
+        }
+    }
+}
+
+/// `dst ← scale · lhs · rhs`, `lhs` `[m, k]`, `rhs` `[k, n]`, `dst` `[m, n]`; with
+/// `accumulate`, `dst ← dst + scale · lhs · rhs`. On `gemm`'s best kernels for this CPU.
+///
+/// # Safety
+/// The three views lie within live buffers for their shapes, and no one else reads or
+/// writes `dst`'s values meanwhile.
+pub(crate) unsafe fn gemm(
+    [m, n, k]: [usize; 3],
+    dst: Strided<*mut f32>,
+    lhs: Strided<*const f32>,
+    rhs: Strided<*const f32>,
+    scale: f32,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: the caller's.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.at,
+            dst.col,
+            dst.row,
+            accumulate,
+            lhs.at,
+            lhs.col,
+            lhs.row,
+            rhs.at,
+            rhs.col,
+            rhs.row,
+            if accumulate { 1.0 } else { 0.0 },
+            scale,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
 /// `x · w + bias` for `x` `[n, k]` and `w` `[k, m]`, row-major f32 (a linear layer
 /// with its weight stored transposed): the bias is written first and the GEMM adds the
 /// product onto it, one pass over the output fewer than adding it after; in parallel
@@ -38,7 +99,7 @@ unsafe impl Sync for Columns {}
 /// When the lengths disagree.
 pub fn affine(x: &[f32], n: usize, w: &[f32], bias: &[f32]) -> Vec<f32> {
     let m = bias.len();
-    let k = if n == 0 { 0 } else { x.len() / n };
+    let k = x.len().checked_div(n).unwrap_or(0);
     assert!(
         x.len() == n * k && w.len() == k * m,
         "{} activations in {n} rows and {} weights for {m} outputs disagree",
@@ -49,27 +110,15 @@ pub fn affine(x: &[f32], n: usize, w: &[f32], bias: &[f32]) -> Vec<f32> {
     if n == 0 || m == 0 || k == 0 {
         return y;
     }
-    // SAFETY: `y` is `[n, m]`, `x` `[n, k]` and `w` `[k, m]`, row-major, as the strides say.
+    // SAFETY: `y` is `[n, m]`, `x` `[n, k]` and `w` `[k, m]`, row-major.
     unsafe {
-        gemm::gemm(
-            n,
-            m,
-            k,
-            y.as_mut_ptr(),
-            1,
-            m as isize,
+        gemm(
+            [n, m, k],
+            Strided::rows(y.as_mut_ptr(), m),
+            Strided::rows(x.as_ptr(), k),
+            Strided::rows(w.as_ptr(), m),
+            1.0,
             true,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            1,
-            m as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
             gemm::Parallelism::Rayon(rayon::current_num_threads()),
         );
     }
@@ -236,28 +285,24 @@ impl<'a> QMatrix<'a> {
         for r in first..first + rows {
             self.dequantize_row(r, &mut w);
         }
-        let (cols, out_stride) = (self.cols as isize, self.rows as isize);
-        // SAFETY: `w` is `[rows, cols]` and `x` `[n, cols]`, row-major, as the strides
-        // say; the caller guarantees the destination columns.
+        // SAFETY: `w` is `[rows, cols]` and `x` `[n, cols]`, row-major (so `x` read with
+        // its steps swapped is its transpose); the caller guarantees the destination
+        // columns.
         unsafe {
-            gemm::gemm(
-                rows,
-                n,
-                self.cols,
-                out.0.add(first),
-                out_stride,
-                1,
-                false,
-                w.as_ptr(),
-                1,
-                cols,
-                x.as_ptr(),
-                cols,
-                1,
-                0.0,
+            gemm(
+                [rows, n, self.cols],
+                Strided {
+                    at: out.0.add(first),
+                    row: 1,
+                    col: self.rows as isize,
+                },
+                Strided::rows(w.as_ptr(), self.cols),
+                Strided {
+                    at: x.as_ptr(),
+                    row: 1,
+                    col: self.cols as isize,
+                },
                 1.0,
-                false,
-                false,
                 false,
                 gemm::Parallelism::None,
             );

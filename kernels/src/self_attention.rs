@@ -16,6 +16,7 @@ use rayon::prelude::*;
 
 use crate::activation::exp_nonpositive;
 use crate::dot::Isa;
+use crate::matmul::{Strided, gemm};
 use crate::reduce::{fold, sum};
 
 /// Passages as the embedder's fused query-key-value product leaves them.
@@ -43,14 +44,13 @@ pub fn self_attention(isa: Isa, p: Passages) -> Vec<f32> {
         "{isa:?} kernels do not run on this CPU"
     );
     let b = p.lens.len();
-    let width = if b * p.t == 0 {
-        0
-    } else {
-        p.qkv.len() / (b * p.t)
-    };
+    let width = p.qkv.len().checked_div(b * p.t).unwrap_or(0);
     let h = width / 3;
     assert!(
-        p.heads > 0 && width == 3 * h && h % p.heads == 0 && p.qkv.len() == b * p.t * width,
+        p.heads > 0
+            && width == 3 * h
+            && h.is_multiple_of(p.heads)
+            && p.qkv.len() == b * p.t * width,
         "{} values are not [{b}, {}, 3 x {} heads]",
         p.qkv.len(),
         p.t,
@@ -105,29 +105,27 @@ impl Head<'_> {
     /// each: the heads are the parallel tasks).
     fn attend(&self, isa: Isa) -> Vec<f32> {
         let (len, d, width) = (self.len, self.d, 3 * self.h as isize);
-        let part = |i: usize| self.rows[i * self.h + self.at..].as_ptr();
+        let column = |part: usize| Strided {
+            at: self.rows[part * self.h + self.at..].as_ptr(),
+            row: width,
+            col: 1,
+        };
+        let keys = column(1);
+        let keys_t = Strided {
+            row: keys.col,
+            col: keys.row,
+            ..keys
+        };
         let mut scores = vec![0f32; len * len];
-        // SAFETY: queries and keys are `len` rows `width` apart of `d` values from their
-        // starts, inside `rows`; `scores` is `[len, len]`.
+        // SAFETY: queries, keys and values are `len` rows `width` apart of `d` values
+        // from their starts, inside `rows`; `scores` is `[len, len]`, `out` `[len, d]`.
         unsafe {
-            gemm::gemm(
-                len,
-                len,
-                d,
-                scores.as_mut_ptr(),
-                1,
-                len as isize,
-                false,
-                part(0),
-                1,
-                width,
-                part(1),
-                width,
-                1,
-                0.0,
+            gemm(
+                [len, len, d],
+                Strided::rows(scores.as_mut_ptr(), len),
+                column(0),
+                keys_t,
                 1.0 / (d as f32).sqrt(),
-                false,
-                false,
                 false,
                 gemm::Parallelism::None,
             );
@@ -136,27 +134,14 @@ impl Head<'_> {
             softmax(isa, row);
         }
         let mut out = vec![0f32; len * d];
-        // SAFETY: values are `len` rows `width` apart of `d` values, inside `rows`;
-        // `scores` is `[len, len]` and `out` `[len, d]`.
+        // SAFETY: as above.
         unsafe {
-            gemm::gemm(
-                len,
-                d,
-                len,
-                out.as_mut_ptr(),
-                1,
-                d as isize,
-                false,
-                scores.as_ptr(),
-                1,
-                len as isize,
-                part(2),
-                1,
-                width,
-                0.0,
+            gemm(
+                [len, d, len],
+                Strided::rows(out.as_mut_ptr(), d),
+                Strided::rows(scores.as_ptr(), len),
+                column(2),
                 1.0,
-                false,
-                false,
                 false,
                 gemm::Parallelism::None,
             );

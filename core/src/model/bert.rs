@@ -77,7 +77,7 @@ enum Padding {
     /// pith's kernel on the CPU device: the real tokens of each passage.
     Lengths(Vec<usize>),
     /// Burn's attention elsewhere: `[b, 1, t, t]`, `true` at keys that are padding.
-    Mask(Tensor<4, Bool>),
+    Mask(Box<Tensor<4, Bool>>),
 }
 
 struct Layer {
@@ -336,12 +336,12 @@ impl Embedder {
         let padding = if self.device == Device::flex() {
             Padding::Lengths(lens)
         } else {
-            Padding::Mask(
+            Padding::Mask(Box::new(
                 mask.clone()
                     .equal_elem(0.0)
                     .reshape([b, 1, 1, t])
                     .expand([b, 1, t, t]),
-            )
+            ))
         };
         let pooled = self.forward(ids, mask, &padding, b, t)?;
         let values: Vec<f32> = pooled
@@ -399,7 +399,7 @@ impl Embedder {
         let (h, n) = (width / 3, self.heads);
         let mask = match padding {
             Padding::Lengths(lens) => return self_attention(qkv, lens, n),
-            Padding::Mask(mask) => mask.clone(),
+            Padding::Mask(mask) => (**mask).clone(),
         };
         let split = |i: usize| {
             qkv.clone()
