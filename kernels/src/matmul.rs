@@ -90,33 +90,29 @@ pub(crate) unsafe fn gemm(
     }
 }
 
-/// `x · w + bias` for `x` `[n, k]` and `w` `[k, m]`, row-major f32 (a linear layer
-/// with its weight stored transposed): the bias is written first and the GEMM adds the
-/// product onto it, one pass over the output fewer than adding it after; in parallel
-/// over the current pool's threads.
+/// `x · w + bias` for `x` `[rows, ins]` and `w` `[ins, outs]`, row-major f32 (a linear
+/// layer with its weight stored transposed; `outs` is `bias.len()`): the bias is
+/// written first and the GEMM adds the product onto it, one pass over the output fewer
+/// than adding it after; in parallel over the current pool's threads.
 ///
 /// # Panics
 /// When the lengths disagree.
-pub fn affine(x: &[f32], n: usize, w: &[f32], bias: &[f32]) -> Vec<f32> {
-    let m = bias.len();
-    let k = x.len().checked_div(n).unwrap_or(0);
+pub fn affine(x: &[f32], [rows, ins]: [usize; 2], w: &[f32], bias: &[f32]) -> Vec<f32> {
+    let outs = bias.len();
     assert!(
-        x.len() == n * k && w.len() == k * m,
-        "{} activations in {n} rows and {} weights for {m} outputs disagree",
+        x.len() == rows * ins && w.len() == ins * outs,
+        "{} activations for [{rows}, {ins}] and {} weights for [{ins}, {outs}]",
         x.len(),
         w.len()
     );
-    let mut y = bias.repeat(n);
-    if n == 0 || m == 0 || k == 0 {
-        return y;
-    }
-    // SAFETY: `y` is `[n, m]`, `x` `[n, k]` and `w` `[k, m]`, row-major.
+    let mut y = bias.repeat(rows);
+    // SAFETY: `y` is `[rows, outs]`, `x` `[rows, ins]` and `w` `[ins, outs]`, row-major.
     unsafe {
         gemm(
-            [n, m, k],
-            Strided::rows(y.as_mut_ptr(), m),
-            Strided::rows(x.as_ptr(), k),
-            Strided::rows(w.as_ptr(), m),
+            [rows, outs, ins],
+            Strided::rows(y.as_mut_ptr(), outs),
+            Strided::rows(x.as_ptr(), ins),
+            Strided::rows(w.as_ptr(), outs),
             1.0,
             true,
             gemm::Parallelism::Rayon(rayon::current_num_threads()),
@@ -368,7 +364,7 @@ mod tests {
                 .collect()
         };
         let (x, w, bias) = (floats(n * k, 1), floats(k * m, 2), floats(m, 3));
-        let y = affine(&x, n, &w, &bias);
+        let y = affine(&x, [n, k], &w, &bias);
         assert_eq!(y.len(), n * m);
         for i in 0..n {
             for j in 0..m {
@@ -380,6 +376,8 @@ mod tests {
                 assert!((got - want).abs() < 1e-4, "[{i}, {j}]: {got} vs {want}");
             }
         }
-        assert_eq!(affine(&[], 0, &w[..0], &bias), Vec::<f32>::new());
+        // No rows, and rows of no inputs (the bias alone).
+        assert_eq!(affine(&[], [0, k], &w, &bias), Vec::<f32>::new());
+        assert_eq!(affine(&[], [2, 0], &[], &bias), bias.repeat(2));
     }
 }

@@ -139,6 +139,16 @@ impl Embedder {
                 config.model_type
             )));
         }
+        let heads = config.num_attention_heads;
+        if heads == 0 || !config.hidden_size.is_multiple_of(heads) {
+            return Err(Error::model(
+                &config_path,
+                format!(
+                    "{heads} heads do not divide a hidden size of {}",
+                    config.hidden_size
+                ),
+            ));
+        }
         let mut counter = tokenizer::from_json_file(&dir.join("tokenizer.json"))?;
         counter
             .with_truncation(None)
@@ -180,30 +190,33 @@ impl Embedder {
         let linear = |prefixes: &[String]| -> Result<Linear> {
             let (mut weight, mut bias, mut outs, mut ins) = (vec![], vec![], 0, 0);
             for prefix in prefixes {
-                let name = format!("{prefix}.weight");
-                let (w, shape) = load(&name)?;
-                if shape.len() != 2 || (ins != 0 && shape[1] != ins) {
+                let (w, shape) = load(&format!("{prefix}.weight"))?;
+                let (b, _) = load(&format!("{prefix}.bias"))?;
+                let fits = shape.len() == 2 && (ins == 0 || shape[1] == ins) && b.len() == shape[0];
+                if !fits {
                     return Err(Error::model(
                         dir,
-                        format!("tensor {name} has shape {shape:?}, not [out, {ins}]"),
+                        format!(
+                            "{prefix}: a weight of shape {shape:?} and {} biases are not a linear layer{}",
+                            b.len(),
+                            if ins == 0 {
+                                String::new()
+                            } else {
+                                format!(" of {ins} inputs")
+                            }
+                        ),
                     ));
                 }
                 ins = shape[1];
                 outs += shape[0];
                 weight.extend(w);
-                bias.extend(load(&format!("{prefix}.bias"))?.0);
+                bias.extend(b);
             }
             let mut weight_t = vec![0f32; weight.len()];
             for (o, row) in weight.chunks_exact(ins.max(1)).enumerate() {
                 for (i, &w) in row.iter().enumerate() {
                     weight_t[i * outs + o] = w;
                 }
-            }
-            if bias.len() != outs {
-                return Err(Error::model(
-                    dir,
-                    format!("{} biases for {outs} outputs", bias.len()),
-                ));
             }
             Ok(Linear {
                 weight_t: Tensor::from_data(TensorData::new(weight_t, [ins, outs]), device),

@@ -97,10 +97,17 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>> {
 /// `[b, t, h]`, padding rows zero. See [`pith_kernels::self_attention`].
 pub fn self_attention(qkv: Tensor<3>, lens: &[usize], heads: usize) -> Result<Tensor<3>> {
     let [b, t, width] = qkv.dims();
+    if lens.len() != b {
+        return Err(Error::InvalidArgument(format!(
+            "{} passage lengths for a batch of {b}",
+            lens.len()
+        )));
+    }
     let qkv = on_flex(qkv)?;
     let passages = pith_kernels::self_attention::Passages {
         qkv: flex_values(&qkv)?,
         t,
+        width,
         lens,
         heads,
     };
@@ -129,6 +136,7 @@ pub fn add_layer_norm<const D: usize>(
         eps: eps as f32,
     };
     let residual = flex_values::<f32>(&residual)?;
+    // An error for another element type here, where `storage_mut` would panic.
     flex_values::<f32>(&x)?;
     let (at, n) = (x.layout().start_offset(), x.layout().num_elements());
     // Copied first when another tensor shares the buffer.
@@ -140,7 +148,7 @@ pub fn add_layer_norm<const D: usize>(
 /// `x · weight_t + bias` (a linear layer whose weight is stored transposed, `[in,
 /// out]`), the bias added inside the product (see [`pith_kernels::matmul::affine`]).
 pub fn linear(x: Tensor<2>, weight_t: &Tensor<2>, bias: &Tensor<1>) -> Result<Tensor<2>> {
-    let [n, _] = x.dims();
+    let [n, ins] = x.dims();
     let out = bias.dims()[0];
     let (x, weight_t, bias) = (
         on_flex(x)?,
@@ -149,7 +157,7 @@ pub fn linear(x: Tensor<2>, weight_t: &Tensor<2>, bias: &Tensor<1>) -> Result<Te
     );
     let y = pith_kernels::matmul::affine(
         flex_values(&x)?,
-        n,
+        [n, ins],
         flex_values(&weight_t)?,
         flex_values(&bias)?,
     );
