@@ -6,9 +6,9 @@
 //! with the allocations and the threads woken for each, about 6% of the embedder's time
 //! at one passage a call. Here each row is normalised in place while it is in the
 //! core's cache (a few short loops over its 384 values), the rows shared among the
-//! threads. Straight-line loops the compiler vectorises for the
-//! instruction set it compiles them for; the scalar build is the reference the SIMD
-//! builds are tested against.
+//! threads. Straight-line loops the compiler vectorises for the instruction set it
+//! compiles them for; the scalar build is the reference the SIMD builds are tested
+//! against.
 
 use rayon::prelude::*;
 

@@ -36,6 +36,15 @@ pub fn flex_values<E: burn::tensor::Element + bytemuck::Pod>(x: &FlexTensor) -> 
     })
 }
 
+/// The f32 values of a flex tensor, to overwrite in place: copied first when another
+/// tensor shares the buffer; an error for another element type, where `storage_mut`
+/// would panic.
+fn values_mut(x: &mut FlexTensor) -> Result<&mut [f32]> {
+    flex_values::<f32>(x)?;
+    let (at, n) = (x.layout().start_offset(), x.layout().num_elements());
+    Ok(&mut x.storage_mut::<f32>()[at..at + n])
+}
+
 /// `x` as `dtype`. Between f32 and f16 on the flex device the conversion runs on
 /// `half`'s SIMD slices (flex's own cast converts one value at a time, which made the
 /// f16 cache cost prefill 5-10%).
@@ -85,10 +94,7 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Result<Tensor<D>> {
     if x.dtype() != DType::F32 {
         return Ok(activation::gelu(Tensor::from_primitive::<Flex>(x)));
     }
-    let (at, n) = (x.layout().start_offset(), x.layout().num_elements());
-    // Copied first when another tensor shares the buffer.
-    let values = &mut x.storage_mut::<f32>()[at..at + n];
-    pith_kernels::activation::gelu(Isa::best(), values);
+    pith_kernels::activation::gelu(Isa::best(), values_mut(&mut x)?);
     Ok(Tensor::from_primitive::<Flex>(x))
 }
 
@@ -136,12 +142,7 @@ pub fn add_layer_norm<const D: usize>(
         eps: eps as f32,
     };
     let residual = flex_values::<f32>(&residual)?;
-    // An error for another element type here, where `storage_mut` would panic.
-    flex_values::<f32>(&x)?;
-    let (at, n) = (x.layout().start_offset(), x.layout().num_elements());
-    // Copied first when another tensor shares the buffer.
-    let values = &mut x.storage_mut::<f32>()[at..at + n];
-    pith_kernels::norm::add_layer_norm(Isa::best(), values, residual, norm);
+    pith_kernels::norm::add_layer_norm(Isa::best(), values_mut(&mut x)?, residual, norm);
     Ok(Tensor::from_primitive::<Flex>(x))
 }
 
