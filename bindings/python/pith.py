@@ -1449,6 +1449,160 @@ class _UniffiFfiConverterFloat64(_UniffiConverterPrimitiveFloat):
         buf.write_double(value)
 
 @dataclass
+class Support:
+    """
+    A document sentence an answer sentence was generated from.
+"""
+    def __init__(self, *, citation_index:int, start_char:int, end_char:int, text:str, score:float):
+        self.citation_index = citation_index
+        self.start_char = start_char
+        self.end_char = end_char
+        self.text = text
+        self.score = score
+        
+        
+
+    
+    def __str__(self):
+        return "Support(citation_index={}, start_char={}, end_char={}, text={}, score={})".format(self.citation_index, self.start_char, self.end_char, self.text, self.score)
+    def __eq__(self, other):
+        if self.citation_index != other.citation_index:
+            return False
+        if self.start_char != other.start_char:
+            return False
+        if self.end_char != other.end_char:
+            return False
+        if self.text != other.text:
+            return False
+        if self.score != other.score:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSupport(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Support(
+            citation_index=_UniffiFfiConverterUInt64.read(buf),
+            start_char=_UniffiFfiConverterUInt64.read(buf),
+            end_char=_UniffiFfiConverterUInt64.read(buf),
+            text=_UniffiFfiConverterString.read(buf),
+            score=_UniffiFfiConverterFloat64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.citation_index)
+        _UniffiFfiConverterUInt64.check_lower(value.start_char)
+        _UniffiFfiConverterUInt64.check_lower(value.end_char)
+        _UniffiFfiConverterString.check_lower(value.text)
+        _UniffiFfiConverterFloat64.check_lower(value.score)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.citation_index, buf)
+        _UniffiFfiConverterUInt64.write(value.start_char, buf)
+        _UniffiFfiConverterUInt64.write(value.end_char, buf)
+        _UniffiFfiConverterString.write(value.text, buf)
+        _UniffiFfiConverterFloat64.write(value.score, buf)
+
+class _UniffiFfiConverterSequenceTypeSupport(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeSupport.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeSupport.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeSupport.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class Attribution:
+    """
+    One sentence of the answer and its sources.
+"""
+    def __init__(self, *, start_char:int, end_char:int, supported:bool, supports:typing.List[Support]):
+        self.start_char = start_char
+        self.end_char = end_char
+        self.supported = supported
+        self.supports = supports
+        
+        
+
+    
+    def __str__(self):
+        return "Attribution(start_char={}, end_char={}, supported={}, supports={})".format(self.start_char, self.end_char, self.supported, self.supports)
+    def __eq__(self, other):
+        if self.start_char != other.start_char:
+            return False
+        if self.end_char != other.end_char:
+            return False
+        if self.supported != other.supported:
+            return False
+        if self.supports != other.supports:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeAttribution(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Attribution(
+            start_char=_UniffiFfiConverterUInt64.read(buf),
+            end_char=_UniffiFfiConverterUInt64.read(buf),
+            supported=_UniffiFfiConverterBoolean.read(buf),
+            supports=_UniffiFfiConverterSequenceTypeSupport.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.start_char)
+        _UniffiFfiConverterUInt64.check_lower(value.end_char)
+        _UniffiFfiConverterBoolean.check_lower(value.supported)
+        _UniffiFfiConverterSequenceTypeSupport.check_lower(value.supports)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.start_char, buf)
+        _UniffiFfiConverterUInt64.write(value.end_char, buf)
+        _UniffiFfiConverterBoolean.write(value.supported, buf)
+        _UniffiFfiConverterSequenceTypeSupport.write(value.supports, buf)
+
+class _UniffiFfiConverterSequenceTypeAttribution(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeAttribution.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeAttribution.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeAttribution.read(buf) for i in range(count)
+        ]
+
+@dataclass
 class AnswerStats:
     """
     Figures of one answer.
@@ -1537,20 +1691,23 @@ class _UniffiFfiConverterTypeAnswerStats(_UniffiConverterRustBuffer):
 
 @dataclass
 class Answer:
-    def __init__(self, *, text:str, citations:typing.List[Citation], stats:AnswerStats):
+    def __init__(self, *, text:str, citations:typing.List[Citation], attributions:typing.List[Attribution], stats:AnswerStats):
         self.text = text
         self.citations = citations
+        self.attributions = attributions
         self.stats = stats
         
         
 
     
     def __str__(self):
-        return "Answer(text={}, citations={}, stats={})".format(self.text, self.citations, self.stats)
+        return "Answer(text={}, citations={}, attributions={}, stats={})".format(self.text, self.citations, self.attributions, self.stats)
     def __eq__(self, other):
         if self.text != other.text:
             return False
         if self.citations != other.citations:
+            return False
+        if self.attributions != other.attributions:
             return False
         if self.stats != other.stats:
             return False
@@ -1562,6 +1719,7 @@ class _UniffiFfiConverterTypeAnswer(_UniffiConverterRustBuffer):
         return Answer(
             text=_UniffiFfiConverterString.read(buf),
             citations=_UniffiFfiConverterSequenceTypeCitation.read(buf),
+            attributions=_UniffiFfiConverterSequenceTypeAttribution.read(buf),
             stats=_UniffiFfiConverterTypeAnswerStats.read(buf),
         )
 
@@ -1569,12 +1727,14 @@ class _UniffiFfiConverterTypeAnswer(_UniffiConverterRustBuffer):
     def check_lower(value):
         _UniffiFfiConverterString.check_lower(value.text)
         _UniffiFfiConverterSequenceTypeCitation.check_lower(value.citations)
+        _UniffiFfiConverterSequenceTypeAttribution.check_lower(value.attributions)
         _UniffiFfiConverterTypeAnswerStats.check_lower(value.stats)
 
     @staticmethod
     def write(value, buf):
         _UniffiFfiConverterString.write(value.text, buf)
         _UniffiFfiConverterSequenceTypeCitation.write(value.citations, buf)
+        _UniffiFfiConverterSequenceTypeAttribution.write(value.attributions, buf)
         _UniffiFfiConverterTypeAnswerStats.write(value.stats, buf)
 
 class _UniffiFfiConverterFloat32(_UniffiConverterPrimitiveFloat):
@@ -3848,6 +4008,8 @@ __all__ = [
     "PithError",
     "SearchMethod",
     "Citation",
+    "Support",
+    "Attribution",
     "AnswerStats",
     "Answer",
     "AskConfig",

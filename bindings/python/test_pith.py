@@ -78,6 +78,13 @@ def test_streamed_ask_with_citations(engine, bees):
     assert answer.citations and answer.citations[0].document_id == bees
     assert answer.stats.context_tokens_after <= answer.stats.context_tokens_before
     assert answer.stats.first_token_ms > 0
+    assert answer.attributions
+    for a in answer.attributions:
+        assert 0 <= a.start_char < a.end_char <= len(answer.text)
+        for s in a.supports:
+            c = answer.citations[s.citation_index]
+            assert c.start_char <= s.start_char < s.end_char <= c.end_char
+            assert s.text and 0 < s.score <= 1
 
 
 def test_cancel_from_another_thread(engine, bees):

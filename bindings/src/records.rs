@@ -210,10 +210,37 @@ pub struct AnswerStats {
     pub first_token_ms: f64,
 }
 
+/// A document sentence an answer sentence was generated from.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Support {
+    /// The index of the citation that holds the sentence.
+    pub citation_index: u64,
+    /// Character offsets of the sentence in its document.
+    pub start_char: u64,
+    pub end_char: u64,
+    pub text: String,
+    /// The share of the answer sentence's attention on the context that went here, 0-1.
+    pub score: f64,
+}
+
+/// One sentence of the answer and its sources.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Attribution {
+    /// Character offsets of the sentence in the answer's text.
+    pub start_char: u64,
+    pub end_char: u64,
+    /// False when no context sentence stands out as its source.
+    pub supported: bool,
+    /// Up to three supporting sentences, best first.
+    pub supports: Vec<Support>,
+}
+
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct Answer {
     pub text: String,
     pub citations: Vec<Citation>,
+    /// The answer sentence by sentence with its sources.
+    pub attributions: Vec<Attribution>,
     pub stats: AnswerStats,
 }
 
@@ -361,6 +388,7 @@ impl From<pith_core::Answer> for Answer {
                     heading: c.heading,
                 })
                 .collect(),
+            attributions: a.attributions.into_iter().map(Attribution::from).collect(),
             stats: AnswerStats {
                 context_tokens_before: a.context_tokens_before as u64,
                 context_tokens_after: a.context_tokens_after as u64,
@@ -373,6 +401,27 @@ impl From<pith_core::Answer> for Answer {
                 decode_ms: t.decode_ms,
                 first_token_ms: t.first_token_ms,
             },
+        }
+    }
+}
+
+impl From<pith_core::Attribution> for Attribution {
+    fn from(a: pith_core::Attribution) -> Self {
+        Self {
+            start_char: a.start_char as u64,
+            end_char: a.end_char as u64,
+            supported: a.supported,
+            supports: a
+                .supports
+                .into_iter()
+                .map(|s| Support {
+                    citation_index: s.citation as u64,
+                    start_char: s.start_char as u64,
+                    end_char: s.end_char as u64,
+                    text: s.text,
+                    score: s.score,
+                })
+                .collect(),
         }
     }
 }

@@ -53,6 +53,23 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Attribution of answer sentences to the context sentence holding the gold answer,
+    /// and the AUROC of grounding scores between questions asked with and without their
+    /// gold passage.
+    Grounding {
+        dir: PathBuf,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Append each question's runs to this JSON-lines file, and skip the questions
+        /// it already holds.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Read every head while answering and rank the heads by attribution (slow).
+        #[arg(long)]
+        heads: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn eval(ctx: &Context, what: EvalCommand) -> Result<()> {
@@ -70,6 +87,13 @@ pub fn eval(ctx: &Context, what: EvalCommand) -> Result<()> {
             log,
             json,
         } => qa(ctx, &dir, limit, log.as_deref(), json),
+        EvalCommand::Grounding {
+            dir,
+            limit,
+            log,
+            heads,
+            json,
+        } => grounding(ctx, &dir, limit, log.as_deref(), heads, json),
     }
 }
 
@@ -256,5 +280,64 @@ fn qa(
     }
     println!("(TTFT ratio: median over questions of each one's TTFT over its own without pruning)");
     println!("({} questions)", set.first(limit).len());
+    Ok(())
+}
+
+fn grounding(
+    ctx: &Context,
+    dir: &Path,
+    limit: Option<usize>,
+    log: Option<&Path>,
+    heads: bool,
+    json: bool,
+) -> Result<()> {
+    let (set, generator, embedder, bar) = setup(ctx, dir, limit, "eval grounding")?;
+    let (mut log, done) = match log {
+        Some(path) => {
+            let (log, done) = eval::qa::ResultLog::open(path)?;
+            (Some(log), done)
+        }
+        None => (None, Vec::new()),
+    };
+    let report = eval::grounding::evaluate(
+        &generator,
+        &embedder,
+        &set,
+        limit,
+        heads,
+        done,
+        &mut |result, position| {
+            bar.set_position(position as u64);
+            log.as_mut().map_or(Ok(()), |log| log.append(result))
+        },
+    )?;
+    bar.finish_and_clear();
+    if json {
+        print_json(&report);
+        return Ok(());
+    }
+    println!(
+        "attribution {:.3} (lenient {:.3}) over {} answers holding the gold answer",
+        report.attribution, report.attribution_lenient, report.attributed_answers
+    );
+    for (name, v) in &report.baselines {
+        println!("  {name:<16} {v:.3}");
+    }
+    println!(
+        "AUROC, {} questions with their gold passage against {} without:",
+        report.questions, report.unanswerable
+    );
+    for (name, v) in &report.auroc {
+        println!("  {name:<16} {v:.3}");
+    }
+    if !report.heads.is_empty() {
+        println!("best heads (strict attribution, even / odd answers):");
+        for h in &report.heads {
+            println!(
+                "  layer {:>2} head {} {:.3} / {:.3}",
+                h.layer, h.head, h.selection, h.check
+            );
+        }
+    }
     Ok(())
 }

@@ -143,6 +143,9 @@ pub fn ask(
         return Ok(());
     }
     println!("\n");
+    if !answer.attributions.is_empty() {
+        println!("{}\n", marked(&answer));
+    }
     for (i, c) in answer.citations.iter().enumerate() {
         println!(
             "[{}] {} (doc {}, chars {}..{}): {}",
@@ -167,4 +170,31 @@ pub fn ask(
         t.first_token_ms
     );
     Ok(())
+}
+
+/// The answer with each sentence followed by the citations it came from, `[1][3]`, or
+/// by `[unsupported]` when none stands out.
+fn marked(answer: &pith_core::Answer) -> String {
+    let chars: Vec<char> = answer.text.chars().collect();
+    let mut out = String::new();
+    let mut at = 0;
+    for a in &answer.attributions {
+        out.extend(&chars[at..a.end_char]);
+        at = a.end_char;
+        let mut cited: Vec<usize> = vec![];
+        for s in &a.supports {
+            if !cited.contains(&(s.citation + 1)) {
+                cited.push(s.citation + 1);
+            }
+        }
+        if !a.supported || cited.is_empty() {
+            out.push_str(" [unsupported]");
+        } else {
+            for n in cited {
+                out.push_str(&format!(" [{n}]"));
+            }
+        }
+    }
+    out.extend(&chars[at..]);
+    out
 }

@@ -3,9 +3,10 @@
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use crate::attribution::{ATTRIBUTION_HEADS, DecodeAttention};
 use crate::error::{Error, Result};
 use crate::model::bert::Embedder;
-use crate::model::generate::{Generation, Generator, StopReason};
+use crate::model::generate::{DecodeTap, Generation, Generator, StopReason};
 use crate::model::sampling::SamplingOptions;
 use crate::prune::{self, Budget, ContextSentence, PruneOptions};
 use crate::rag::{Engine, SearchOptions};
@@ -23,6 +24,9 @@ pub struct AskOptions {
     /// ranks best (ICR).
     pub rerank: bool,
     pub sampling: SamplingOptions,
+    /// The heads whose attention while decoding attributes the answer's sentences to
+    /// the context's; none turns attribution off.
+    pub attribution_heads: Vec<(usize, usize)>,
 }
 
 impl Default for AskOptions {
@@ -34,6 +38,7 @@ impl Default for AskOptions {
             prune_options: PruneOptions::default(),
             rerank: false,
             sampling: SamplingOptions::default(),
+            attribution_heads: ATTRIBUTION_HEADS.to_vec(),
         }
     }
 }
@@ -89,10 +94,39 @@ pub struct Timings {
     pub first_token_ms: f64,
 }
 
+/// A context sentence an answer sentence was generated from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Support {
+    /// The citation (index into [`Answer::citations`]) that holds the sentence.
+    pub citation: usize,
+    /// Character offsets of the sentence in its document.
+    pub start_char: usize,
+    pub end_char: usize,
+    pub text: String,
+    /// The share of the answer sentence's attention on the context that went to this
+    /// sentence, 0 to 1.
+    pub score: f64,
+}
+
+/// One sentence of the answer and where in the documents it comes from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Attribution {
+    /// Character offsets into [`Answer::text`].
+    pub start_char: usize,
+    pub end_char: usize,
+    /// Whether some context sentence stands out as its source; an unsupported sentence
+    /// may be the model's own addition.
+    pub supported: bool,
+    /// Up to three supporting sentences, best first.
+    pub supports: Vec<Support>,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Answer {
     pub text: String,
     pub citations: Vec<Citation>,
+    /// The answer sentence by sentence with its sources (empty when attribution is off).
+    pub attributions: Vec<Attribution>,
     /// Generator tokens of the retrieved context before and after pruning.
     pub context_tokens_before: usize,
     pub context_tokens_after: usize,
@@ -119,6 +153,9 @@ pub struct Reply {
     /// From the call to the start of the answer's prefill: scoring and selection when
     /// pruned.
     pub prune: Duration,
+    /// The decode attention on each kept sentence (in `kept` order), when attribution
+    /// heads were given.
+    pub attention: Option<DecodeAttention>,
 }
 
 /// Answers `question` from `passages` (best first): prunes their sentences to the
@@ -143,9 +180,17 @@ pub fn answer_from(
     let tokens: Vec<usize> = full.sentences.iter().map(|r| r.len()).collect();
     let before: usize = tokens.iter().sum();
     let budget = options.prune.tokens(before)?;
-    let (kept, generation) = if budget >= before {
-        let generation = generator.generate(&full.ids, &options.sampling, on_text, cancel)?;
-        ((0..all.len()).collect(), generation)
+    let (kept, generation, attention) = if budget >= before {
+        let kept: Vec<usize> = (0..all.len()).collect();
+        let mut tap = Tap::new(&options.attribution_heads, full.sentences.clone());
+        let generation = generator.generate_tapped(
+            &full.ids,
+            &options.sampling,
+            tap.decode_tap().as_mut(),
+            on_text,
+            cancel,
+        )?;
+        (kept, generation, tap.attention)
     } else {
         let (scores, pass) =
             prune::score(generator, embedder, &all, question, &options.prune_options)?;
@@ -158,16 +203,19 @@ pub fn answer_from(
                 .llama()
                 .keep_and_finish(&mut cache, pass.hidden, &positions, pass.depth)?;
         let history = positions.iter().map(|&p| pass.prompt.ids[p]).collect();
+        let slots = compacted_slots(pass.prompt.context.start, &kept, &pass.attention.tokens);
+        let mut tap = Tap::new(&options.attribution_heads, slots);
         let generation = generator.continue_from(
             cache,
             history,
             logits,
             prefill_start,
             &options.sampling,
+            tap.decode_tap().as_mut(),
             on_text,
             cancel,
         )?;
-        (kept, generation)
+        (kept, generation, tap.attention)
     };
     if generation.stop == StopReason::Cancelled {
         return Err(Error::Cancelled);
@@ -182,7 +230,42 @@ pub fn answer_from(
         sentences,
         kept,
         prune,
+        attention,
     })
+}
+
+/// The cache slots of the kept sentences once pruning has compacted the cache: the
+/// context starts at `start` and the kept sentences follow each other.
+fn compacted_slots(start: usize, kept: &[usize], tokens: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut at = start;
+    kept.iter()
+        .map(|&s| {
+            at += tokens[s];
+            at - tokens[s]..at
+        })
+        .collect()
+}
+
+/// Collects the decode attention of an answer, when there are heads to read.
+struct Tap {
+    attention: Option<DecodeAttention>,
+    layers: Vec<usize>,
+}
+
+impl Tap {
+    fn new(heads: &[(usize, usize)], slots: Vec<std::ops::Range<usize>>) -> Self {
+        let attention = (!heads.is_empty()).then(|| DecodeAttention::new(heads, slots));
+        let layers = attention.as_ref().map_or(vec![], DecodeAttention::layers);
+        Self { attention, layers }
+    }
+
+    fn decode_tap(&mut self) -> Option<DecodeTap<'_>> {
+        let attention = self.attention.as_mut()?;
+        Some(DecodeTap {
+            layers: self.layers.clone(),
+            on_row: Box::new(move |read| attention.push(read)),
+        })
+    }
 }
 
 /// The most generator tokens of candidates that one rerank prompt takes, leaving room
@@ -230,9 +313,11 @@ impl Engine {
             cancel,
         )?;
         let g = &reply.generation;
+        let (citations, cited) = cite(&hits, &reply.sentences, &reply.kept);
         Ok(Answer {
             text: g.text.trim().to_string(),
-            citations: cite(&hits, &reply.sentences, &reply.kept),
+            attributions: attributions(&hits, &reply, &cited),
+            citations,
             context_tokens_before: reply.tokens_before,
             context_tokens_after: reply.tokens_after,
             prompt_tokens: g.prompt_tokens,
@@ -284,13 +369,15 @@ impl Engine {
     }
 }
 
-/// One citation per run of adjacent kept sentences of a passage.
+/// One citation per run of adjacent kept sentences of a passage, and the citation of
+/// each kept sentence.
 fn cite(
     hits: &[crate::store::Hit],
     sentences: &[ContextSentence],
     kept: &[usize],
-) -> Vec<Citation> {
+) -> (Vec<Citation>, Vec<usize>) {
     let mut out: Vec<(usize, Citation)> = vec![];
+    let mut cited = Vec::with_capacity(kept.len());
     for &i in kept {
         let s = &sentences[i];
         let p = &hits[s.passage].passage;
@@ -302,8 +389,10 @@ fn cite(
             c.snippet.push(' ');
             c.snippet.push_str(&s.text);
             *last = i;
+            cited.push(out.len() - 1);
             continue;
         }
+        cited.push(out.len());
         out.push((
             i,
             Citation {
@@ -318,5 +407,59 @@ fn cite(
             },
         ));
     }
-    out.into_iter().map(|(_, c)| c).collect()
+    (out.into_iter().map(|(_, c)| c).collect(), cited)
+}
+
+/// Supports below this share are not shown.
+const SUPPORT_FLOOR: f64 = 0.1;
+/// Support above a sentence's share of the context tokens that marks it a source.
+const SUPPORTED_LIFT: f64 = 0.1;
+
+/// The answer's sentences with their sources, from the decode attention; `cited` is the
+/// citation of each kept sentence.
+fn attributions(hits: &[crate::store::Hit], reply: &Reply, cited: &[usize]) -> Vec<Attribution> {
+    let Some(attention) = &reply.attention else {
+        return vec![];
+    };
+    let text = &reply.generation.text;
+    let heads: Vec<usize> = (0..attention.heads.len()).collect();
+    let prior = crate::attribution::length_prior(&attention.slots);
+    let lead = text.len() - text.trim_start().len();
+    let shown = text.trim();
+    crate::attribution::attribute(
+        attention,
+        &heads,
+        text,
+        &reply.generation.token_ends,
+        &prior,
+    )
+    .into_iter()
+    .filter(|a| a.bytes.start >= lead && a.bytes.end <= lead + shown.len())
+    .map(|a| {
+        let char_at = |b: usize| crate::chunk::char_offset(shown, b - lead);
+        let supports = a
+            .supports
+            .iter()
+            .filter(|&&(_, score)| score >= SUPPORT_FLOOR)
+            .take(3)
+            .map(|&(j, score)| {
+                let s = &reply.sentences[reply.kept[j]];
+                let p = &hits[s.passage].passage;
+                Support {
+                    citation: cited[j],
+                    start_char: p.start_char + s.chars.start,
+                    end_char: p.start_char + s.chars.end,
+                    text: s.text.clone(),
+                    score,
+                }
+            })
+            .collect();
+        Attribution {
+            start_char: char_at(a.bytes.start),
+            end_char: char_at(a.bytes.end),
+            supported: a.lift >= SUPPORTED_LIFT,
+            supports,
+        }
+    })
+    .collect()
 }

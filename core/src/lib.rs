@@ -2,6 +2,7 @@
 //! and answer questions with a small local model that cites its sources.
 
 pub mod ask;
+pub mod attribution;
 pub mod chunk;
 pub mod device;
 pub mod error;
@@ -13,7 +14,7 @@ pub mod rag;
 pub mod store;
 pub mod sync;
 
-pub use ask::{Answer, AskOptions, Citation, Timings};
+pub use ask::{Answer, AskOptions, Attribution, Citation, Support, Timings};
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
 pub use ingest::{IngestControl, IngestProgress, IngestReport, IngestSummary, Source};

@@ -70,6 +70,40 @@ fn ask_streams_an_answer_with_citations_that_point_into_the_documents() {
         answer.citations
     );
     assert!(answer.timings.first_token_ms > 0.0 && answer.timings.prune_ms > 0.0);
+    check_attributions(&answer);
+    let salt = answer
+        .attributions
+        .iter()
+        .find(|a| slice(&answer.text, a.start_char, a.end_char).contains("20 g"))
+        .expect("a sentence names the salt");
+    assert!(salt.supported, "{salt:?}");
+    assert!(salt.supports[0].text.contains("20 g"), "{salt:?}");
+}
+
+fn slice(text: &str, start: usize, end: usize) -> String {
+    text.chars().skip(start).take(end - start).collect()
+}
+
+/// The attributions cover the answer's sentences in order, and each support is a
+/// sentence of the document inside the citation it names.
+fn check_attributions(answer: &pith_core::Answer) {
+    assert!(!answer.attributions.is_empty());
+    let mut at = 0;
+    for a in &answer.attributions {
+        assert!(at <= a.start_char && a.start_char < a.end_char, "{a:?}");
+        at = a.end_char;
+        for s in &a.supports {
+            let c = &answer.citations[s.citation];
+            assert!(
+                c.start_char <= s.start_char && s.end_char <= c.end_char,
+                "{s:?} in {c:?}"
+            );
+            let doc = std::fs::read_to_string(&c.source).unwrap();
+            assert_eq!(norm(&slice(&doc, s.start_char, s.end_char)), norm(&s.text));
+            assert!(s.score > 0.0 && s.score <= 1.0);
+        }
+    }
+    assert!(at <= answer.text.chars().count());
 }
 
 #[test]
@@ -89,6 +123,7 @@ fn no_pruning_keeps_the_whole_context() {
         )
         .unwrap();
     assert_eq!(answer.context_tokens_after, answer.context_tokens_before);
+    check_attributions(&answer);
 }
 
 /// The evidence sentence names neither the question's subject nor its words

@@ -9,8 +9,8 @@ use std::sync::atomic::AtomicBool;
 use pith_core::DeviceChoice;
 use pith_core::device;
 use pith_core::model::chat::Message;
-use pith_core::model::generate::{Generator, StopReason};
-use pith_core::model::llama::Precision;
+use pith_core::model::generate::{DecodeTap, Generator, StopReason};
+use pith_core::model::llama::{Capture, LayerAttention, Precision};
 use pith_core::model::sampling::{SamplingOptions, argmax};
 
 /// One model load per device and precision, shared by the tests.
@@ -487,4 +487,66 @@ fn keep_and_finish_matches_a_full_pass() {
     }
     let err = llama.keep_and_finish(&mut g.new_cache(), cut(0).1, &[3, 2], 0);
     assert!(err.is_err(), "slots out of order are refused");
+}
+
+/// Attention read while decoding (the fused kernel, one row a step) is what one pass
+/// over the prompt and the generated tokens reads for the same rows (Burn's matmuls).
+/// The two paths quantise activations differently (q8 rows in decode), which moves a
+/// probability by up to about 0.02; a wrong row, head or slot moves far more mass.
+#[test]
+fn decode_tap_reads_what_a_full_pass_reads() {
+    let g = generator(DeviceChoice::Cpu, Precision::Q);
+    let prompt = g
+        .encode("The lighthouse stood on the cliff. Paris is the capital of")
+        .unwrap();
+    let layers = vec![3, 15];
+    let mut rows = vec![];
+    let mut tap = DecodeTap {
+        layers: layers.clone(),
+        on_row: Box::new(|read: &[LayerAttention]| rows.push(read.to_vec())),
+    };
+    let out = g
+        .generate_tapped(
+            &prompt,
+            &SamplingOptions::greedy(6),
+            Some(&mut tap),
+            &mut |_| true,
+            None,
+        )
+        .unwrap();
+    drop(tap);
+    assert_eq!(out.token_logprobs.len(), out.tokens.len());
+    assert!(out.token_logprobs.iter().all(|&p| p <= 0.0));
+    assert_eq!(out.token_ends.len(), out.tokens.len());
+    let fed = rows.len();
+    assert!(fed >= 1 && fed <= out.tokens.len());
+    let mut all = prompt.clone();
+    all.extend(&out.tokens[..fed]);
+    let capture = Capture {
+        queries: prompt.len()..all.len(),
+        layers: layers.clone(),
+    };
+    let pass = g
+        .llama()
+        .forward(&all, &mut g.new_cache(), Some(&capture), None)
+        .unwrap();
+    for (i, want) in pass.attention.iter().enumerate() {
+        for (r, row) in rows.iter().enumerate() {
+            let got = &row[i];
+            assert_eq!((got.layer, got.queries), (want.layer, 1));
+            for h in 0..want.heads {
+                let distance: f32 = (0..got.keys)
+                    .map(|k| (got.at(h, 0, k) - want.at(h, r, k)).abs())
+                    .sum::<f32>()
+                    / 2.0;
+                assert!(
+                    distance < 0.05,
+                    "layer {} head {h} row {r}: total variation {distance}",
+                    want.layer
+                );
+                let seen: f32 = (0..got.keys).map(|k| got.at(h, 0, k)).sum();
+                assert!((seen - 1.0).abs() < 1e-4);
+            }
+        }
+    }
 }

@@ -208,6 +208,7 @@ pub fn best_heads(
     best
 }
 
+pub mod grounding;
 pub mod prune;
 pub mod qa;
 pub mod rerank;

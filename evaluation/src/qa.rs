@@ -183,7 +183,7 @@ pub struct ResultLog {
 impl ResultLog {
     /// Opens or creates the log and reads what earlier runs wrote. A last line without
     /// its newline (a run killed while writing it) is cut off, so the run redoes it.
-    pub fn open(path: &Path) -> Result<(Self, Vec<QuestionResult>)> {
+    pub fn open<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(Self, Vec<T>)> {
         let io = |e| Error::io(path, e);
         let mut file = OpenOptions::new()
             .read(true)
@@ -205,7 +205,7 @@ impl ResultLog {
         Ok((log, results))
     }
 
-    pub fn append(&mut self, result: &QuestionResult) -> Result<()> {
+    pub fn append(&mut self, result: &impl serde::Serialize) -> Result<()> {
         let mut line = serde_json::to_string(result)
             .map_err(|e| Error::InvalidArgument(format!("unserialisable result: {e}")))?;
         line.push('\n');
@@ -294,7 +294,7 @@ mod tests {
         let whole = serde_json::to_string(&timed("a", [1.0, 1.0])).unwrap();
         std::fs::write(&path, format!("{whole}\n{{\"id\":\"b\",\"sett")).unwrap();
 
-        let (mut log, done) = ResultLog::open(&path).unwrap();
+        let (mut log, done) = ResultLog::open::<QuestionResult>(&path).unwrap();
         assert_eq!(
             done.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
             ["a"]
@@ -302,7 +302,7 @@ mod tests {
         log.append(&timed("b", [2.0, 1.0])).unwrap();
         drop(log);
 
-        let (_, done) = ResultLog::open(&path).unwrap();
+        let (_, done) = ResultLog::open::<QuestionResult>(&path).unwrap();
         assert_eq!(
             done.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
             ["a", "b"]

@@ -129,6 +129,32 @@ typedef struct pith_citation {
   const char *heading;
 } pith_citation;
 
+// A document sentence an answer sentence was generated from. Strings belong to the
+// pith_answer.
+typedef struct pith_support {
+  // The citation holding the sentence (an index for pith_answer_citation).
+  size_t citation_index;
+  // Character offsets of the sentence in its document.
+  size_t start_char;
+  size_t end_char;
+  const char *text;
+  // The share of the answer sentence's attention on the context that went here, 0-1.
+  double score;
+} pith_support;
+
+// One sentence of the answer and its sources. Pointers belong to the pith_answer.
+typedef struct pith_attribution {
+  // Character offsets of the sentence in the answer's text.
+  size_t start_char;
+  size_t end_char;
+  // False when no context sentence stands out as its source: the model may have
+  // added it.
+  bool supported;
+  // Up to three supporting sentences, best first.
+  const struct pith_support *supports;
+  size_t supports_len;
+} pith_attribution;
+
 // Figures of one answer.
 typedef struct pith_answer_stats {
   // Context tokens retrieved, and kept after pruning.
@@ -300,6 +326,14 @@ size_t pith_answer_citations_len(const struct pith_answer *answer);
 
 // The citation at `index`, in the order of the context, or NULL when out of range.
 const struct pith_citation *pith_answer_citation(const struct pith_answer *answer, size_t index);
+
+// The number of answer sentences with their sources; 0 for NULL.
+size_t pith_answer_attributions_len(const struct pith_answer *answer);
+
+// The answer's sentence at `index` with its sources, in the order of the text, or NULL
+// when out of range.
+const struct pith_attribution *pith_answer_attribution(const struct pith_answer *answer,
+                                                       size_t index);
 
 // Copies the answer's figures to *stats_out.
 enum pith_status pith_answer_stats_get(const struct pith_answer *answer,

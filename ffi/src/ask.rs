@@ -82,6 +82,34 @@ pub struct pith_citation {
     pub heading: *const c_char,
 }
 
+/// A document sentence an answer sentence was generated from. Strings belong to the
+/// pith_answer.
+#[repr(C)]
+pub struct pith_support {
+    /// The citation holding the sentence (an index for pith_answer_citation).
+    pub citation_index: usize,
+    /// Character offsets of the sentence in its document.
+    pub start_char: usize,
+    pub end_char: usize,
+    pub text: *const c_char,
+    /// The share of the answer sentence's attention on the context that went here, 0-1.
+    pub score: f64,
+}
+
+/// One sentence of the answer and its sources. Pointers belong to the pith_answer.
+#[repr(C)]
+pub struct pith_attribution {
+    /// Character offsets of the sentence in the answer's text.
+    pub start_char: usize,
+    pub end_char: usize,
+    /// False when no context sentence stands out as its source: the model may have
+    /// added it.
+    pub supported: bool,
+    /// Up to three supporting sentences, best first.
+    pub supports: *const pith_support,
+    pub supports_len: usize,
+}
+
 /// Figures of one answer.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
@@ -105,7 +133,10 @@ pub struct pith_answer_stats {
 pub struct pith_answer {
     text: *const c_char,
     citations: Vec<pith_citation>,
+    attributions: Vec<pith_attribution>,
     stats: pith_answer_stats,
+    /// What the attributions point into (an inner Vec's buffer stays put).
+    _supports: Vec<Vec<pith_support>>,
     _strings: CStrings,
 }
 
@@ -125,6 +156,34 @@ fn answer(a: Answer) -> pith_answer {
             heading: strings.add_opt(c.heading.as_deref()),
         })
         .collect();
+    let supports: Vec<Vec<pith_support>> = a
+        .attributions
+        .iter()
+        .map(|at| {
+            at.supports
+                .iter()
+                .map(|s| pith_support {
+                    citation_index: s.citation,
+                    start_char: s.start_char,
+                    end_char: s.end_char,
+                    text: strings.add(&s.text),
+                    score: s.score,
+                })
+                .collect()
+        })
+        .collect();
+    let attributions = a
+        .attributions
+        .iter()
+        .zip(&supports)
+        .map(|(at, s)| pith_attribution {
+            start_char: at.start_char,
+            end_char: at.end_char,
+            supported: at.supported,
+            supports: s.as_ptr(),
+            supports_len: s.len(),
+        })
+        .collect();
     let t = &a.timings;
     let stats = pith_answer_stats {
         context_tokens_before: a.context_tokens_before,
@@ -141,7 +200,9 @@ fn answer(a: Answer) -> pith_answer {
     pith_answer {
         text: strings.add(&a.text),
         citations,
+        attributions,
         stats,
+        _supports: supports,
         _strings: strings,
     }
 }
@@ -204,6 +265,24 @@ pub unsafe extern "C" fn pith_answer_citation(
 ) -> *const pith_citation {
     guard_value(std::ptr::null(), || unsafe {
         item(answer, index, |a| &a.citations)
+    })
+}
+
+/// The number of answer sentences with their sources; 0 for NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_answer_attributions_len(answer: *const pith_answer) -> usize {
+    guard_value(0, || unsafe { count(answer, |a| &a.attributions) })
+}
+
+/// The answer's sentence at `index` with its sources, in the order of the text, or NULL
+/// when out of range.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_answer_attribution(
+    answer: *const pith_answer,
+    index: usize,
+) -> *const pith_attribution {
+    guard_value(std::ptr::null(), || unsafe {
+        item(answer, index, |a| &a.attributions)
     })
 }
 

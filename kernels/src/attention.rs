@@ -5,7 +5,8 @@
 //! it as large as the weights (SmolLM2 at 1536 positions: 71 MB a token in f32), so the
 //! cache is kept in f16 as llama.cpp keeps it and read here in place, in chunks of keys
 //! spread over the threads: each chunk's softmax is summed locally (its own maximum,
-//! sum and weighted values) and the chunks are then combined exactly. Prefill, whose
+//! sum and weighted values) and the chunks are then combined exactly; the probabilities
+//! can be read out on the way (attribution reads them while decoding). Prefill, whose
 //! many query rows make it a matrix product, and the attention read-out of pruning stay
 //! with Burn's operations.
 //!
@@ -52,6 +53,56 @@ pub struct Cache<'a> {
 /// # Panics
 /// When the shapes disagree, or `isa` is not one [`Isa::available`] lists.
 pub fn attend(isa: Isa, shape: Heads, q: &[f32], t: usize, cache: Cache, start: usize) -> Vec<f32> {
+    let partials = partials(isa, shape, q, t, cache, start);
+    output(shape, t, &partials)
+}
+
+/// [`attend`], also returning the attention probabilities `[heads, t, start + t]`
+/// (row `j` is zero after slot `start + j`): what the model looked at, read out at
+/// the cost of writing them.
+///
+/// # Panics
+/// As [`attend`].
+pub fn attend_reading(
+    isa: Isa,
+    shape: Heads,
+    q: &[f32],
+    t: usize,
+    cache: Cache,
+    start: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let partials = partials(isa, shape, q, t, cache, start);
+    let seen = start + t;
+    let chunks = seen.div_ceil(CHUNK);
+    let group = shape.group();
+    let mut probs = vec![0f32; shape.heads * t * seen];
+    for (head, parts) in partials.chunks_exact(chunks).enumerate() {
+        for row in 0..t * group {
+            let (j, g) = (row / group, row % group);
+            let at = ((head * group + g) * t + j) * seen;
+            let (max, total) = normaliser(parts, row);
+            for (c, p) in parts.iter().enumerate() {
+                let n = p.scores.len() / (t * group);
+                let w = (p.max[row] - max).exp() / total;
+                let out = &mut probs[at + c * CHUNK..at + c * CHUNK + n];
+                for (o, s) in out.iter_mut().zip(&p.scores[row * n..(row + 1) * n]) {
+                    *o = s * w;
+                }
+            }
+        }
+    }
+    (output(shape, t, &partials), probs)
+}
+
+/// Every (KV head, chunk of keys) task's partial softmax, KV head major.
+fn partials(
+    isa: Isa,
+    shape: Heads,
+    q: &[f32],
+    t: usize,
+    cache: Cache,
+    start: usize,
+) -> Vec<Partial> {
     let Heads {
         heads,
         kv_heads,
@@ -77,7 +128,7 @@ pub fn attend(isa: Isa, shape: Heads, q: &[f32], t: usize, cache: Cache, start: 
     );
     let scale = 1.0 / (hd as f32).sqrt();
     let chunks = seen.div_ceil(CHUNK);
-    let partials: Vec<Partial> = (0..kv_heads * chunks)
+    (0..kv_heads * chunks)
         .into_par_iter()
         .map(|task| {
             let (head, chunk) = (task / chunks, task % chunks);
@@ -93,9 +144,14 @@ pub fn attend(isa: Isa, shape: Heads, q: &[f32], t: usize, cache: Cache, start: 
                 start,
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The attention output `[t, heads, head_dim]` from the partials.
+fn output(shape: Heads, t: usize, partials: &[Partial]) -> Vec<f32> {
+    let (heads, hd, group) = (shape.heads, shape.head_dim, shape.group());
+    let chunks = partials.len() / shape.kv_heads;
     let mut out = vec![0f32; t * heads * hd];
-    let group = shape.group();
     for (head, parts) in partials.chunks_exact(chunks).enumerate() {
         for row in 0..t * group {
             let (j, g) = (row / group, row % group);
@@ -169,28 +225,44 @@ impl Queries {
                 }
             }
         }
-        Partial { max, sum, acc }
+        Partial {
+            max,
+            sum,
+            acc,
+            scores,
+        }
     }
 }
 
 /// One chunk's softmax, summed locally: per row its largest score, the sum of
-/// exp(score − max) and the values weighted by them.
+/// exp(score − max), the values weighted by them, and the exp(score − max) themselves
+/// (`[rows, keys]`, zero where a row may not look).
 struct Partial {
     max: Vec<f32>,
     sum: Vec<f32>,
     acc: Vec<f32>,
+    scores: Vec<f32>,
 }
 
-/// Row `row` of every chunk rescaled to the largest maximum among them and normalised.
-fn combine(parts: &[Partial], row: usize, hd: usize, out: &mut [f32]) {
+/// Row `row`'s largest maximum over the chunks, and its softmax denominator at it.
+fn normaliser(parts: &[Partial], row: usize) -> (f32, f32) {
     let max = parts
         .iter()
         .map(|p| p.max[row])
         .fold(f32::NEG_INFINITY, f32::max);
-    let mut total = 0.0;
+    let total = parts
+        .iter()
+        .filter(|p| p.max[row] > f32::NEG_INFINITY)
+        .map(|p| (p.max[row] - max).exp() * p.sum[row])
+        .sum();
+    (max, total)
+}
+
+/// Row `row` of every chunk rescaled to the largest maximum among them and normalised.
+fn combine(parts: &[Partial], row: usize, hd: usize, out: &mut [f32]) {
+    let (max, total) = normaliser(parts, row);
     for p in parts.iter().filter(|p| p.max[row] > f32::NEG_INFINITY) {
         let w = (p.max[row] - max).exp();
-        total += w * p.sum[row];
         for (o, a) in out.iter_mut().zip(&p.acc[row * hd..(row + 1) * hd]) {
             *o += w * a;
         }
@@ -322,7 +394,8 @@ mod tests {
             .collect()
     }
 
-    /// Softmax attention written out directly in f64: the definition.
+    /// Softmax attention written out directly in f64: the definition, with its
+    /// probabilities `[heads, t, start + t]`.
     fn definition(
         shape: Heads,
         q: &[f32],
@@ -331,14 +404,16 @@ mod tests {
         values: &[f16],
         capacity: usize,
         start: usize,
-    ) -> Vec<f32> {
+    ) -> (Vec<f32>, Vec<f32>) {
         let Heads {
             heads,
             head_dim: hd,
             ..
         } = shape;
         let group = shape.group();
+        let seen = start + t;
         let mut out = vec![0f32; t * heads * hd];
+        let mut probs = vec![0f32; heads * t * seen];
         for j in 0..t {
             for h in 0..heads {
                 let kv = (h / group) * capacity * hd;
@@ -357,6 +432,7 @@ mod tests {
                 let exp: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let total: f64 = exp.iter().sum();
                 for (s, e) in exp.iter().enumerate() {
+                    probs[(h * t + j) * seen + s] = (e / total) as f32;
                     let v = &values[kv + s * hd..][..hd];
                     for (o, v) in out[(j * heads + h) * hd..][..hd].iter_mut().zip(v) {
                         *o += (e / total * v.to_f64()) as f32;
@@ -364,7 +440,7 @@ mod tests {
                 }
             }
         }
-        out
+        (out, probs)
     }
 
     #[test]
@@ -393,13 +469,22 @@ mod tests {
         // causal limits fall in different chunks.
         for (start, t) in [(0, 1), (300, 1), (510, 3), (0, 4)] {
             let q = values(t * shape.heads * shape.head_dim, 3 + start as u64);
-            let want = definition(shape, &q, t, &keys, &vals, capacity, start);
+            let (want, want_probs) = definition(shape, &q, t, &keys, &vals, capacity, start);
             for isa in Isa::available() {
                 let got = attend(isa, shape, &q, t, cache, start);
+                let (read, probs) = attend_reading(isa, shape, &q, t, cache, start);
+                assert_eq!(got, read);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (g - w).abs() <= 1e-4,
                         "{isa:?} start {start} t {t} value {i}: {g} vs {w}"
+                    );
+                }
+                assert_eq!(probs.len(), want_probs.len());
+                for (i, (g, w)) in probs.iter().zip(&want_probs).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-6,
+                        "{isa:?} start {start} t {t} probability {i}: {g} vs {w}"
                     );
                 }
             }

@@ -11,7 +11,7 @@ use tokenizers::Tokenizer;
 
 use super::chat::{ChatTemplate, Message};
 use super::gguf::Gguf;
-use super::llama::{KvCache, Llama, Precision};
+use super::llama::{Capture, KvCache, LayerAttention, Llama, Precision};
 use super::sampling::{Sampler, SamplingOptions};
 use super::tokenizer;
 use crate::error::{Error, Result};
@@ -37,7 +37,25 @@ pub struct Generation {
     pub decode: Duration,
     /// From the start of prefill to the first sampled token.
     pub first_token: Duration,
+    /// Per token, the byte length of the decoded text once it was added (the text may
+    /// run past `text` by a stop string).
+    #[serde(skip)]
+    pub token_ends: Vec<usize>,
+    /// Per token, its log-probability under the model (before sampling's penalty).
+    #[serde(skip)]
+    pub token_logprobs: Vec<f32>,
 }
+
+/// Attention read out while decoding: each token fed back into the model calls
+/// `on_row` with its row's attention in `layers` (`[heads][1][keys]` each), the row
+/// whose output predicts the next token.
+pub struct DecodeTap<'a> {
+    pub layers: Vec<usize>,
+    pub on_row: OnRow<'a>,
+}
+
+/// What receives each decode row's attention.
+pub type OnRow<'a> = Box<dyn FnMut(&[LayerAttention]) + 'a>;
 
 /// A loaded generator model.
 pub struct Generator {
@@ -147,6 +165,18 @@ impl Generator {
         on_text: &mut dyn FnMut(&str) -> bool,
         cancel: Option<&AtomicBool>,
     ) -> Result<Generation> {
+        self.generate_tapped(prompt, options, None, on_text, cancel)
+    }
+
+    /// [`Generator::generate`], reading attention out through `tap`.
+    pub fn generate_tapped(
+        &self,
+        prompt: &[u32],
+        options: &SamplingOptions,
+        tap: Option<&mut DecodeTap>,
+        on_text: &mut dyn FnMut(&str) -> bool,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Generation> {
         let mut cache = self.new_cache();
         let start = Instant::now();
         let pass = self.llama.forward(prompt, &mut cache, None, None)?;
@@ -157,6 +187,7 @@ impl Generator {
             logits,
             start,
             options,
+            tap,
             on_text,
             cancel,
         )
@@ -172,6 +203,7 @@ impl Generator {
         mut logits: Vec<f32>,
         start: Instant,
         options: &SamplingOptions,
+        mut tap: Option<&mut DecodeTap>,
         on_text: &mut dyn FnMut(&str) -> bool,
         cancel: Option<&AtomicBool>,
     ) -> Result<Generation> {
@@ -181,6 +213,7 @@ impl Generator {
         let mut history = history;
         let mut stream = TextStream::new(&options.stop);
         let mut first_token = None;
+        let mut token_logprobs = vec![];
         let decode_start = Instant::now();
         let stop = loop {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -189,11 +222,14 @@ impl Generator {
             if stream.tokens.len() >= options.max_tokens {
                 break StopReason::MaxTokens;
             }
+            let log_normaliser = log_sum_exp(&logits);
+            let raw = logits.clone();
             let next = sampler.sample(&mut logits, &history);
             first_token.get_or_insert_with(|| start.elapsed());
             if self.end_ids.contains(&next) {
                 break StopReason::EndOfText;
             }
+            token_logprobs.push(raw[next as usize] - log_normaliser);
             let (piece, hit_stop) = stream.push(next, &self.tokenizer)?;
             if !piece.is_empty() && !on_text(&piece) {
                 break StopReason::Cancelled;
@@ -208,7 +244,16 @@ impl Generator {
                     limit: cache.capacity(),
                 });
             }
-            let pass = self.llama.forward(&[next], &mut cache, None, None)?;
+            let capture = tap.as_ref().map(|t| Capture {
+                queries: cache.len()..cache.len() + 1,
+                layers: t.layers.clone(),
+            });
+            let pass = self
+                .llama
+                .forward(&[next], &mut cache, capture.as_ref(), None)?;
+            if let Some(t) = tap.as_mut() {
+                (t.on_row)(&pass.attention);
+            }
             logits = pass.logits.expect("a full forward pass returns logits");
         };
         let rest = stream.finish();
@@ -223,8 +268,17 @@ impl Generator {
             prefill,
             decode: decode_start.elapsed(),
             first_token: first_token.unwrap_or(prefill),
+            token_ends: stream.ends,
+            token_logprobs,
         })
     }
+}
+
+/// `ln Σ exp(x)`, computed stably.
+fn log_sum_exp(x: &[f32]) -> f32 {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = x.iter().map(|v| (v - max).exp()).sum();
+    max + sum.ln()
 }
 
 /// Turns tokens into text pieces that never split a UTF-8 character and never show
@@ -236,6 +290,8 @@ struct TextStream<'a> {
     text: String,
     /// Decoded text not yet emitted (held back as a possible stop-string prefix).
     pending: String,
+    /// Per token, the decoded length once it was added.
+    ends: Vec<usize>,
 }
 
 impl<'a> TextStream<'a> {
@@ -245,6 +301,7 @@ impl<'a> TextStream<'a> {
             tokens: vec![],
             text: String::new(),
             pending: String::new(),
+            ends: vec![],
         }
     }
 
@@ -257,8 +314,10 @@ impl<'a> TextStream<'a> {
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         // A multi-byte character split across tokens decodes to U+FFFD until complete.
         if all.ends_with('\u{FFFD}') {
+            self.ends.push(self.ends.last().copied().unwrap_or(0));
             return Ok((String::new(), false));
         }
+        self.ends.push(all.len());
         let shown = self.text.len() + self.pending.len();
         self.pending.push_str(all.get(shown..).unwrap_or(""));
         if let Some(at) = self

@@ -763,9 +763,10 @@ impl Llama {
             let old = std::mem::replace(kv, Tensor::empty([0, 0, 0], &self.device));
             *kv = old.slice_assign(slots.clone(), cast(new.swap_dims(0, 1), cache.dtype)?);
         }
-        if want.is_none() && t < FUSED_ATTENTION_BELOW && cache.dtype == FloatDType::F16 {
-            let out = self.fused_attention(q, &cache.keys[layer], &cache.values[layer], start)?;
-            return Ok((block.o.forward(out)?, None));
+        if t < FUSED_ATTENTION_BELOW && cache.dtype == FloatDType::F16 {
+            let (out, read) =
+                self.fused_attention(q, &cache.keys[layer], &cache.values[layer], start, want)?;
+            return Ok((block.o.forward(out)?, read));
         }
         let widen =
             |kv: &Tensor<3>| cast(kv.clone().slice([0..kvh, 0..end, 0..hd]), FloatDType::F32);
@@ -819,14 +820,16 @@ impl Llama {
     }
 
     /// Attention of the rows `q` `[t, heads, head_dim]`, at the cache slots from `start`
-    /// on, over an f16 cache on the flex device, by pith's kernel: `[t, dim]`.
+    /// on, over an f16 cache on the flex device, by pith's kernel: `[t, dim]`, and the
+    /// probabilities `[heads, rows, keys]` of the rows `want`.
     fn fused_attention(
         &self,
         q: Tensor<3>,
         keys: &Tensor<3>,
         values: &Tensor<3>,
         start: usize,
-    ) -> Result<Tensor<2>> {
+        want: Option<Range<usize>>,
+    ) -> Result<(Tensor<2>, Option<Tensor<3>>)> {
         let c = &self.config;
         let t = q.dims()[0];
         let capacity = keys.dims()[1];
@@ -845,8 +848,15 @@ impl Llama {
             values: flex_values(&values)?,
             capacity,
         };
-        let out = attention::attend(Isa::best(), shape, flex_values(&q)?, t, cache, start);
-        Ok(from_flex(out, [t, c.dim]))
+        let q = flex_values(&q)?;
+        let Some(rows) = want else {
+            let out = attention::attend(Isa::best(), shape, q, t, cache, start);
+            return Ok((from_flex(out, [t, c.dim]), None));
+        };
+        let (out, probs) = attention::attend_reading(Isa::best(), shape, q, t, cache, start);
+        let seen = start + t;
+        let probs = from_flex(probs, [c.heads, t, seen]).slice([0..c.heads, rows, 0..seen]);
+        Ok((from_flex(out, [t, c.dim]), Some(probs)))
     }
 
     /// Rotary position embedding of `x` `[t, heads, head_dim]`.

@@ -109,6 +109,7 @@ static void test_static_functions(void) {
     CHECK(pith_hits_len(NULL) == 0 && pith_hits_get(NULL, 0) == NULL);
     CHECK(pith_answer_text(NULL) == NULL && pith_answer_citations_len(NULL) == 0);
     CHECK(pith_answer_citation(NULL, 0) == NULL && pith_engine_device(NULL) == NULL);
+    CHECK(pith_answer_attributions_len(NULL) == 0 && pith_answer_attribution(NULL, 0) == NULL);
     pith_answer_stats stats;
     CHECK_STATUS(pith_answer_stats_get(NULL, &stats), PITH_INVALID_ARGUMENT);
 }
@@ -449,6 +450,34 @@ static int32_t on_text(void *user_data, const char *text) {
     return s->cancel_after && (int)s->pieces >= s->cancel_after;
 }
 
+/* Every answer sentence lies in the text, in order; every support names a citation
+ * and lies inside it. */
+static void check_attributions(const pith_answer *answer, const char *text) {
+    size_t n = pith_answer_attributions_len(answer);
+    size_t chars = 0;
+    for (const char *p = text; p && *p; p++) {
+        chars += ((unsigned char)*p & 0xC0) != 0x80;
+    }
+    CHECK(n >= 1);
+    CHECK(pith_answer_attribution(answer, n) == NULL);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        const pith_attribution *a = pith_answer_attribution(answer, i);
+        CHECK(a != NULL && at <= a->start_char && a->start_char < a->end_char);
+        CHECK(a != NULL && a->end_char <= chars && a->supports_len <= 3);
+        if (a == NULL) {
+            return;
+        }
+        at = a->end_char;
+        for (size_t j = 0; j < a->supports_len; j++) {
+            const pith_support *s = &a->supports[j];
+            const pith_citation *c = pith_answer_citation(answer, s->citation_index);
+            CHECK(c != NULL && c->start_char <= s->start_char && s->end_char <= c->end_char);
+            CHECK(strlen(s->text) > 0 && s->score > 0 && s->score <= 1);
+        }
+    }
+}
+
 static void test_ask(const pith_engine *engine) {
     pith_answer *answer = (pith_answer *)1;
     pith_ask_options o = pith_ask_options_default();
@@ -478,6 +507,7 @@ static void test_ask(const pith_engine *engine) {
     CHECK(c != NULL && c->document_id > 0 && c->passage_id > 0 && strlen(c->snippet) > 0);
     CHECK(c != NULL && c->end_char > c->start_char && strlen(c->source) > 0);
     CHECK(pith_answer_citation(answer, 99) == NULL);
+    check_attributions(answer, text);
     pith_answer_stats stats;
     CHECK_STATUS(pith_answer_stats_get(answer, NULL), PITH_INVALID_ARGUMENT);
     CHECK_STATUS(pith_answer_stats_get(answer, &stats), PITH_OK);

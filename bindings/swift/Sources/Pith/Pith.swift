@@ -1820,13 +1820,21 @@ public func FfiConverterTypeProgressListener_lower(_ value: ProgressListener) ->
 public struct Answer: Equatable, Hashable {
     public var text: String
     public var citations: [Citation]
+    /**
+     * The answer sentence by sentence with its sources.
+     */
+    public var attributions: [Attribution]
     public var stats: AnswerStats
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(text: String, citations: [Citation], stats: AnswerStats) {
+    public init(text: String, citations: [Citation], 
+        /**
+         * The answer sentence by sentence with its sources.
+         */attributions: [Attribution], stats: AnswerStats) {
         self.text = text
         self.citations = citations
+        self.attributions = attributions
         self.stats = stats
     }
 
@@ -1848,6 +1856,7 @@ public struct FfiConverterTypeAnswer: FfiConverterRustBuffer {
             try Answer(
                 text: FfiConverterString.read(from: &buf), 
                 citations: FfiConverterSequenceTypeCitation.read(from: &buf), 
+                attributions: FfiConverterSequenceTypeAttribution.read(from: &buf), 
                 stats: FfiConverterTypeAnswerStats.read(from: &buf)
         )
     }
@@ -1855,6 +1864,7 @@ public struct FfiConverterTypeAnswer: FfiConverterRustBuffer {
     public static func write(_ value: Answer, into buf: inout [UInt8]) {
         FfiConverterString.write(value.text, into: &buf)
         FfiConverterSequenceTypeCitation.write(value.citations, into: &buf)
+        FfiConverterSequenceTypeAttribution.write(value.attributions, into: &buf)
         FfiConverterTypeAnswerStats.write(value.stats, into: &buf)
     }
 }
@@ -2074,6 +2084,89 @@ public func FfiConverterTypeAskConfig_lift(_ buf: RustBuffer) throws -> AskConfi
 #endif
 public func FfiConverterTypeAskConfig_lower(_ value: AskConfig) -> RustBuffer {
     return FfiConverterTypeAskConfig.lower(value)
+}
+
+
+/**
+ * One sentence of the answer and its sources.
+ */
+public struct Attribution: Equatable, Hashable {
+    /**
+     * Character offsets of the sentence in the answer's text.
+     */
+    public var startChar: UInt64
+    public var endChar: UInt64
+    /**
+     * False when no context sentence stands out as its source.
+     */
+    public var supported: Bool
+    /**
+     * Up to three supporting sentences, best first.
+     */
+    public var supports: [Support]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Character offsets of the sentence in the answer's text.
+         */startChar: UInt64, endChar: UInt64, 
+        /**
+         * False when no context sentence stands out as its source.
+         */supported: Bool, 
+        /**
+         * Up to three supporting sentences, best first.
+         */supports: [Support]) {
+        self.startChar = startChar
+        self.endChar = endChar
+        self.supported = supported
+        self.supports = supports
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Attribution: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAttribution: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Attribution {
+        return
+            try Attribution(
+                startChar: FfiConverterUInt64.read(from: &buf), 
+                endChar: FfiConverterUInt64.read(from: &buf), 
+                supported: FfiConverterBool.read(from: &buf), 
+                supports: FfiConverterSequenceTypeSupport.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Attribution, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.startChar, into: &buf)
+        FfiConverterUInt64.write(value.endChar, into: &buf)
+        FfiConverterBool.write(value.supported, into: &buf)
+        FfiConverterSequenceTypeSupport.write(value.supports, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttribution_lift(_ buf: RustBuffer) throws -> Attribution {
+    return try FfiConverterTypeAttribution.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAttribution_lower(_ value: Attribution) -> RustBuffer {
+    return FfiConverterTypeAttribution.lower(value)
 }
 
 
@@ -2794,6 +2887,93 @@ public func FfiConverterTypeSearchHit_lift(_ buf: RustBuffer) throws -> SearchHi
 #endif
 public func FfiConverterTypeSearchHit_lower(_ value: SearchHit) -> RustBuffer {
     return FfiConverterTypeSearchHit.lower(value)
+}
+
+
+/**
+ * A document sentence an answer sentence was generated from.
+ */
+public struct Support: Equatable, Hashable {
+    /**
+     * The index of the citation that holds the sentence.
+     */
+    public var citationIndex: UInt64
+    /**
+     * Character offsets of the sentence in its document.
+     */
+    public var startChar: UInt64
+    public var endChar: UInt64
+    public var text: String
+    /**
+     * The share of the answer sentence's attention on the context that went here, 0-1.
+     */
+    public var score: Double
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The index of the citation that holds the sentence.
+         */citationIndex: UInt64, 
+        /**
+         * Character offsets of the sentence in its document.
+         */startChar: UInt64, endChar: UInt64, text: String, 
+        /**
+         * The share of the answer sentence's attention on the context that went here, 0-1.
+         */score: Double) {
+        self.citationIndex = citationIndex
+        self.startChar = startChar
+        self.endChar = endChar
+        self.text = text
+        self.score = score
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Support: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSupport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Support {
+        return
+            try Support(
+                citationIndex: FfiConverterUInt64.read(from: &buf), 
+                startChar: FfiConverterUInt64.read(from: &buf), 
+                endChar: FfiConverterUInt64.read(from: &buf), 
+                text: FfiConverterString.read(from: &buf), 
+                score: FfiConverterDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Support, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.citationIndex, into: &buf)
+        FfiConverterUInt64.write(value.startChar, into: &buf)
+        FfiConverterUInt64.write(value.endChar, into: &buf)
+        FfiConverterString.write(value.text, into: &buf)
+        FfiConverterDouble.write(value.score, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSupport_lift(_ buf: RustBuffer) throws -> Support {
+    return try FfiConverterTypeSupport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSupport_lower(_ value: Support) -> RustBuffer {
+    return FfiConverterTypeSupport.lower(value)
 }
 
 
@@ -3629,6 +3809,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeAttribution: FfiConverterRustBuffer {
+    typealias SwiftType = [Attribution]
+
+    public static func write(_ value: [Attribution], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAttribution.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Attribution] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Attribution]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAttribution.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeCitation: FfiConverterRustBuffer {
     typealias SwiftType = [Citation]
 
@@ -3696,6 +3901,31 @@ fileprivate struct FfiConverterSequenceTypeSearchHit: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeSearchHit.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSupport: FfiConverterRustBuffer {
+    typealias SwiftType = [Support]
+
+    public static func write(_ value: [Support], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSupport.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Support] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Support]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSupport.read(from: &buf))
         }
         return seq
     }

@@ -158,6 +158,15 @@ class PithTest {
         assertEquals(bees, answer.citations.first().documentId)
         assertTrue(answer.stats.contextTokensAfter <= answer.stats.contextTokensBefore)
         assertTrue(answer.stats.firstTokenMs > 0.0)
+        assertTrue(answer.attributions.isNotEmpty())
+        for (a in answer.attributions) {
+            assertTrue(a.startChar < a.endChar && a.endChar <= answer.text.length.toULong())
+            for (s in a.supports) {
+                val c = answer.citations[s.citationIndex.toInt()]
+                assertTrue(c.startChar <= s.startChar && s.endChar <= c.endChar)
+                assertTrue(s.text.isNotEmpty() && s.score > 0.0 && s.score <= 1.0)
+            }
+        }
     }
 
     @Test

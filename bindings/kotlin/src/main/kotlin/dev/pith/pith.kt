@@ -3367,6 +3367,11 @@ data class Answer (
     , 
     var `citations`: List<Citation>
     , 
+    /**
+     * The answer sentence by sentence with its sources.
+     */
+    var `attributions`: List<Attribution>
+    , 
     var `stats`: AnswerStats
     
 ){
@@ -3386,6 +3391,7 @@ public object FfiConverterTypeAnswer: FfiConverterRustBuffer<Answer> {
         return Answer(
             FfiConverterString.read(buf),
             FfiConverterSequenceTypeCitation.read(buf),
+            FfiConverterSequenceTypeAttribution.read(buf),
             FfiConverterTypeAnswerStats.read(buf),
         )
     }
@@ -3393,12 +3399,14 @@ public object FfiConverterTypeAnswer: FfiConverterRustBuffer<Answer> {
     override fun allocationSize(value: Answer) = (
             FfiConverterString.allocationSize(value.`text`) +
             FfiConverterSequenceTypeCitation.allocationSize(value.`citations`) +
+            FfiConverterSequenceTypeAttribution.allocationSize(value.`attributions`) +
             FfiConverterTypeAnswerStats.allocationSize(value.`stats`)
     )
 
     override fun write(value: Answer, buf: ByteBuffer) {
             FfiConverterString.write(value.`text`, buf)
             FfiConverterSequenceTypeCitation.write(value.`citations`, buf)
+            FfiConverterSequenceTypeAttribution.write(value.`attributions`, buf)
             FfiConverterTypeAnswerStats.write(value.`stats`, buf)
     }
 }
@@ -3565,6 +3573,66 @@ public object FfiConverterTypeAskConfig: FfiConverterRustBuffer<AskConfig> {
             FfiConverterUInt.write(value.`maxTokens`, buf)
             FfiConverterFloat.write(value.`temperature`, buf)
             FfiConverterULong.write(value.`seed`, buf)
+    }
+}
+
+
+
+/**
+ * One sentence of the answer and its sources.
+ */
+data class Attribution (
+    /**
+     * Character offsets of the sentence in the answer's text.
+     */
+    var `startChar`: kotlin.ULong
+    , 
+    var `endChar`: kotlin.ULong
+    , 
+    /**
+     * False when no context sentence stands out as its source.
+     */
+    var `supported`: kotlin.Boolean
+    , 
+    /**
+     * Up to three supporting sentences, best first.
+     */
+    var `supports`: List<Support>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAttribution: FfiConverterRustBuffer<Attribution> {
+    override fun read(buf: ByteBuffer): Attribution {
+        return Attribution(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterSequenceTypeSupport.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Attribution) = (
+            FfiConverterULong.allocationSize(value.`startChar`) +
+            FfiConverterULong.allocationSize(value.`endChar`) +
+            FfiConverterBoolean.allocationSize(value.`supported`) +
+            FfiConverterSequenceTypeSupport.allocationSize(value.`supports`)
+    )
+
+    override fun write(value: Attribution, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`startChar`, buf)
+            FfiConverterULong.write(value.`endChar`, buf)
+            FfiConverterBoolean.write(value.`supported`, buf)
+            FfiConverterSequenceTypeSupport.write(value.`supports`, buf)
     }
 }
 
@@ -4124,6 +4192,71 @@ public object FfiConverterTypeSearchHit: FfiConverterRustBuffer<SearchHit> {
             FfiConverterDouble.write(value.`score`, buf)
             FfiConverterOptionalUInt.write(value.`page`, buf)
             FfiConverterOptionalString.write(value.`heading`, buf)
+    }
+}
+
+
+
+/**
+ * A document sentence an answer sentence was generated from.
+ */
+data class Support (
+    /**
+     * The index of the citation that holds the sentence.
+     */
+    var `citationIndex`: kotlin.ULong
+    , 
+    /**
+     * Character offsets of the sentence in its document.
+     */
+    var `startChar`: kotlin.ULong
+    , 
+    var `endChar`: kotlin.ULong
+    , 
+    var `text`: kotlin.String
+    , 
+    /**
+     * The share of the answer sentence's attention on the context that went here, 0-1.
+     */
+    var `score`: kotlin.Double
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSupport: FfiConverterRustBuffer<Support> {
+    override fun read(buf: ByteBuffer): Support {
+        return Support(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterDouble.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Support) = (
+            FfiConverterULong.allocationSize(value.`citationIndex`) +
+            FfiConverterULong.allocationSize(value.`startChar`) +
+            FfiConverterULong.allocationSize(value.`endChar`) +
+            FfiConverterString.allocationSize(value.`text`) +
+            FfiConverterDouble.allocationSize(value.`score`)
+    )
+
+    override fun write(value: Support, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`citationIndex`, buf)
+            FfiConverterULong.write(value.`startChar`, buf)
+            FfiConverterULong.write(value.`endChar`, buf)
+            FfiConverterString.write(value.`text`, buf)
+            FfiConverterDouble.write(value.`score`, buf)
     }
 }
 
@@ -4847,6 +4980,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeAttribution: FfiConverterRustBuffer<List<Attribution>> {
+    override fun read(buf: ByteBuffer): List<Attribution> {
+        val len = buf.getInt()
+        return List<Attribution>(len) {
+            FfiConverterTypeAttribution.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Attribution>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeAttribution.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Attribution>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeAttribution.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeCitation: FfiConverterRustBuffer<List<Citation>> {
     override fun read(buf: ByteBuffer): List<Citation> {
         val len = buf.getInt()
@@ -4921,6 +5082,34 @@ public object FfiConverterSequenceTypeSearchHit: FfiConverterRustBuffer<List<Sea
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeSearchHit.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSupport: FfiConverterRustBuffer<List<Support>> {
+    override fun read(buf: ByteBuffer): List<Support> {
+        val len = buf.getInt()
+        return List<Support>(len) {
+            FfiConverterTypeSupport.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Support>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSupport.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Support>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSupport.write(it, buf)
         }
     }
 }

@@ -1,0 +1,210 @@
+//! Which context sentences each answer sentence came from. While the answer is decoded,
+//! every row of the attribution heads is summed over each context sentence's cache
+//! slots; an answer sentence's support for a context sentence is the share of its rows'
+//! context attention that went there (docs/plans/grounding.md).
+
+use std::ops::Range;
+
+use crate::model::llama::LayerAttention;
+
+/// Heads whose decode attention attributes answer sentences, as (layer, head).
+pub const ATTRIBUTION_HEADS: &[(usize, usize)] = &[(15, 6), (14, 3)];
+
+/// Decode attention summed over context sentences.
+#[derive(Debug, Clone)]
+pub struct DecodeAttention {
+    pub heads: Vec<(usize, usize)>,
+    /// The cache slots of each context sentence the answer was generated from.
+    pub slots: Vec<Range<usize>>,
+    /// Per decode row, `[h * sentences + s]`: the mass head `heads[h]` put on sentence `s`.
+    pub rows: Vec<Vec<f32>>,
+}
+
+impl DecodeAttention {
+    pub fn new(heads: &[(usize, usize)], slots: Vec<Range<usize>>) -> Self {
+        Self {
+            heads: heads.to_vec(),
+            slots,
+            rows: vec![],
+        }
+    }
+
+    /// The layers to read out, ascending.
+    pub fn layers(&self) -> Vec<usize> {
+        let mut layers: Vec<usize> = self.heads.iter().map(|&(l, _)| l).collect();
+        layers.sort_unstable();
+        layers.dedup();
+        layers
+    }
+
+    /// Adds the row one decode step read out (one query row per layer).
+    pub fn push(&mut self, read: &[LayerAttention]) {
+        let s = self.slots.len();
+        let mut row = vec![0f32; self.heads.len() * s];
+        for (h, &(layer, head)) in self.heads.iter().enumerate() {
+            let Some(a) = read.iter().find(|a| a.layer == layer) else {
+                continue;
+            };
+            for (i, slots) in self.slots.iter().enumerate() {
+                row[h * s + i] = slots.clone().map(|k| a.at(head, 0, k)).sum();
+            }
+        }
+        self.rows.push(row);
+    }
+}
+
+/// One answer sentence and the context sentences behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentenceSupport {
+    /// Byte range in the generated text.
+    pub bytes: Range<usize>,
+    /// Context sentences (indices into the slots) with their support, the share of the
+    /// sentence's context attention that went to them, ordered by lift: support above
+    /// the prior.
+    pub supports: Vec<(usize, f64)>,
+    /// The best lift, 0 when no row was read for the sentence.
+    pub lift: f64,
+    /// Mean share of a row's attention that went to the context at all.
+    pub context_mass: f64,
+}
+
+/// Attributes each sentence of `text`, the generated text whose token `t` ends at byte
+/// `token_ends[t]`. `heads` picks which of `attention`'s heads count; `prior` is each
+/// context sentence's expected share (e.g. its share of the context's tokens), which
+/// ranking subtracts so that long sentences do not win by size.
+///
+/// The row read while token `t` was fed predicts token `t + 1`, so it is attributed
+/// to token `t + 1`; the first token has no row.
+pub fn attribute(
+    attention: &DecodeAttention,
+    heads: &[usize],
+    text: &str,
+    token_ends: &[usize],
+    prior: &[f64],
+) -> Vec<SentenceSupport> {
+    let answer = crate::chunk::sentences(text);
+    let mut rows_of: Vec<Vec<&[f32]>> = vec![vec![]; answer.len()];
+    for (t, &end) in token_ends.iter().enumerate().skip(1) {
+        let Some(row) = attention.rows.get(t - 1) else {
+            break;
+        };
+        let begin = token_ends[t - 1];
+        if end > text.len() || text[begin.min(end)..end].trim().is_empty() {
+            continue;
+        }
+        if let Some(a) = answer.iter().position(|r| r.start < end && end <= r.end) {
+            rows_of[a].push(row);
+        }
+    }
+    answer
+        .into_iter()
+        .zip(rows_of)
+        .map(|(bytes, rows)| support(attention.slots.len(), heads, &rows, prior, bytes))
+        .collect()
+}
+
+/// Pools the rows' mass over `heads`: support of `s` = its mass over all the mass on
+/// the context.
+fn support(
+    sentences: usize,
+    heads: &[usize],
+    rows: &[&[f32]],
+    prior: &[f64],
+    bytes: Range<usize>,
+) -> SentenceSupport {
+    let mut mass = vec![0f64; sentences];
+    for row in rows {
+        for &h in heads {
+            for (m, &x) in mass
+                .iter_mut()
+                .zip(&row[h * sentences..(h + 1) * sentences])
+            {
+                *m += f64::from(x);
+            }
+        }
+    }
+    let total: f64 = mass.iter().sum();
+    if rows.is_empty() || heads.is_empty() || total <= 0.0 {
+        return SentenceSupport {
+            bytes,
+            supports: vec![],
+            lift: 0.0,
+            context_mass: 0.0,
+        };
+    }
+    let mut supports: Vec<(usize, f64)> = mass.iter().map(|m| m / total).enumerate().collect();
+    let lift = |&(s, x): &(usize, f64)| x - prior.get(s).copied().unwrap_or(0.0);
+    supports.sort_by(|a, b| lift(b).total_cmp(&lift(a)));
+    SentenceSupport {
+        bytes,
+        lift: lift(&supports[0]),
+        supports,
+        context_mass: total / (rows.len() * heads.len()) as f64,
+    }
+}
+
+/// Each sentence's share of the context's tokens: the support a sentence gets from
+/// attention spread evenly.
+pub fn length_prior(slots: &[Range<usize>]) -> Vec<f64> {
+    let total: usize = slots.iter().map(|r| r.len()).sum();
+    slots
+        .iter()
+        .map(|r| r.len() as f64 / total.max(1) as f64)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attention(rows: Vec<Vec<f32>>) -> DecodeAttention {
+        DecodeAttention {
+            heads: vec![(0, 0)],
+            slots: vec![0..2, 2..6],
+            rows,
+        }
+    }
+
+    #[test]
+    fn rows_go_to_the_token_they_predict() {
+        let text = "Paris. It is big.";
+        // Tokens: "Paris", ".", " It", " is", " big", "."
+        let ends = [5, 6, 9, 12, 16, 17];
+        // Row t predicts token t + 1: row 0 makes the first sentence's ".", rows 1-4
+        // the second sentence.
+        let rows = vec![
+            vec![0.9, 0.1],
+            vec![0.2, 0.0],
+            vec![0.0, 0.5],
+            vec![0.1, 0.4],
+            vec![0.0, 0.3],
+        ];
+        let got = attribute(&attention(rows), &[0], text, &ends, &[0.0, 0.0]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(&text[got[0].bytes.clone()], "Paris.");
+        assert_eq!(got[0].supports[0].0, 0);
+        assert!((got[0].supports[0].1 - 0.9).abs() < 1e-6);
+        assert_eq!(got[1].supports[0].0, 1);
+        assert!((got[1].supports[0].1 - 1.2 / 1.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_prior_ranks_by_lift() {
+        let rows = vec![vec![0.5, 0.5], vec![0.5, 0.5]];
+        let ends = [1, 2, 3];
+        let flat = attribute(&attention(rows.clone()), &[0], "abc", &ends, &[0.0, 0.0]);
+        assert!((flat[0].lift - 0.5).abs() < 1e-9);
+        // The second sentence is twice as long: the same mass is less than its share.
+        let prior = length_prior(&[0..2, 2..6]);
+        let got = attribute(&attention(rows), &[0], "abc", &ends, &prior);
+        assert_eq!(got[0].supports[0].0, 0);
+        assert!((got[0].lift - (0.5 - 1.0 / 3.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_sentence_without_rows_has_no_support() {
+        let got = attribute(&attention(vec![]), &[0], "Yes.", &[3, 4], &[0.0, 0.0]);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].supports.is_empty());
+    }
+}

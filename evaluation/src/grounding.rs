@@ -1,0 +1,410 @@
+//! Grounded answers: whether an answer sentence is attributed to the context sentence
+//! that holds the gold answer, and whether a grounding score tells a question asked
+//! with its gold passage from the same question asked without it.
+
+use std::collections::BTreeMap;
+
+use super::qa::normalize;
+use super::{EvalSet, HeadScore, Question, best_heads};
+use pith_core::Result;
+use pith_core::ask::{AskOptions, Reply, answer_from};
+use pith_core::attribution::{self, ATTRIBUTION_HEADS, SentenceSupport};
+use pith_core::model::bert::Embedder;
+use pith_core::model::generate::Generator;
+use pith_core::prune::{self, ContextSentence};
+
+/// Tokens per answer: room for a second sentence, where inventions show up.
+const ANSWER_TOKENS: usize = 48;
+
+/// One answer's grounding features.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Run {
+    pub answer: String,
+    pub contains_gold: bool,
+    /// The best MiniLM cosine between the question and a context sentence.
+    pub retrieval: f64,
+    /// Mean and least log-probability of the answer's tokens under the model.
+    pub logprob_mean: f64,
+    pub logprob_min: f64,
+    /// The least, the mean and the first answer sentence's best lift (shipped heads).
+    pub lift_min: f64,
+    pub lift_mean: f64,
+    pub lift_first: f64,
+    /// Mean share of the answer's attention (shipped heads) on the context.
+    pub context_mass: f64,
+    /// How the answer sentence holding the gold answer was attributed, when one does.
+    pub attribution: Option<Attributed>,
+}
+
+/// Whether the top context sentence of the answer sentence holding the gold answer
+/// holds it too, by each method.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Attributed {
+    /// The shipped heads: strict (a gold-passage sentence overlapping an answer span)
+    /// and lenient (any kept sentence containing an answer string).
+    pub strict: bool,
+    pub lenient: bool,
+    /// Without the length prior.
+    pub strict_no_prior: bool,
+    /// Share of the kept sentences that are strictly correct: a random pick's odds.
+    pub chance: f64,
+    pub lexical: bool,
+    pub embedding: bool,
+    pub first_kept: bool,
+    /// Strict, per head of `all_heads` (head search only).
+    pub per_head: Vec<bool>,
+}
+
+/// A question asked with its context and, unless a distractor also holds the answer,
+/// again with the gold passage removed.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct QuestionRuns {
+    pub id: String,
+    pub answerable: Run,
+    pub unanswerable: Option<Run>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroundingReport {
+    pub questions: usize,
+    /// Attribution accuracy (strict) over answers holding the gold answer.
+    pub attribution: f64,
+    pub attribution_lenient: f64,
+    pub attributed_answers: usize,
+    /// AUROC of each grounding feature, answerable against unanswerable runs.
+    pub auroc: BTreeMap<String, f64>,
+    /// Attribution accuracy of the baselines and ablations.
+    pub baselines: BTreeMap<String, f64>,
+    /// Questions asked without their gold passage (the rest were leaky).
+    pub unanswerable: usize,
+    /// Per head, strict attribution on the even and the odd answers (head search).
+    pub heads: Vec<HeadScore>,
+}
+
+/// Everything one question gives; `heads` taps every head in the answerable run.
+pub fn ask_question(
+    generator: &Generator,
+    embedder: &Embedder,
+    set: &EvalSet,
+    q: &Question,
+    head_search: bool,
+) -> Result<QuestionRuns> {
+    let (texts, gold) = set.context(q)?;
+    let all_heads = prune::rerank::all_heads(generator);
+    let heads = if head_search {
+        all_heads.clone()
+    } else {
+        ATTRIBUTION_HEADS.to_vec()
+    };
+    let answerable = run(generator, embedder, &texts, Some(gold), q, &heads)?;
+    let leaky = texts.iter().enumerate().any(|(i, t)| {
+        i != gold
+            && q.answers
+                .iter()
+                .any(|a| normalize(t).contains(&normalize(a)))
+    });
+    let unanswerable = if leaky {
+        None
+    } else {
+        let rest: Vec<&str> = (0..texts.len())
+            .filter(|&i| i != gold)
+            .map(|i| texts[i])
+            .collect();
+        Some(run(generator, embedder, &rest, None, q, ATTRIBUTION_HEADS)?)
+    };
+    Ok(QuestionRuns {
+        id: q.id.clone(),
+        answerable,
+        unanswerable,
+    })
+}
+
+/// One answer from `texts` (`gold` the index of the gold passage, if there).
+fn run(
+    generator: &Generator,
+    embedder: &Embedder,
+    texts: &[&str],
+    gold: Option<usize>,
+    q: &Question,
+    heads: &[(usize, usize)],
+) -> Result<Run> {
+    let mut options = AskOptions {
+        attribution_heads: heads.to_vec(),
+        ..AskOptions::default()
+    };
+    options.sampling.max_tokens = ANSWER_TOKENS;
+    let reply = answer_from(
+        generator,
+        embedder,
+        texts,
+        &q.question,
+        &options,
+        &mut |_| true,
+        None,
+    )?;
+    let sentences = prune::split_passages(texts);
+    let refs: Vec<&ContextSentence> = sentences.iter().collect();
+    let retrieval = prune::embedding_similarity(embedder, &refs, &q.question)?
+        .into_iter()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let g = &reply.generation;
+    let attention = reply.attention.as_ref().expect("attribution heads given");
+    let prior = attribution::length_prior(&attention.slots);
+    let shipped: Vec<usize> = ATTRIBUTION_HEADS
+        .iter()
+        .filter_map(|h| heads.iter().position(|x| x == h))
+        .collect();
+    let supported = attribution::attribute(attention, &shipped, &g.text, &g.token_ends, &prior);
+    let lifts: Vec<f64> = supported
+        .iter()
+        .filter(|s| !s.supports.is_empty())
+        .map(|s| s.lift)
+        .collect();
+    let lp: Vec<f64> = g.token_logprobs.iter().map(|&x| f64::from(x)).collect();
+    let contains_gold = q
+        .answers
+        .iter()
+        .any(|a| normalize(&g.text).contains(&normalize(a)));
+    let attribution = match gold {
+        Some(gold) if contains_gold => {
+            attributed(embedder, &reply, &supported, &shipped, heads.len(), gold, q)?
+        }
+        _ => None,
+    };
+    Ok(Run {
+        answer: g.text.clone(),
+        contains_gold,
+        retrieval,
+        logprob_mean: mean(&lp),
+        logprob_min: lp.iter().copied().fold(0.0, f64::min),
+        lift_min: lifts.iter().copied().fold(f64::INFINITY, f64::min).min(1.0),
+        lift_mean: mean(&lifts),
+        lift_first: lifts.first().copied().unwrap_or(0.0),
+        context_mass: mean(
+            &supported
+                .iter()
+                .filter(|s| !s.supports.is_empty())
+                .map(|s| s.context_mass)
+                .collect::<Vec<_>>(),
+        ),
+        attribution,
+    })
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        0.0
+    } else {
+        xs.iter().sum::<f64>() / xs.len() as f64
+    }
+}
+
+/// Scores the attribution of the answer sentence holding the gold answer.
+fn attributed(
+    embedder: &Embedder,
+    reply: &Reply,
+    supported: &[SentenceSupport],
+    shipped: &[usize],
+    heads: usize,
+    gold: usize,
+    q: &Question,
+) -> Result<Option<Attributed>> {
+    let g = &reply.generation;
+    let holds = |text: &str| {
+        q.answers
+            .iter()
+            .any(|a| normalize(text).contains(&normalize(a)))
+    };
+    let Some(answer) = supported
+        .iter()
+        .find(|s| holds(&g.text[s.bytes.clone()]) && !s.supports.is_empty())
+    else {
+        return Ok(None);
+    };
+    let kept: Vec<&ContextSentence> = reply.kept.iter().map(|&i| &reply.sentences[i]).collect();
+    let strict = |j: usize| {
+        let s = kept[j];
+        s.passage == gold
+            && q.answer_spans
+                .iter()
+                .any(|&(a, b)| s.chars.start < b && a < s.chars.end)
+    };
+    let attention = reply.attention.as_ref().expect("attribution heads given");
+    let prior = attribution::length_prior(&attention.slots);
+    let top = |heads: &[usize], prior: &[f64]| -> Option<usize> {
+        attribution::attribute(attention, heads, &g.text, &g.token_ends, prior)
+            .into_iter()
+            .find(|s| s.bytes == answer.bytes)
+            .and_then(|s| s.supports.first().map(|&(j, _)| j))
+    };
+    let zero = vec![0.0; kept.len()];
+    let sentence = &g.text[answer.bytes.clone()];
+    let words: Vec<String> = normalize(sentence)
+        .split(' ')
+        .filter(|w| w.len() > 2)
+        .map(str::to_owned)
+        .collect();
+    let lexical = argmax(kept.iter().map(|s| {
+        let n = normalize(&s.text);
+        words.iter().filter(|w| n.contains(w.as_str())).count() as f64
+    }));
+    let embedding = argmax(prune::embedding_similarity(embedder, &kept, sentence)?.into_iter());
+    let best = answer.supports[0].0;
+    Ok(Some(Attributed {
+        strict: strict(best),
+        lenient: holds(&kept[best].text),
+        strict_no_prior: top(shipped, &zero).is_some_and(strict),
+        chance: (0..kept.len()).filter(|&j| strict(j)).count() as f64 / kept.len() as f64,
+        lexical: strict(lexical),
+        embedding: strict(embedding),
+        first_kept: strict(0),
+        per_head: if heads > shipped.len() {
+            (0..heads)
+                .map(|h| top(&[h], &prior).is_some_and(strict))
+                .collect()
+        } else {
+            vec![]
+        },
+    }))
+}
+
+fn argmax(xs: impl Iterator<Item = f64>) -> usize {
+    xs.enumerate()
+        .fold((0, f64::NEG_INFINITY), |best, (i, x)| {
+            if x > best.1 { (i, x) } else { best }
+        })
+        .0
+}
+
+/// The area under the ROC curve of `positive` scores against `negative` ones: the odds
+/// that a random positive scores above a random negative, ties counting half.
+pub fn auroc(positive: &[f64], negative: &[f64]) -> f64 {
+    if positive.is_empty() || negative.is_empty() {
+        return f64::NAN;
+    }
+    let wins: f64 = positive
+        .iter()
+        .flat_map(|p| negative.iter().map(move |n| (p, n)))
+        .map(|(p, n)| match p.total_cmp(n) {
+            std::cmp::Ordering::Greater => 1.0,
+            std::cmp::Ordering::Equal => 0.5,
+            std::cmp::Ordering::Less => 0.0,
+        })
+        .sum();
+    wins / (positive.len() * negative.len()) as f64
+}
+
+/// Reads one feature of a run.
+type Feature = fn(&Run) -> f64;
+
+/// The grounding features whose AUROC is reported, higher meaning better grounded.
+const FEATURES: [(&str, Feature); 7] = [
+    ("retrieval", |r| r.retrieval),
+    ("logprob_mean", |r| r.logprob_mean),
+    ("logprob_min", |r| r.logprob_min),
+    ("lift_min", |r| r.lift_min),
+    ("lift_mean", |r| r.lift_mean),
+    ("lift_first", |r| r.lift_first),
+    ("context_mass", |r| r.context_mass),
+];
+
+/// Evaluates the first `limit` questions (all when `None`), skipping those in `done`;
+/// `on_result` sees each new one with the number of questions behind it.
+pub fn evaluate(
+    generator: &Generator,
+    embedder: &Embedder,
+    set: &EvalSet,
+    limit: Option<usize>,
+    head_search: bool,
+    done: Vec<QuestionRuns>,
+    on_result: &mut dyn FnMut(&QuestionRuns, usize) -> Result<()>,
+) -> Result<GroundingReport> {
+    let mut done: BTreeMap<String, QuestionRuns> =
+        done.into_iter().map(|r| (r.id.clone(), r)).collect();
+    let mut results = vec![];
+    for q in set.first(limit) {
+        let r = match done.remove(&q.id) {
+            Some(r) => r,
+            None => {
+                let r = ask_question(generator, embedder, set, q, head_search)?;
+                on_result(&r, results.len() + 1)?;
+                r
+            }
+        };
+        results.push(r);
+    }
+    Ok(summarise(&results, &prune::rerank::all_heads(generator)))
+}
+
+/// The report over every question's runs.
+pub fn summarise(results: &[QuestionRuns], all_heads: &[(usize, usize)]) -> GroundingReport {
+    let attributed: Vec<(usize, &Attributed)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i, r.answerable.attribution.as_ref()?)))
+        .collect();
+    let share = |f: &dyn Fn(&Attributed) -> f64| {
+        attributed.iter().map(|(_, a)| f(a)).sum::<f64>() / attributed.len().max(1) as f64
+    };
+    let flag = |b: bool| f64::from(u8::from(b));
+    let mut baselines = BTreeMap::new();
+    baselines.insert("no_prior".into(), share(&|a| flag(a.strict_no_prior)));
+    baselines.insert("chance".into(), share(&|a| a.chance));
+    baselines.insert("lexical_overlap".into(), share(&|a| flag(a.lexical)));
+    baselines.insert("embedding".into(), share(&|a| flag(a.embedding)));
+    baselines.insert("first_kept".into(), share(&|a| flag(a.first_kept)));
+
+    let answerable: Vec<&Run> = results.iter().map(|r| &r.answerable).collect();
+    let unanswerable: Vec<&Run> = results
+        .iter()
+        .filter_map(|r| r.unanswerable.as_ref())
+        .collect();
+    let auroc = FEATURES
+        .iter()
+        .map(|&(name, f)| {
+            let pos: Vec<f64> = answerable.iter().map(|r| f(r)).collect();
+            let neg: Vec<f64> = unanswerable.iter().map(|r| f(r)).collect();
+            (name.to_string(), self::auroc(&pos, &neg))
+        })
+        .collect();
+
+    let searched: Vec<&(usize, &Attributed)> = attributed
+        .iter()
+        .filter(|(_, a)| a.per_head.len() == all_heads.len())
+        .collect();
+    let mut totals = vec![[0.0; 2]; all_heads.len()];
+    let mut counts = [0; 2];
+    for (i, a) in &searched {
+        counts[i % 2] += 1;
+        for (t, &ok) in totals.iter_mut().zip(&a.per_head) {
+            t[i % 2] += flag(ok);
+        }
+    }
+    GroundingReport {
+        questions: results.len(),
+        attribution: share(&|a| flag(a.strict)),
+        attribution_lenient: share(&|a| flag(a.lenient)),
+        attributed_answers: attributed.len(),
+        auroc,
+        baselines,
+        unanswerable: unanswerable.len(),
+        heads: if searched.is_empty() {
+            vec![]
+        } else {
+            best_heads(all_heads, &totals, counts)
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auroc;
+
+    #[test]
+    fn auroc_counts_pairs_and_ties() {
+        assert_eq!(auroc(&[2.0, 3.0], &[0.0, 1.0]), 1.0);
+        assert_eq!(auroc(&[0.0, 1.0], &[2.0, 3.0]), 0.0);
+        assert_eq!(auroc(&[1.0, 1.0], &[1.0]), 0.5);
+        assert_eq!(auroc(&[1.0, 3.0], &[2.0]), 0.5);
+    }
+}
