@@ -115,6 +115,19 @@ fn setup(
     Ok((set, generator, embedder, bar))
 }
 
+/// The `--log` file, when given, and the results it already holds.
+fn open_log<T: serde::de::DeserializeOwned>(
+    log: Option<&Path>,
+) -> Result<(Option<eval::qa::ResultLog>, Vec<T>)> {
+    Ok(match log {
+        Some(path) => {
+            let (log, done) = eval::qa::ResultLog::open(path)?;
+            (Some(log), done)
+        }
+        None => (None, Vec::new()),
+    })
+}
+
 fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(value).expect("serialisable"));
 }
@@ -240,13 +253,7 @@ fn qa(
     json: bool,
 ) -> Result<()> {
     let (set, generator, embedder, bar) = setup(ctx, dir, limit, "eval qa")?;
-    let (mut log, done) = match log {
-        Some(path) => {
-            let (log, done) = eval::qa::ResultLog::open(path)?;
-            (Some(log), done)
-        }
-        None => (None, Vec::new()),
-    };
+    let (mut log, done) = open_log(log)?;
     let report = eval::qa::evaluate(
         &generator,
         &embedder,
@@ -292,13 +299,7 @@ fn grounding(
     json: bool,
 ) -> Result<()> {
     let (set, generator, embedder, bar) = setup(ctx, dir, limit, "eval grounding")?;
-    let (mut log, done) = match log {
-        Some(path) => {
-            let (log, done) = eval::qa::ResultLog::open(path)?;
-            (Some(log), done)
-        }
-        None => (None, Vec::new()),
-    };
+    let (mut log, done) = open_log(log)?;
     let report = eval::grounding::evaluate(
         &generator,
         &embedder,

@@ -25,7 +25,9 @@ pub struct AskOptions {
     pub rerank: bool,
     pub sampling: SamplingOptions,
     /// The heads whose attention while decoding attributes the answer's sentences to
-    /// the context's; none turns attribution off.
+    /// the context's; none turns attribution off. On the CPU only for now: on the wgpu
+    /// device each token's read-out would wait for the GPU once per tapped layer (on
+    /// lavapipe it doubled an ask's time), until the read-out is deferred to the end.
     pub attribution_heads: Vec<(usize, usize)>,
 }
 
@@ -182,7 +184,11 @@ pub fn answer_from(
     let budget = options.prune.tokens(before)?;
     let (kept, generation, attention) = if budget >= before {
         let kept: Vec<usize> = (0..all.len()).collect();
-        let mut tap = Tap::new(&options.attribution_heads, full.sentences.clone());
+        let mut tap = Tap::new(
+            generator,
+            &options.attribution_heads,
+            full.sentences.clone(),
+        );
         let generation = generator.generate_tapped(
             &full.ids,
             &options.sampling,
@@ -204,7 +210,7 @@ pub fn answer_from(
                 .keep_and_finish(&mut cache, pass.hidden, &positions, pass.depth)?;
         let history = positions.iter().map(|&p| pass.prompt.ids[p]).collect();
         let slots = compacted_slots(pass.prompt.context.start, &kept, &pass.attention.tokens);
-        let mut tap = Tap::new(&options.attribution_heads, slots);
+        let mut tap = Tap::new(generator, &options.attribution_heads, slots);
         let generation = generator.continue_from(
             cache,
             history,
@@ -253,8 +259,13 @@ struct Tap {
 }
 
 impl Tap {
-    fn new(heads: &[(usize, usize)], slots: Vec<std::ops::Range<usize>>) -> Self {
-        let attention = (!heads.is_empty()).then(|| DecodeAttention::new(heads, slots));
+    fn new(
+        generator: &Generator,
+        heads: &[(usize, usize)],
+        slots: Vec<std::ops::Range<usize>>,
+    ) -> Self {
+        let on_cpu = *generator.llama().device() == burn::tensor::Device::flex();
+        let attention = (on_cpu && !heads.is_empty()).then(|| DecodeAttention::new(heads, slots));
         let layers = attention.as_ref().map_or(vec![], DecodeAttention::layers);
         Self { attention, layers }
     }

@@ -148,7 +148,11 @@ fn run(
         .into_iter()
         .fold(f64::NEG_INFINITY, f64::max);
     let g = &reply.generation;
-    let attention = reply.attention.as_ref().expect("attribution heads given");
+    let attention = reply.attention.as_ref().ok_or_else(|| {
+        pith_core::Error::Unsupported(
+            "attribution runs on the CPU device only (--device cpu)".into(),
+        )
+    })?;
     let prior = attribution::length_prior(&attention.slots);
     let shipped: Vec<usize> = ATTRIBUTION_HEADS
         .iter()
@@ -229,7 +233,9 @@ fn attributed(
                 .iter()
                 .any(|&(a, b)| s.chars.start < b && a < s.chars.end)
     };
-    let attention = reply.attention.as_ref().expect("attribution heads given");
+    let Some(attention) = &reply.attention else {
+        return Ok(None);
+    };
     let prior = attribution::length_prior(&attention.slots);
     let top = |heads: &[usize], prior: &[f64]| -> Option<usize> {
         attribution::attribute(attention, heads, &g.text, &g.token_ends, prior)
