@@ -537,9 +537,19 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_constructor_cancelhandle_new() != 54101:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pith_uniffi_checksum_method_conversation_reset() != 54299:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pith_uniffi_checksum_method_conversation_turns() != 4398:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pith_uniffi_checksum_constructor_conversation_new() != 64594:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_method_engine_ask() != 4310:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_method_engine_ask_async() != 30302:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pith_uniffi_checksum_method_engine_chat() != 48079:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_pith_uniffi_checksum_method_engine_chat_async() != 43635:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_pith_uniffi_checksum_method_engine_delete_document() != 23443:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -614,12 +624,27 @@ _UniffiLib.uniffi_pith_uniffi_checksum_method_cancelhandle_reset.restype = ctype
 _UniffiLib.uniffi_pith_uniffi_checksum_constructor_cancelhandle_new.argtypes = (
 )
 _UniffiLib.uniffi_pith_uniffi_checksum_constructor_cancelhandle_new.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pith_uniffi_checksum_method_conversation_reset.argtypes = (
+)
+_UniffiLib.uniffi_pith_uniffi_checksum_method_conversation_reset.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pith_uniffi_checksum_method_conversation_turns.argtypes = (
+)
+_UniffiLib.uniffi_pith_uniffi_checksum_method_conversation_turns.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pith_uniffi_checksum_constructor_conversation_new.argtypes = (
+)
+_UniffiLib.uniffi_pith_uniffi_checksum_constructor_conversation_new.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_ask.argtypes = (
 )
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_ask.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_ask_async.argtypes = (
 )
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_ask_async.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pith_uniffi_checksum_method_engine_chat.argtypes = (
+)
+_UniffiLib.uniffi_pith_uniffi_checksum_method_engine_chat.restype = ctypes.c_uint16
+_UniffiLib.uniffi_pith_uniffi_checksum_method_engine_chat_async.argtypes = (
+)
+_UniffiLib.uniffi_pith_uniffi_checksum_method_engine_chat_async.restype = ctypes.c_uint16
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_delete_document.argtypes = (
 )
 _UniffiLib.uniffi_pith_uniffi_checksum_method_engine_delete_document.restype = ctypes.c_uint16
@@ -688,6 +713,20 @@ _UniffiLib.uniffi_pith_uniffi_fn_constructor_cancelhandle_new.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pith_uniffi_fn_constructor_cancelhandle_new.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pith_uniffi_fn_method_conversation_reset.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_method_conversation_reset.restype = None
+_UniffiLib.uniffi_pith_uniffi_fn_method_conversation_turns.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_method_conversation_turns.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pith_uniffi_fn_constructor_conversation_new.argtypes = (
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_constructor_conversation_new.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pith_uniffi_fn_method_engine_ask.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -705,6 +744,25 @@ _UniffiLib.uniffi_pith_uniffi_fn_method_engine_ask_async.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_pith_uniffi_fn_method_engine_ask_async.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pith_uniffi_fn_method_engine_chat.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_method_engine_chat.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_pith_uniffi_fn_method_engine_chat_async.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_pith_uniffi_fn_method_engine_chat_async.restype = ctypes.c_uint64
 _UniffiLib.uniffi_pith_uniffi_fn_method_engine_delete_document.argtypes = (
     ctypes.c_uint64,
     ctypes.c_int64,
@@ -813,6 +871,16 @@ _UniffiLib.uniffi_pith_uniffi_fn_free_cancelhandle.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_pith_uniffi_fn_free_cancelhandle.restype = None
+_UniffiLib.uniffi_pith_uniffi_fn_clone_conversation.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_clone_conversation.restype = ctypes.c_uint64
+_UniffiLib.uniffi_pith_uniffi_fn_free_conversation.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_pith_uniffi_fn_free_conversation.restype = None
 _UniffiLib.uniffi_pith_uniffi_fn_clone_engine.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1691,23 +1759,29 @@ class _UniffiFfiConverterTypeAnswerStats(_UniffiConverterRustBuffer):
 
 @dataclass
 class Answer:
-    def __init__(self, *, text:str, citations:typing.List[Citation], attributions:typing.List[Attribution], stats:AnswerStats):
+    def __init__(self, *, text:str, citations:typing.List[Citation], attributions:typing.List[Attribution], grounding:float, abstained:bool, stats:AnswerStats):
         self.text = text
         self.citations = citations
         self.attributions = attributions
+        self.grounding = grounding
+        self.abstained = abstained
         self.stats = stats
         
         
 
     
     def __str__(self):
-        return "Answer(text={}, citations={}, attributions={}, stats={})".format(self.text, self.citations, self.attributions, self.stats)
+        return "Answer(text={}, citations={}, attributions={}, grounding={}, abstained={}, stats={})".format(self.text, self.citations, self.attributions, self.grounding, self.abstained, self.stats)
     def __eq__(self, other):
         if self.text != other.text:
             return False
         if self.citations != other.citations:
             return False
         if self.attributions != other.attributions:
+            return False
+        if self.grounding != other.grounding:
+            return False
+        if self.abstained != other.abstained:
             return False
         if self.stats != other.stats:
             return False
@@ -1720,6 +1794,8 @@ class _UniffiFfiConverterTypeAnswer(_UniffiConverterRustBuffer):
             text=_UniffiFfiConverterString.read(buf),
             citations=_UniffiFfiConverterSequenceTypeCitation.read(buf),
             attributions=_UniffiFfiConverterSequenceTypeAttribution.read(buf),
+            grounding=_UniffiFfiConverterFloat64.read(buf),
+            abstained=_UniffiFfiConverterBoolean.read(buf),
             stats=_UniffiFfiConverterTypeAnswerStats.read(buf),
         )
 
@@ -1728,6 +1804,8 @@ class _UniffiFfiConverterTypeAnswer(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.check_lower(value.text)
         _UniffiFfiConverterSequenceTypeCitation.check_lower(value.citations)
         _UniffiFfiConverterSequenceTypeAttribution.check_lower(value.attributions)
+        _UniffiFfiConverterFloat64.check_lower(value.grounding)
+        _UniffiFfiConverterBoolean.check_lower(value.abstained)
         _UniffiFfiConverterTypeAnswerStats.check_lower(value.stats)
 
     @staticmethod
@@ -1735,6 +1813,8 @@ class _UniffiFfiConverterTypeAnswer(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.text, buf)
         _UniffiFfiConverterSequenceTypeCitation.write(value.citations, buf)
         _UniffiFfiConverterSequenceTypeAttribution.write(value.attributions, buf)
+        _UniffiFfiConverterFloat64.write(value.grounding, buf)
+        _UniffiFfiConverterBoolean.write(value.abstained, buf)
         _UniffiFfiConverterTypeAnswerStats.write(value.stats, buf)
 
 class _UniffiFfiConverterFloat32(_UniffiConverterPrimitiveFloat):
@@ -1751,7 +1831,7 @@ class AskConfig:
     """
     How to answer one question.
 """
-    def __init__(self, *, k:int = 5, rerank:bool = False, prune_ratio:float = 2.0, prune_budget:int = 0, max_tokens:int = 256, temperature:float = 0.0, seed:int = 42):
+    def __init__(self, *, k:int = 5, rerank:bool = False, prune_ratio:float = 2.0, prune_budget:int = 0, max_tokens:int = 256, temperature:float = 0.0, seed:int = 42, abstain_below:float = 0.548):
         self.k = k
         self.rerank = rerank
         self.prune_ratio = prune_ratio
@@ -1759,12 +1839,13 @@ class AskConfig:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.seed = seed
+        self.abstain_below = abstain_below
         
         
 
     
     def __str__(self):
-        return "AskConfig(k={}, rerank={}, prune_ratio={}, prune_budget={}, max_tokens={}, temperature={}, seed={})".format(self.k, self.rerank, self.prune_ratio, self.prune_budget, self.max_tokens, self.temperature, self.seed)
+        return "AskConfig(k={}, rerank={}, prune_ratio={}, prune_budget={}, max_tokens={}, temperature={}, seed={}, abstain_below={})".format(self.k, self.rerank, self.prune_ratio, self.prune_budget, self.max_tokens, self.temperature, self.seed, self.abstain_below)
     def __eq__(self, other):
         if self.k != other.k:
             return False
@@ -1780,6 +1861,8 @@ class AskConfig:
             return False
         if self.seed != other.seed:
             return False
+        if self.abstain_below != other.abstain_below:
+            return False
         return True
 
 class _UniffiFfiConverterTypeAskConfig(_UniffiConverterRustBuffer):
@@ -1793,6 +1876,7 @@ class _UniffiFfiConverterTypeAskConfig(_UniffiConverterRustBuffer):
             max_tokens=_UniffiFfiConverterUInt32.read(buf),
             temperature=_UniffiFfiConverterFloat32.read(buf),
             seed=_UniffiFfiConverterUInt64.read(buf),
+            abstain_below=_UniffiFfiConverterFloat64.read(buf),
         )
 
     @staticmethod
@@ -1804,6 +1888,7 @@ class _UniffiFfiConverterTypeAskConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.check_lower(value.max_tokens)
         _UniffiFfiConverterFloat32.check_lower(value.temperature)
         _UniffiFfiConverterUInt64.check_lower(value.seed)
+        _UniffiFfiConverterFloat64.check_lower(value.abstain_below)
 
     @staticmethod
     def write(value, buf):
@@ -1814,6 +1899,52 @@ class _UniffiFfiConverterTypeAskConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.write(value.max_tokens, buf)
         _UniffiFfiConverterFloat32.write(value.temperature, buf)
         _UniffiFfiConverterUInt64.write(value.seed, buf)
+        _UniffiFfiConverterFloat64.write(value.abstain_below, buf)
+
+@dataclass
+class ChatTurn:
+    """
+    One question of a conversation and its answer.
+"""
+    def __init__(self, *, question:str, standalone:str, answer:str):
+        self.question = question
+        self.standalone = standalone
+        self.answer = answer
+        
+        
+
+    
+    def __str__(self):
+        return "ChatTurn(question={}, standalone={}, answer={})".format(self.question, self.standalone, self.answer)
+    def __eq__(self, other):
+        if self.question != other.question:
+            return False
+        if self.standalone != other.standalone:
+            return False
+        if self.answer != other.answer:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeChatTurn(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ChatTurn(
+            question=_UniffiFfiConverterString.read(buf),
+            standalone=_UniffiFfiConverterString.read(buf),
+            answer=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.question)
+        _UniffiFfiConverterString.check_lower(value.standalone)
+        _UniffiFfiConverterString.check_lower(value.answer)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.question, buf)
+        _UniffiFfiConverterString.write(value.standalone, buf)
+        _UniffiFfiConverterString.write(value.answer, buf)
 
 @dataclass
 class Document:
@@ -3102,6 +3233,141 @@ class _UniffiFfiConverterTypeCancelHandle:
     def write(cls, value: CancelHandle, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
 
+class _UniffiFfiConverterSequenceTypeChatTurn(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeChatTurn.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeChatTurn.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeChatTurn.read(buf) for i in range(count)
+        ]
+
+
+class ConversationProtocol(typing.Protocol):
+    """
+    The questions asked so far in one conversation with `Engine.chat`.
+"""
+    
+    def reset(self, ) -> None:
+        """
+        Forgets every question asked: the next one starts afresh.
+"""
+        raise NotImplementedError
+    def turns(self, ) -> typing.List[ChatTurn]:
+        """
+        The questions so far, each as asked and as it was searched, with its answer.
+"""
+        raise NotImplementedError
+
+class Conversation(ConversationProtocol):
+    """
+    The questions asked so far in one conversation with `Engine.chat`.
+"""
+    
+    _handle: ctypes.c_uint64
+    def __init__(self, ):
+        _uniffi_lowered_args = (
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeConversation.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_pith_uniffi_fn_constructor_conversation_new,
+            *_uniffi_lowered_args,
+        )
+        self._handle = _uniffi_ffi_result
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_pith_uniffi_fn_free_conversation, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_pith_uniffi_fn_clone_conversation, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def reset(self, ) -> None:
+        """
+        Forgets every question asked: the next one starts afresh.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_pith_uniffi_fn_method_conversation_reset,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def turns(self, ) -> typing.List[ChatTurn]:
+        """
+        The questions so far, each as asked and as it was searched, with its answer.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeChatTurn.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_pith_uniffi_fn_method_conversation_turns,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypeConversation:
+    @staticmethod
+    def lift(value: int) -> Conversation:
+        return Conversation._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: Conversation):
+        if not isinstance(value, Conversation):
+            raise TypeError("Expected Conversation instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: Conversation) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> Conversation:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: Conversation, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
 class _UniffiFfiConverterOptionalTypeAnswerListener(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -3591,6 +3857,18 @@ class EngineProtocol(typing.Protocol):
         Cancelling the coroutine or task stops the generation too.
 """
         raise NotImplementedError
+    def chat(self, conversation: Conversation,question: str,config: AskConfig,listener: typing.Optional[AnswerListener],cancel: typing.Optional[CancelHandle]) -> Answer:
+        """
+        Answers `question` as the next question of `conversation`, as `ask` does; a
+        question that leans on the one before it ("and when was it built?") is asked
+        with the words it leaves out carried over from that question.
+"""
+        raise NotImplementedError
+    async def chat_async(self, conversation: Conversation,question: str,config: AskConfig,listener: typing.Optional[AnswerListener],cancel: typing.Optional[CancelHandle]) -> Answer:
+        """
+        `chat` on a thread of its own, as `ask_async`.
+"""
+        raise NotImplementedError
     def delete_document(self, document_id: int) -> None:
         """
         Deletes a document with all its passages; `NotFound` when there is none.
@@ -3747,6 +4025,70 @@ class Engine(EngineProtocol):
         _uniffi_error_converter = _UniffiFfiConverterTypePithError
         return await _uniffi_rust_call_async(
             _UniffiLib.uniffi_pith_uniffi_fn_method_engine_ask_async(*_uniffi_lowered_args),
+            _UniffiLib.ffi_pith_uniffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_pith_uniffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_pith_uniffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    def chat(self, conversation: Conversation,question: str,config: AskConfig,listener: typing.Optional[AnswerListener],cancel: typing.Optional[CancelHandle]) -> Answer:
+        """
+        Answers `question` as the next question of `conversation`, as `ask` does; a
+        question that leans on the one before it ("and when was it built?") is asked
+        with the words it leaves out carried over from that question.
+"""
+        
+        _UniffiFfiConverterTypeConversation.check_lower(conversation)
+
+        _UniffiFfiConverterString.check_lower(question)
+
+        _UniffiFfiConverterTypeAskConfig.check_lower(config)
+
+        _UniffiFfiConverterOptionalTypeAnswerListener.check_lower(listener)
+
+        _UniffiFfiConverterOptionalTypeCancelHandle.check_lower(cancel)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeConversation.lower(conversation),
+            _UniffiFfiConverterString.lower(question),
+            _UniffiFfiConverterTypeAskConfig.lower(config),
+            _UniffiFfiConverterOptionalTypeAnswerListener.lower(listener),
+            _UniffiFfiConverterOptionalTypeCancelHandle.lower(cancel),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeAnswer.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypePithError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_pith_uniffi_fn_method_engine_chat,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    async def chat_async(self, conversation: Conversation,question: str,config: AskConfig,listener: typing.Optional[AnswerListener],cancel: typing.Optional[CancelHandle]) -> Answer:
+        """
+        `chat` on a thread of its own, as `ask_async`.
+"""
+        
+        _UniffiFfiConverterTypeConversation.check_lower(conversation)
+
+        _UniffiFfiConverterString.check_lower(question)
+
+        _UniffiFfiConverterTypeAskConfig.check_lower(config)
+
+        _UniffiFfiConverterOptionalTypeAnswerListener.check_lower(listener)
+
+        _UniffiFfiConverterOptionalTypeCancelHandle.check_lower(cancel)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeConversation.lower(conversation),
+            _UniffiFfiConverterString.lower(question),
+            _UniffiFfiConverterTypeAskConfig.lower(config),
+            _UniffiFfiConverterOptionalTypeAnswerListener.lower(listener),
+            _UniffiFfiConverterOptionalTypeCancelHandle.lower(cancel),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeAnswer.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypePithError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_pith_uniffi_fn_method_engine_chat_async(*_uniffi_lowered_args),
             _UniffiLib.ffi_pith_uniffi_rust_future_poll_rust_buffer,
             _UniffiLib.ffi_pith_uniffi_rust_future_complete_rust_buffer,
             _UniffiLib.ffi_pith_uniffi_rust_future_free_rust_buffer,
@@ -4013,6 +4355,7 @@ __all__ = [
     "AnswerStats",
     "Answer",
     "AskConfig",
+    "ChatTurn",
     "Document",
     "IngestResult",
     "DocumentOutcome",
@@ -4027,6 +4370,8 @@ __all__ = [
     "AnswerListener",
     "CancelHandle",
     "CancelHandleProtocol",
+    "Conversation",
+    "ConversationProtocol",
     "ProgressListenerImpl",
     "ProgressListener",
     "IngestListenerImpl",

@@ -85,6 +85,30 @@ def test_streamed_ask_with_citations(engine, bees):
             c = answer.citations[s.citation_index]
             assert c.start_char <= s.start_char < s.end_char <= c.end_char
             assert s.text and 0 < s.score <= 1
+    assert not answer.abstained and answer.grounding >= config.abstain_below
+
+
+def test_chat_carries_the_subject_into_a_follow_up(engine, bees):
+    conversation = pith.Conversation()
+    config = pith.AskConfig(k=1, max_tokens=8)
+    engine.chat(conversation, "What does a honeybee queen do?", config, None, None)
+    answer = engine.chat(conversation, "How many eggs does she lay a day?", config, None, None)
+    turns = conversation.turns()
+    assert [t.question for t in turns] == ["What does a honeybee queen do?", "How many eggs does she lay a day?"]
+    assert "queen" in turns[1].standalone and turns[1].answer == answer.text
+    assert answer.citations and answer.citations[0].document_id == bees
+    conversation.reset()
+    assert conversation.turns() == []
+
+
+def test_ask_abstains_off_topic(engine, bees):
+    config = pith.AskConfig(k=2, max_tokens=8)
+    answer = engine.ask("Who won the 1998 FIFA World Cup?", config, None, None)
+    assert answer.abstained and answer.grounding < config.abstain_below
+    assert "do not contain" in answer.text and not answer.citations
+    config.abstain_below = -1.0
+    answer = engine.ask("Who won the 1998 FIFA World Cup?", config, None, None)
+    assert not answer.abstained and answer.stats.generated_tokens > 0
 
 
 def test_cancel_from_another_thread(engine, bees):

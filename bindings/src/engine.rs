@@ -1,15 +1,15 @@
 //! The engine object, its listeners and the cancel handle.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pith_core::model::llama;
 use pith_core::{AskOptions, DeviceChoice, EngineOptions, IngestControl, SearchOptions};
 
 use crate::error::PithError;
 use crate::records::{
-    Answer, AskConfig, Device, Document, DocumentOutcome, EngineConfig, IngestProgress,
+    Answer, AskConfig, ChatTurn, Device, Document, DocumentOutcome, EngineConfig, IngestProgress,
     IngestResult, IngestSummary, Precision, SearchHit, SearchMethod, SyncReport,
 };
 
@@ -214,17 +214,10 @@ impl Engine {
         listener: Option<Arc<dyn AnswerListener>>,
         cancel: Option<Arc<CancelHandle>>,
     ) -> Result<Answer, PithError> {
-        let mut stream = |text: &str| {
-            if let Some(l) = &listener {
-                l.on_text(text.to_string());
-            }
-            true
-        };
-        let cancel = cancel.as_ref().map(|c| &c.0);
-        let answer = self
-            .0
-            .ask(&question, &AskOptions::from(&config), &mut stream, cancel)?;
-        Ok(answer.into())
+        streamed(listener, cancel, |on_text, cancel| {
+            self.0
+                .ask(&question, &AskOptions::from(&config), on_text, cancel)
+        })
     }
 
     /// `ask` on a thread of its own: a Kotlin `suspend` function, a Swift `async` one.
@@ -236,19 +229,120 @@ impl Engine {
         listener: Option<Arc<dyn AnswerListener>>,
         cancel: Option<Arc<CancelHandle>>,
     ) -> Result<Answer, PithError> {
-        let cancel = cancel.unwrap_or_default();
-        let mut stop_if_dropped = CancelOnDrop(Some(cancel.clone()));
-        let (send, receive) = futures_channel::oneshot::channel();
-        std::thread::Builder::new()
-            .name("pith-ask".into())
-            .spawn(move || {
-                let _ = send.send(self.ask(question, config, listener, Some(cancel)));
-            })
-            .map_err(|e| PithError::Device(format!("cannot start a thread: {e}")))?;
-        let answer = receive.await;
-        stop_if_dropped.0 = None;
-        answer.map_err(|_| PithError::Cancelled("the ask thread ended without an answer".into()))?
+        off_thread(cancel, move |cancel| {
+            self.ask(question, config, listener, Some(cancel))
+        })
+        .await
     }
+
+    /// Answers `question` as the next question of `conversation`, as `ask` does; a
+    /// question that leans on the one before it ("and when was it built?") is asked
+    /// with the words it leaves out carried over from that question.
+    pub fn chat(
+        &self,
+        conversation: Arc<Conversation>,
+        question: String,
+        config: AskConfig,
+        listener: Option<Arc<dyn AnswerListener>>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<Answer, PithError> {
+        streamed(listener, cancel, |on_text, cancel| {
+            let mut turns = conversation.lock();
+            self.0.chat(
+                &mut turns,
+                &question,
+                &AskOptions::from(&config),
+                on_text,
+                cancel,
+            )
+        })
+    }
+
+    /// `chat` on a thread of its own, as `ask_async`.
+    pub async fn chat_async(
+        self: Arc<Self>,
+        conversation: Arc<Conversation>,
+        question: String,
+        config: AskConfig,
+        listener: Option<Arc<dyn AnswerListener>>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<Answer, PithError> {
+        off_thread(cancel, move |cancel| {
+            self.chat(conversation, question, config, listener, Some(cancel))
+        })
+        .await
+    }
+}
+
+/// The questions asked so far in one conversation with `Engine.chat`.
+#[derive(Debug, Default, uniffi::Object)]
+pub struct Conversation(Mutex<pith_core::Conversation>);
+
+#[uniffi::export]
+impl Conversation {
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Forgets every question asked: the next one starts afresh.
+    pub fn reset(&self) {
+        self.lock().reset()
+    }
+
+    /// The questions so far, each as asked and as it was searched, with its answer.
+    pub fn turns(&self) -> Vec<ChatTurn> {
+        self.lock().turns().iter().map(Into::into).collect()
+    }
+}
+
+impl Conversation {
+    /// The turns, even after a panic in another chat (a turn is added only once
+    /// answered, so they stay consistent).
+    fn lock(&self) -> std::sync::MutexGuard<'_, pith_core::Conversation> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Answers with `answering`, streaming the text to `listener`.
+fn streamed(
+    listener: Option<Arc<dyn AnswerListener>>,
+    cancel: Option<Arc<CancelHandle>>,
+    answering: impl FnOnce(
+        &mut dyn FnMut(&str) -> bool,
+        Option<&AtomicBool>,
+    ) -> pith_core::Result<pith_core::Answer>,
+) -> Result<Answer, PithError> {
+    let mut stream = |text: &str| {
+        if let Some(l) = &listener {
+            l.on_text(text.to_string());
+        }
+        true
+    };
+    let cancel = cancel.as_ref().map(|c| &c.0);
+    Ok(answering(&mut stream, cancel)?.into())
+}
+
+/// Runs `work` on a thread of its own and awaits its answer; dropping the future
+/// cancels the work through `cancel`.
+async fn off_thread(
+    cancel: Option<Arc<CancelHandle>>,
+    work: impl FnOnce(Arc<CancelHandle>) -> Result<Answer, PithError> + Send + 'static,
+) -> Result<Answer, PithError> {
+    let cancel = cancel.unwrap_or_default();
+    let mut stop_if_dropped = CancelOnDrop(Some(cancel.clone()));
+    let (send, receive) = futures_channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("pith-ask".into())
+        .spawn(move || {
+            let _ = send.send(work(cancel));
+        })
+        .map_err(|e| PithError::Device(format!("cannot start a thread: {e}")))?;
+    let answer = receive.await;
+    stop_if_dropped.0 = None;
+    answer.map_err(|_| PithError::Cancelled("the ask thread ended without an answer".into()))?
 }
 
 /// Dropped with the future of `ask_async` before the answer came: a caller that stopped

@@ -177,6 +177,10 @@ pub struct AskConfig {
     pub temperature: f32,
     #[uniffi(default = 42)]
     pub seed: u64,
+    /// Say the documents do not hold the answer when no retrieved sentence's similarity
+    /// to the question reaches this (-1 to 1); -1 always answers.
+    #[uniffi(default = 0.548)]
+    pub abstain_below: f64,
 }
 
 /// A span of a document the answer was given from.
@@ -241,7 +245,32 @@ pub struct Answer {
     pub citations: Vec<Citation>,
     /// The answer sentence by sentence with its sources.
     pub attributions: Vec<Attribution>,
+    /// How well the retrieved documents match the question (best cosine similarity of
+    /// a retrieved sentence to it).
+    pub grounding: f64,
+    /// True when the documents did not match the question well enough: the text says
+    /// so and nothing was generated.
+    pub abstained: bool,
     pub stats: AnswerStats,
+}
+
+/// One question of a conversation and its answer.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ChatTurn {
+    pub question: String,
+    /// The question as it was asked of the documents, with the words it leaned on.
+    pub standalone: String,
+    pub answer: String,
+}
+
+impl From<&pith_core::Turn> for ChatTurn {
+    fn from(t: &pith_core::Turn) -> Self {
+        Self {
+            question: t.question.clone(),
+            standalone: t.standalone.clone(),
+            answer: t.answer.clone(),
+        }
+    }
 }
 
 impl From<pith_core::IngestReport> for IngestResult {
@@ -362,6 +391,7 @@ impl From<&AskConfig> for pith_core::AskOptions {
             c.k as usize,
             c.rerank,
             pith_core::Budget::from_knobs(c.prune_ratio, c.prune_budget as usize),
+            c.abstain_below,
             c.max_tokens as usize,
             c.temperature,
             c.seed,
@@ -389,6 +419,8 @@ impl From<pith_core::Answer> for Answer {
                 })
                 .collect(),
             attributions: a.attributions.into_iter().map(Attribution::from).collect(),
+            grounding: a.grounding,
+            abstained: a.abstained,
             stats: AnswerStats {
                 context_tokens_before: a.context_tokens_before as u64,
                 context_tokens_after: a.context_tokens_after as u64,

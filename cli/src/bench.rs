@@ -156,7 +156,11 @@ pub fn bench(ctx: &Context, what: BenchCommand) -> Result<()> {
             passages,
             json,
         } => {
-            let mut options = AskOptions::default();
+            // Every ask generates, abstaining or not: generation is what could leak.
+            let mut options = AskOptions {
+                abstain_below: pith_core::grounding::NEVER,
+                ..AskOptions::default()
+            };
             options.sampling.max_tokens = max_tokens;
             let plan = SoakPlan {
                 asks,

@@ -70,6 +70,18 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Recall of the gold passage for follow-up questions (eval/followups) searched as
+    /// asked, made standalone as `pith chat` does, and as their self-contained original.
+    Followup {
+        dir: PathBuf,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Answer each way of asking too: containment and abstention rates.
+        #[arg(long)]
+        answers: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn eval(ctx: &Context, what: EvalCommand) -> Result<()> {
@@ -94,6 +106,12 @@ pub fn eval(ctx: &Context, what: EvalCommand) -> Result<()> {
             heads,
             json,
         } => grounding(ctx, &dir, limit, log.as_deref(), heads, json),
+        EvalCommand::Followup {
+            dir,
+            limit,
+            answers,
+            json,
+        } => followup(ctx, &dir, limit, answers, json),
     }
 }
 
@@ -132,20 +150,28 @@ fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(value).expect("serialisable"));
 }
 
-fn retrieval(ctx: &Context, dir: &Path, documents: Option<&Path>, json: bool) -> Result<()> {
-    let set = EvalSet::load(dir)?;
-    // A fresh database, so the figures are about this set alone.
+/// Runs `f` on an engine over a fresh database (`--db` when given), so that the figures
+/// are about the evaluation's data alone; the temporary database is removed after.
+fn on_fresh_db<T>(ctx: &Context, f: impl FnOnce(&pith_core::Engine) -> Result<T>) -> Result<T> {
     let tmp = std::env::temp_dir().join(format!("pith-eval-{}.db", std::process::id()));
     let engine = ctx.open_at(ctx.db.clone().unwrap_or_else(|| tmp.clone()))?;
-    let bar = bar(set.questions.len() as u64, "eval");
-    let report = eval::retrieval(&engine, &set, documents, &mut |n, _| {
-        bar.set_position(n as u64)
-    });
-    bar.finish_and_clear();
+    let result = f(&engine);
     drop(engine);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
     }
+    result
+}
+
+fn retrieval(ctx: &Context, dir: &Path, documents: Option<&Path>, json: bool) -> Result<()> {
+    let set = EvalSet::load(dir)?;
+    let bar = bar(set.questions.len() as u64, "eval");
+    let report = on_fresh_db(ctx, |engine| {
+        eval::retrieval(engine, &set, documents, &mut |n, _| {
+            bar.set_position(n as u64)
+        })
+    });
+    bar.finish_and_clear();
     let report = report?;
     if json {
         print_json(&report);
@@ -331,6 +357,14 @@ fn grounding(
     for (name, v) in &report.auroc {
         println!("  {name:<16} {v:.3}");
     }
+    println!(
+        "abstention below grounding {}: {:.3} of answerable, {:.3} of unanswerable runs \
+         (the rule's threshold on these runs: {:.3})",
+        report.abstain_threshold,
+        report.abstain_rate_answerable,
+        report.abstain_rate_unanswerable,
+        report.abstain_below_fit
+    );
     if !report.heads.is_empty() {
         println!("best heads (strict attribution, even / odd answers):");
         for h in &report.heads {
@@ -340,5 +374,46 @@ fn grounding(
             );
         }
     }
+    Ok(())
+}
+
+fn followup(
+    ctx: &Context,
+    dir: &Path,
+    limit: Option<usize>,
+    answers: bool,
+    json: bool,
+) -> Result<()> {
+    let bar = bar(0, "eval followup");
+    let report = on_fresh_db(ctx, |engine| {
+        eval::followup::evaluate(engine, dir, limit, answers, &mut |n, total| {
+            bar.set_length(total as u64);
+            bar.set_position(n as u64);
+        })
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    if json {
+        print_json(&report);
+        return Ok(());
+    }
+    println!(
+        "{:<11} {:>9} {:>9} {:>7} {:>12} {:>9}",
+        "asked", "recall@1", "recall@5", "MRR", "containment", "abstains"
+    );
+    for (way, m) in &report.retrieval {
+        let answered = |xs: &std::collections::BTreeMap<&str, f64>| {
+            xs.get(way).map_or("-".to_string(), |x| format!("{x:.3}"))
+        };
+        println!(
+            "{way:<11} {:>9.3} {:>9.3} {:>7.3} {:>12} {:>9}",
+            m.recall_at_1,
+            m.recall_at_5,
+            m.mrr,
+            answered(&report.containment),
+            answered(&report.abstain_rate)
+        );
+    }
+    println!("({} pairs)", report.pairs);
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! `pith generate` and `pith chat`.
+//! `pith generate`, `pith ask` and `pith chat`.
 
 use std::io::{BufRead, Write};
 
@@ -9,7 +9,7 @@ use pith_core::model::generate::Generator;
 use pith_core::model::sampling::SamplingOptions;
 
 use crate::commands::Context;
-use pith_core::{AskOptions, Budget};
+use pith_core::{AskOptions, Budget, Conversation, grounding};
 
 /// Sampling flags shared by generate, chat and ask.
 #[derive(Args, Clone)]
@@ -69,6 +69,56 @@ impl SamplingArgs {
     }
 }
 
+/// The flags of ask and chat.
+#[derive(Args, Clone)]
+pub struct AskArgs {
+    /// Passages to retrieve.
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+    /// Give the model the whole retrieved context.
+    #[arg(long, conflicts_with_all = ["ratio", "budget"])]
+    pub no_prune: bool,
+    /// Keep 1/RATIO of the context tokens (default 2).
+    #[arg(long, conflicts_with = "budget")]
+    pub ratio: Option<f64>,
+    /// Keep at most this many context tokens.
+    #[arg(long)]
+    pub budget: Option<usize>,
+    /// Retrieve 2k passages and keep the k the model's attention ranks best.
+    #[arg(long)]
+    pub rerank: bool,
+    /// Say the documents do not hold the answer when no retrieved sentence's
+    /// similarity to the question reaches this (-1 to 1).
+    #[arg(long, default_value_t = grounding::ABSTAIN_BELOW, conflicts_with = "no_abstain")]
+    pub abstain_below: f64,
+    /// Always answer, however poorly the documents match the question.
+    #[arg(long)]
+    pub no_abstain: bool,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+impl AskArgs {
+    pub fn options(&self) -> AskOptions {
+        AskOptions {
+            k: self.k,
+            prune: match (self.no_prune, self.ratio, self.budget) {
+                (true, _, _) => Budget::Off,
+                (_, _, Some(n)) => Budget::Tokens(n),
+                (_, r, None) => Budget::Ratio(r.unwrap_or(2.0)),
+            },
+            rerank: self.rerank,
+            abstain_below: if self.no_abstain {
+                grounding::NEVER
+            } else {
+                self.abstain_below
+            },
+            sampling: self.sampling.options(),
+            ..AskOptions::default()
+        }
+    }
+}
+
 fn print_piece(piece: &str) -> bool {
     print!("{piece}");
     std::io::stdout().flush().is_ok()
@@ -95,18 +145,17 @@ pub fn generate(ctx: &Context, prompt: &str, raw: bool, sampling: &SamplingArgs)
     Ok(())
 }
 
-pub fn chat(ctx: &Context, sampling: &SamplingArgs) -> Result<()> {
+pub fn chat_plain(ctx: &Context, sampling: &SamplingArgs) -> Result<()> {
     let generator = load(ctx)?;
     let mut messages: Vec<Message> = vec![];
     let stdin = std::io::stdin();
     eprintln!("pith chat: type a message, an empty line or Ctrl-D to quit.");
     loop {
         eprint!("> ");
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+        let Some(line) = read_line(&stdin) else {
             return Ok(());
-        }
-        messages.push(Message::new("user", line.trim()));
+        };
+        messages.push(Message::new("user", &line));
         let tokens = generator.encode(&generator.chat_prompt(&messages)?)?;
         let g = generator.generate(&tokens, &sampling.options(), &mut print_piece, None)?;
         println!();
@@ -119,32 +168,71 @@ fn load(ctx: &Context) -> Result<Generator> {
     ctx.generator(&dev)
 }
 
-pub fn ask(
-    ctx: &Context,
-    question: &str,
-    k: usize,
-    prune: Budget,
-    rerank: bool,
-    json: bool,
-    sampling: &SamplingArgs,
-) -> Result<()> {
+/// The next line typed, trimmed; None at the end of input or on an empty line.
+fn read_line(stdin: &std::io::Stdin) -> Option<String> {
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line).unwrap_or(0);
+    (read > 0 && !line.trim().is_empty()).then(|| line.trim().to_string())
+}
+
+pub fn ask(ctx: &Context, question: &str, options: &AskOptions, json: bool) -> Result<()> {
     let engine = ctx.open()?;
-    let options = AskOptions {
-        k,
-        prune,
-        rerank,
-        sampling: sampling.options(),
-        ..AskOptions::default()
-    };
     let mut stream = |piece: &str| json || print_piece(piece);
-    let answer = engine.ask(question, &options, &mut stream, None)?;
+    let answer = engine.ask(question, options, &mut stream, None)?;
     if json {
         println!("{}", serde_json::to_string(&answer).expect("serialisable"));
         return Ok(());
     }
+    print_sources(&answer, options);
+    Ok(())
+}
+
+/// A conversation over the documents, one question a line.
+pub fn chat(ctx: &Context, options: &AskOptions) -> Result<()> {
+    let engine = ctx.open()?;
+    let mut conversation = Conversation::new();
+    let stdin = std::io::stdin();
+    eprintln!(
+        "pith chat: ask about your documents; a question may lean on the one before. \
+         An empty line or Ctrl-D quits."
+    );
+    loop {
+        eprint!("> ");
+        let Some(question) = read_line(&stdin) else {
+            return Ok(());
+        };
+        let answer = engine.chat(
+            &mut conversation,
+            &question,
+            options,
+            &mut print_piece,
+            None,
+        )?;
+        let standalone = &conversation
+            .turns()
+            .last()
+            .expect("a turn was added")
+            .standalone;
+        if *standalone != question {
+            eprintln!("\n[asked as: {standalone}]");
+        }
+        print_sources(&answer, options);
+    }
+}
+
+/// After the streamed answer: the answer marked sentence by sentence, the citations and
+/// the figures; or why the ask abstained.
+fn print_sources(answer: &pith_core::Answer, options: &AskOptions) {
     println!("\n");
+    if answer.abstained {
+        eprintln!(
+            "[grounding {:.3} is below {}: no retrieved sentence is close to the question; --no-abstain answers anyway]",
+            answer.grounding, options.abstain_below
+        );
+        return;
+    }
     if !answer.attributions.is_empty() {
-        println!("{}\n", marked(&answer));
+        println!("{}\n", marked(answer));
     }
     for (i, c) in answer.citations.iter().enumerate() {
         println!(
@@ -159,7 +247,8 @@ pub fn ask(
     }
     let t = &answer.timings;
     eprintln!(
-        "[context {} -> {} tokens; retrieve {:.0} ms, rerank {:.0} ms, prune {:.0} ms, prefill {:.0} ms, decode {:.0} ms, first token {:.0} ms]",
+        "[grounding {:.3}; context {} -> {} tokens; retrieve {:.0} ms, rerank {:.0} ms, prune {:.0} ms, prefill {:.0} ms, decode {:.0} ms, first token {:.0} ms]",
+        answer.grounding,
         answer.context_tokens_before,
         answer.context_tokens_after,
         t.retrieve_ms,
@@ -169,7 +258,6 @@ pub fn ask(
         t.decode_ms,
         t.first_token_ms
     );
-    Ok(())
 }
 
 /// The answer with each sentence followed by the citations it came from, `[1][3]`, or

@@ -99,25 +99,10 @@ enum Command {
     /// Answer a question from the database, streaming the answer, then list citations.
     Ask {
         question: String,
-        /// Passages to retrieve.
-        #[arg(short, long, default_value_t = 5)]
-        k: usize,
-        /// Give the model the whole retrieved context.
-        #[arg(long, conflicts_with_all = ["ratio", "budget"])]
-        no_prune: bool,
-        /// Keep 1/RATIO of the context tokens (default 2).
-        #[arg(long, conflicts_with = "budget")]
-        ratio: Option<f64>,
-        /// Keep at most this many context tokens.
-        #[arg(long)]
-        budget: Option<usize>,
-        /// Retrieve 2k passages and keep the k the model's attention ranks best.
-        #[arg(long)]
-        rerank: bool,
+        #[command(flatten)]
+        ask: generate::AskArgs,
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        sampling: generate::SamplingArgs,
     },
     /// Generate text with the local model.
     Generate {
@@ -128,10 +113,14 @@ enum Command {
         #[command(flatten)]
         sampling: generate::SamplingArgs,
     },
-    /// Chat with the local model (streams its answers).
+    /// Ask about the documents in a conversation: a question may lean on the one
+    /// before it ("and when was it built?").
     Chat {
+        /// Chat with the model alone, without the documents.
+        #[arg(long)]
+        plain: bool,
         #[command(flatten)]
-        sampling: generate::SamplingArgs,
+        ask: generate::AskArgs,
     },
     /// Measure pith on an evaluation set.
     Eval {
@@ -174,27 +163,16 @@ fn main() -> ExitCode {
         Command::Delete { ids } => commands::delete(&ctx, &ids),
         Command::Ask {
             question,
-            k,
-            no_prune,
-            ratio,
-            budget,
-            rerank,
+            ask,
             json,
-            sampling,
-        } => {
-            let prune = match (no_prune, ratio, budget) {
-                (true, _, _) => pith_core::Budget::Off,
-                (_, _, Some(n)) => pith_core::Budget::Tokens(n),
-                (_, r, None) => pith_core::Budget::Ratio(r.unwrap_or(2.0)),
-            };
-            generate::ask(&ctx, &question, k, prune, rerank, json, &sampling)
-        }
+        } => generate::ask(&ctx, &question, &ask.options(), json),
         Command::Generate {
             prompt,
             raw,
             sampling,
         } => generate::generate(&ctx, &prompt, raw, &sampling),
-        Command::Chat { sampling } => generate::chat(&ctx, &sampling),
+        Command::Chat { plain: true, ask } => generate::chat_plain(&ctx, &ask.sampling),
+        Command::Chat { plain: false, ask } => generate::chat(&ctx, &ask.options()),
         Command::Eval { what } => eval::eval(&ctx, what),
         Command::Bench { what } => bench::bench(&ctx, what),
     };

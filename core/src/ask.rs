@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::attribution::{ATTRIBUTION_HEADS, DecodeAttention};
 use crate::error::{Error, Result};
+use crate::grounding;
 use crate::model::bert::Embedder;
 use crate::model::generate::{DecodeTap, Generation, Generator, StopReason};
 use crate::model::sampling::SamplingOptions;
@@ -29,6 +30,9 @@ pub struct AskOptions {
     /// device each token's read-out would wait for the GPU once per tapped layer (on
     /// lavapipe it doubled an ask's time), until the read-out is deferred to the end.
     pub attribution_heads: Vec<(usize, usize)>,
+    /// Below this grounding score (see [`crate::grounding`]) the answer is
+    /// [`crate::grounding::NOTICE`] and nothing is generated; -1 never abstains.
+    pub abstain_below: f64,
 }
 
 impl Default for AskOptions {
@@ -41,6 +45,7 @@ impl Default for AskOptions {
             rerank: false,
             sampling: SamplingOptions::default(),
             attribution_heads: ATTRIBUTION_HEADS.to_vec(),
+            abstain_below: grounding::ABSTAIN_BELOW,
         }
     }
 }
@@ -51,6 +56,7 @@ impl AskOptions {
         k: usize,
         rerank: bool,
         prune: Budget,
+        abstain_below: f64,
         max_tokens: usize,
         temperature: f32,
         seed: u64,
@@ -59,6 +65,7 @@ impl AskOptions {
             k,
             rerank,
             prune,
+            abstain_below,
             ..Self::default()
         };
         options.sampling.max_tokens = max_tokens;
@@ -129,6 +136,11 @@ pub struct Answer {
     pub citations: Vec<Citation>,
     /// The answer sentence by sentence with its sources (empty when attribution is off).
     pub attributions: Vec<Attribution>,
+    /// How well the retrieved documents match the question (see [`crate::grounding`]).
+    pub grounding: f64,
+    /// True when the documents did not match the question well enough to answer it:
+    /// the text is [`crate::grounding::NOTICE`] and nothing was generated.
+    pub abstained: bool,
     /// Generator tokens of the retrieved context before and after pruning.
     pub context_tokens_before: usize,
     pub context_tokens_after: usize,
@@ -145,7 +157,10 @@ fn ms(d: Duration) -> f64 {
 /// What answering from a given context produced.
 #[derive(Debug, Clone)]
 pub struct Reply {
-    pub generation: Generation,
+    /// None when the ask abstained.
+    pub generation: Option<Generation>,
+    /// The question's grounding score over the whole context.
+    pub grounding: f64,
     /// The context's sentences, and the indices of those kept by pruning.
     pub sentences: Vec<ContextSentence>,
     pub kept: Vec<usize>,
@@ -161,7 +176,8 @@ pub struct Reply {
 }
 
 /// Answers `question` from `passages` (best first): prunes their sentences to the
-/// budget by attention, then generates from what was kept.
+/// budget by attention, then generates from what was kept; or, when the passages do
+/// not match the question well enough (`options.abstain_below`), generates nothing.
 ///
 /// A pruned answer does not prefill again: the scoring pass's cache keeps the lower
 /// layers of the kept tokens, and only the layers above the deepest retrieval head
@@ -182,62 +198,104 @@ pub fn answer_from(
     let tokens: Vec<usize> = full.sentences.iter().map(|r| r.len()).collect();
     let before: usize = tokens.iter().sum();
     let budget = options.prune.tokens(before)?;
-    let (kept, generation, attention) = if budget >= before {
-        let kept: Vec<usize> = (0..all.len()).collect();
-        let mut tap = Tap::new(
-            generator,
-            &options.attribution_heads,
-            full.sentences.clone(),
-        );
-        let generation = generator.generate_tapped(
-            &full.ids,
-            &options.sampling,
-            tap.decode_tap().as_mut(),
-            on_text,
-            cancel,
-        )?;
-        (kept, generation, tap.attention)
+    let scored = (budget < before)
+        .then(|| prune::score(generator, embedder, &all, question, &options.prune_options))
+        .transpose()?;
+    let grounding = grounding::score(&match &scored {
+        Some(scored) => scored.similarity.clone(),
+        None => prune::embedding_similarity(embedder, &all, question)?,
+    });
+    let answered = if grounding::abstains(grounding, options.abstain_below) {
+        None
     } else {
-        let (scores, pass) =
-            prune::score(generator, embedder, &all, question, &options.prune_options)?;
-        let kept = prune::select(&scores, &pass.attention.tokens, budget);
-        let positions = pass.prompt.kept_positions(&kept);
-        let prefill_start = Instant::now();
-        let mut cache = pass.cache;
-        let logits =
-            generator
-                .llama()
-                .keep_and_finish(&mut cache, pass.hidden, &positions, pass.depth)?;
-        let history = positions.iter().map(|&p| pass.prompt.ids[p]).collect();
-        let slots = compacted_slots(pass.prompt.context.start, &kept, &pass.attention.tokens);
-        let mut tap = Tap::new(generator, &options.attribution_heads, slots);
-        let generation = generator.continue_from(
-            cache,
-            history,
-            logits,
-            prefill_start,
-            &options.sampling,
-            tap.decode_tap().as_mut(),
-            on_text,
-            cancel,
-        )?;
-        (kept, generation, tap.attention)
+        Some(match scored {
+            None => answer_whole(generator, full, options, on_text, cancel)?,
+            Some(scored) => answer_pruned(generator, scored, budget, options, on_text, cancel)?,
+        })
     };
-    if generation.stop == StopReason::Cancelled {
+    let (kept, generation, attention) = match answered {
+        Some((kept, generation, attention)) => (kept, Some(generation), attention),
+        None => (vec![], None, None),
+    };
+    if generation
+        .as_ref()
+        .is_some_and(|g| g.stop == StopReason::Cancelled)
+    {
         return Err(Error::Cancelled);
     }
-    let prune = start
-        .elapsed()
-        .saturating_sub(generation.prefill + generation.decode);
+    let prune = start.elapsed().saturating_sub(
+        generation
+            .as_ref()
+            .map_or(Duration::ZERO, |g| g.prefill + g.decode),
+    );
     Ok(Reply {
         tokens_before: before,
         tokens_after: kept.iter().map(|&i| tokens[i]).sum(),
         generation,
+        grounding,
         sentences,
         kept,
         prune,
         attention,
     })
+}
+
+/// The kept sentences, the generation and its decode attention.
+type Answered = (Vec<usize>, Generation, Option<DecodeAttention>);
+
+/// Generates from the whole context.
+fn answer_whole(
+    generator: &Generator,
+    full: prune::prompt::Prompt,
+    options: &AskOptions,
+    on_text: &mut dyn FnMut(&str) -> bool,
+    cancel: Option<&AtomicBool>,
+) -> Result<Answered> {
+    let kept: Vec<usize> = (0..full.sentences.len()).collect();
+    let mut tap = Tap::new(generator, &options.attribution_heads, full.sentences);
+    let generation = generator.generate_tapped(
+        &full.ids,
+        &options.sampling,
+        tap.decode_tap().as_mut(),
+        on_text,
+        cancel,
+    )?;
+    Ok((kept, generation, tap.attention))
+}
+
+/// Generates from the sentences that fit `budget` by their scores, on the scoring
+/// pass's cache.
+fn answer_pruned(
+    generator: &Generator,
+    scored: prune::Scored,
+    budget: usize,
+    options: &AskOptions,
+    on_text: &mut dyn FnMut(&str) -> bool,
+    cancel: Option<&AtomicBool>,
+) -> Result<Answered> {
+    let pass = scored.pass;
+    let kept = prune::select(&scored.scores, &pass.attention.tokens, budget);
+    let positions = pass.prompt.kept_positions(&kept);
+    let prefill_start = Instant::now();
+    let mut cache = pass.cache;
+    let logits =
+        generator
+            .llama()
+            .keep_and_finish(&mut cache, pass.hidden, &positions, pass.depth)?;
+    let history = positions.iter().map(|&p| pass.prompt.ids[p]).collect();
+    let slots = compacted_slots(pass.prompt.context.start, &kept, &pass.attention.tokens);
+    let mut tap = Tap::new(generator, &options.attribution_heads, slots);
+    let generation = generator.continue_from(
+        cache,
+        history,
+        logits,
+        prefill_start,
+        &options.sampling,
+        tap.decode_tap().as_mut(),
+        on_text,
+        cancel,
+    )?;
+    Ok((kept, generation, tap.attention))
 }
 
 /// The cache slots of the kept sentences once pruning has compacted the cache: the
@@ -286,7 +344,9 @@ const RERANK_TOKENS: usize = 1600;
 impl Engine {
     /// Answers `question` from the database, streaming the answer through `on_text`;
     /// `on_text` returning false, or `cancel` set from another thread, stops it with
-    /// [`Error::Cancelled`].
+    /// [`Error::Cancelled`]. When the retrieved passages do not match the question
+    /// (grounding below `options.abstain_below`), nothing is generated and the answer,
+    /// streamed as well, is [`crate::grounding::NOTICE`] with `abstained` set.
     pub fn ask(
         &self,
         question: &str,
@@ -323,25 +383,46 @@ impl Engine {
             on_text,
             cancel,
         )?;
-        let g = &reply.generation;
+        let timings = |prefill, decode, first_token| Timings {
+            retrieve_ms: ms(retrieve),
+            rerank_ms: ms(rerank),
+            prune_ms: ms(reply.prune),
+            prefill_ms: ms(prefill),
+            decode_ms: ms(decode),
+            first_token_ms: ms(answer_start + reply.prune + first_token),
+        };
+        let Some(g) = &reply.generation else {
+            let cancelled = cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+            if cancelled || !on_text(grounding::NOTICE) {
+                return Err(Error::Cancelled);
+            }
+            return Ok(Answer {
+                text: grounding::NOTICE.to_string(),
+                citations: vec![],
+                attributions: vec![],
+                grounding: reply.grounding,
+                abstained: true,
+                context_tokens_before: reply.tokens_before,
+                context_tokens_after: 0,
+                prompt_tokens: 0,
+                generated_tokens: 0,
+                stop: StopReason::Abstained,
+                timings: timings(Duration::ZERO, Duration::ZERO, Duration::ZERO),
+            });
+        };
         let (citations, cited) = cite(&hits, &reply.sentences, &reply.kept);
         Ok(Answer {
             text: g.text.trim().to_string(),
-            attributions: attributions(&hits, &reply, &cited),
+            attributions: attributions(&hits, &reply, g, &cited),
             citations,
+            grounding: reply.grounding,
+            abstained: false,
             context_tokens_before: reply.tokens_before,
             context_tokens_after: reply.tokens_after,
             prompt_tokens: g.prompt_tokens,
             generated_tokens: g.tokens.len(),
             stop: g.stop,
-            timings: Timings {
-                retrieve_ms: ms(retrieve),
-                rerank_ms: ms(rerank),
-                prune_ms: ms(reply.prune),
-                prefill_ms: ms(g.prefill),
-                decode_ms: ms(g.decode),
-                first_token_ms: ms(answer_start + reply.prune + g.first_token),
-            },
+            timings: timings(g.prefill, g.decode, g.first_token),
         })
     }
 
@@ -428,49 +509,48 @@ const SUPPORTED_LIFT: f64 = 0.1;
 
 /// The answer's sentences with their sources, from the decode attention; `cited` is the
 /// citation of each kept sentence.
-fn attributions(hits: &[crate::store::Hit], reply: &Reply, cited: &[usize]) -> Vec<Attribution> {
+fn attributions(
+    hits: &[crate::store::Hit],
+    reply: &Reply,
+    generation: &Generation,
+    cited: &[usize],
+) -> Vec<Attribution> {
     let Some(attention) = &reply.attention else {
         return vec![];
     };
-    let text = &reply.generation.text;
+    let text = &generation.text;
     let heads: Vec<usize> = (0..attention.heads.len()).collect();
     let prior = crate::attribution::length_prior(&attention.slots);
     let lead = text.len() - text.trim_start().len();
     let shown = text.trim();
-    crate::attribution::attribute(
-        attention,
-        &heads,
-        text,
-        &reply.generation.token_ends,
-        &prior,
-    )
-    .into_iter()
-    .filter(|a| a.bytes.start >= lead && a.bytes.end <= lead + shown.len())
-    .map(|a| {
-        let char_at = |b: usize| crate::chunk::char_offset(shown, b - lead);
-        let supports = a
-            .supports
-            .iter()
-            .filter(|&&(_, score)| score >= SUPPORT_FLOOR)
-            .take(3)
-            .map(|&(j, score)| {
-                let s = &reply.sentences[reply.kept[j]];
-                let p = &hits[s.passage].passage;
-                Support {
-                    citation: cited[j],
-                    start_char: p.start_char + s.chars.start,
-                    end_char: p.start_char + s.chars.end,
-                    text: s.text.clone(),
-                    score,
-                }
-            })
-            .collect();
-        Attribution {
-            start_char: char_at(a.bytes.start),
-            end_char: char_at(a.bytes.end),
-            supported: a.lift >= SUPPORTED_LIFT,
-            supports,
-        }
-    })
-    .collect()
+    crate::attribution::attribute(attention, &heads, text, &generation.token_ends, &prior)
+        .into_iter()
+        .filter(|a| a.bytes.start >= lead && a.bytes.end <= lead + shown.len())
+        .map(|a| {
+            let char_at = |b: usize| crate::chunk::char_offset(shown, b - lead);
+            let supports = a
+                .supports
+                .iter()
+                .filter(|&&(_, score)| score >= SUPPORT_FLOOR)
+                .take(3)
+                .map(|&(j, score)| {
+                    let s = &reply.sentences[reply.kept[j]];
+                    let p = &hits[s.passage].passage;
+                    Support {
+                        citation: cited[j],
+                        start_char: p.start_char + s.chars.start,
+                        end_char: p.start_char + s.chars.end,
+                        text: s.text.clone(),
+                        score,
+                    }
+                })
+                .collect();
+            Attribution {
+                start_char: char_at(a.bytes.start),
+                end_char: char_at(a.bytes.end),
+                supported: a.lift >= SUPPORTED_LIFT,
+                supports,
+            }
+        })
+        .collect()
 }

@@ -4,9 +4,11 @@
 pub mod ask;
 pub mod attribution;
 pub mod chunk;
+pub mod conversation;
 pub mod device;
 pub mod error;
 pub mod extract;
+pub mod grounding;
 pub mod ingest;
 pub mod model;
 pub mod prune;
@@ -15,6 +17,7 @@ pub mod store;
 pub mod sync;
 
 pub use ask::{Answer, AskOptions, Attribution, Citation, Support, Timings};
+pub use conversation::{Conversation, Turn};
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
 pub use ingest::{IngestControl, IngestProgress, IngestReport, IngestSummary, Source};

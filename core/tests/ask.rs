@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use pith_core::model::sampling::SamplingOptions;
 use pith_core::prune::{self, ContextSentence, PruneOptions};
-use pith_core::{AskOptions, Budget, DeviceChoice, Engine, EngineOptions};
+use pith_core::{AskOptions, Budget, Conversation, DeviceChoice, Engine, EngineOptions, grounding};
 
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
@@ -80,6 +80,94 @@ fn ask_streams_an_answer_with_citations_that_point_into_the_documents() {
     assert!(salt.supports[0].text.contains("20 g"), "{salt:?}");
 }
 
+/// A question the samples do not answer gets the notice and no generation; one they
+/// answer is grounded better; with abstention off the first is answered anyway.
+#[test]
+fn ask_abstains_when_the_documents_do_not_hold_the_answer() {
+    let e = engine();
+    let options = AskOptions {
+        sampling: SamplingOptions::greedy(8),
+        ..AskOptions::default()
+    };
+    let off_topic = "Who won the 1998 FIFA World Cup?";
+    let mut streamed = String::new();
+    let declined = e
+        .ask(
+            off_topic,
+            &options,
+            &mut |p| {
+                streamed.push_str(p);
+                true
+            },
+            None,
+        )
+        .unwrap();
+    assert!(declined.abstained, "{declined:?}");
+    assert_eq!(declined.text, grounding::NOTICE);
+    assert_eq!(streamed, grounding::NOTICE);
+    assert_eq!(declined.generated_tokens, 0);
+    assert!(declined.citations.is_empty() && declined.attributions.is_empty());
+
+    let answered = e
+        .ask(
+            "How much salt does a typical sourdough loaf use?",
+            &options,
+            &mut |_| true,
+            None,
+        )
+        .unwrap();
+    assert!(!answered.abstained, "{answered:?}");
+    assert!(answered.grounding > declined.grounding);
+
+    let always = AskOptions {
+        abstain_below: grounding::NEVER,
+        ..options
+    };
+    let forced = e.ask(off_topic, &always, &mut |_| true, None).unwrap();
+    assert!(
+        !forced.abstained && forced.generated_tokens > 0,
+        "{forced:?}"
+    );
+    assert_eq!(forced.grounding, declined.grounding);
+}
+
+/// A follow-up that has lost its subject is asked with it in a chat, and answered from
+/// the conversation's document (`pith eval followup` measures what asking it alone
+/// loses: on these three samples its search ties between two documents).
+#[test]
+fn chat_carries_the_subject_into_a_follow_up() {
+    let e = engine();
+    let options = AskOptions {
+        k: 1,
+        sampling: SamplingOptions::greedy(8),
+        abstain_below: grounding::NEVER,
+        ..AskOptions::default()
+    };
+    let follow_up = "How long does it rise?";
+    let in_sourdough = |a: &pith_core::Answer| {
+        !a.citations.is_empty()
+            && a.citations
+                .iter()
+                .all(|c| c.source.ends_with("sourdough.md"))
+    };
+    let mut conversation = Conversation::new();
+    let first = "How much salt does a typical sourdough loaf use?";
+    e.chat(&mut conversation, first, &options, &mut |_| true, None)
+        .unwrap();
+    let answer = e
+        .chat(&mut conversation, follow_up, &options, &mut |_| true, None)
+        .unwrap();
+    assert!(in_sourdough(&answer), "{:?}", answer.citations);
+    let turns = conversation.turns();
+    assert_eq!(turns.len(), 2);
+    assert_eq!(
+        (turns[0].question.as_str(), turns[1].question.as_str()),
+        (first, follow_up)
+    );
+    assert!(turns[1].standalone.contains("sourdough"), "{turns:?}");
+    assert_eq!(turns[1].answer, answer.text);
+}
+
 fn slice(text: &str, start: usize, end: usize) -> String {
     text.chars().skip(start).take(end - start).collect()
 }
@@ -139,7 +227,7 @@ fn pruning_keeps_evidence_reached_through_a_pronoun() {
     ];
     let sentences = prune::split_passages(&passages);
     let refs: Vec<&ContextSentence> = sentences.iter().collect();
-    let (scores, pass) = prune::score(
+    let scored = prune::score(
         &g,
         e.embedder(),
         &refs,
@@ -147,9 +235,9 @@ fn pruning_keeps_evidence_reached_through_a_pronoun() {
         &PruneOptions::default(),
     )
     .unwrap();
-    let tokens = &pass.attention.tokens;
+    let tokens = &scored.pass.attention.tokens;
     let total: usize = tokens.iter().sum();
-    let kept = prune::select(&scores, tokens, total / 4);
+    let kept = prune::select(&scored.scores, tokens, total / 4);
     let texts: Vec<&str> = kept.iter().map(|&i| sentences[i].text.as_str()).collect();
     assert!(texts.iter().any(|t| t.contains("1822")), "kept {texts:?}");
 }

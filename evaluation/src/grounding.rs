@@ -9,6 +9,7 @@ use super::{EvalSet, HeadScore, Question, best_heads};
 use pith_core::Result;
 use pith_core::ask::{AskOptions, Reply, answer_from};
 use pith_core::attribution::{self, ATTRIBUTION_HEADS, SentenceSupport};
+use pith_core::grounding;
 use pith_core::model::bert::Embedder;
 use pith_core::model::generate::Generator;
 use pith_core::prune::{self, ContextSentence};
@@ -21,7 +22,8 @@ const ANSWER_TOKENS: usize = 48;
 pub struct Run {
     pub answer: String,
     pub contains_gold: bool,
-    /// The best MiniLM cosine between the question and a context sentence.
+    /// The grounding score: the best MiniLM cosine between the question and a context
+    /// sentence.
     pub retrieval: f64,
     /// Mean and least log-probability of the answer's tokens under the model.
     pub logprob_mean: f64,
@@ -71,6 +73,16 @@ pub struct GroundingReport {
     pub attribution: f64,
     pub attribution_lenient: f64,
     pub attributed_answers: usize,
+    /// AUROC of the shipped grounding score, answerable against unanswerable runs.
+    pub abstention_auroc: f64,
+    /// How often `ask` abstains at the shipped threshold, with the gold passage and
+    /// without it.
+    pub abstain_threshold: f64,
+    pub abstain_rate_answerable: f64,
+    pub abstain_rate_unanswerable: f64,
+    /// The threshold rule on these runs: the grounding score below which a tenth of
+    /// the even-numbered questions' answerable runs fall.
+    pub abstain_below_fit: f64,
     /// AUROC of each grounding feature, answerable against unanswerable runs.
     pub auroc: BTreeMap<String, f64>,
     /// Attribution accuracy of the baselines and ablations.
@@ -128,8 +140,11 @@ fn run(
     q: &Question,
     heads: &[(usize, usize)],
 ) -> Result<Run> {
+    // Every run answers, so that its features can be read; whether it would abstain
+    // follows from its grounding score.
     let mut options = AskOptions {
         attribution_heads: heads.to_vec(),
+        abstain_below: grounding::NEVER,
         ..AskOptions::default()
     };
     options.sampling.max_tokens = ANSWER_TOKENS;
@@ -142,12 +157,10 @@ fn run(
         &mut |_| true,
         None,
     )?;
-    let sentences = prune::split_passages(texts);
-    let refs: Vec<&ContextSentence> = sentences.iter().collect();
-    let retrieval = prune::embedding_similarity(embedder, &refs, &q.question)?
-        .into_iter()
-        .fold(f64::NEG_INFINITY, f64::max);
-    let g = &reply.generation;
+    let g = reply
+        .generation
+        .as_ref()
+        .expect("an ask that never abstains generates");
     let attention = reply.attention.as_ref().ok_or_else(|| {
         pith_core::Error::Unsupported(
             "attribution runs on the CPU device only (--device cpu)".into(),
@@ -178,7 +191,7 @@ fn run(
     Ok(Run {
         answer: g.text.clone(),
         contains_gold,
-        retrieval,
+        retrieval: reply.grounding,
         logprob_mean: mean(&lp),
         logprob_min: lp.iter().copied().fold(0.0, f64::min),
         lift_min: lifts.iter().copied().fold(f64::INFINITY, f64::min).min(1.0),
@@ -213,7 +226,9 @@ fn attributed(
     gold: usize,
     q: &Question,
 ) -> Result<Option<Attributed>> {
-    let g = &reply.generation;
+    let Some(g) = &reply.generation else {
+        return Ok(None);
+    };
     let holds = |text: &str| {
         q.answers
             .iter()
@@ -365,7 +380,14 @@ pub fn summarise(results: &[QuestionRuns], all_heads: &[(usize, usize)]) -> Grou
         .iter()
         .filter_map(|r| r.unanswerable.as_ref())
         .collect();
-    let auroc = FEATURES
+    let abstains = |runs: &[&Run]| {
+        let n = runs
+            .iter()
+            .filter(|r| grounding::abstains(r.retrieval, grounding::ABSTAIN_BELOW))
+            .count();
+        n as f64 / runs.len().max(1) as f64
+    };
+    let auroc: BTreeMap<String, f64> = FEATURES
         .iter()
         .map(|&(name, f)| {
             let pos: Vec<f64> = answerable.iter().map(|r| f(r)).collect();
@@ -391,6 +413,11 @@ pub fn summarise(results: &[QuestionRuns], all_heads: &[(usize, usize)]) -> Grou
         attribution: share(&|a| flag(a.strict)),
         attribution_lenient: share(&|a| flag(a.lenient)),
         attributed_answers: attributed.len(),
+        abstention_auroc: auroc["retrieval"],
+        abstain_threshold: grounding::ABSTAIN_BELOW,
+        abstain_rate_answerable: abstains(&answerable),
+        abstain_rate_unanswerable: abstains(&unanswerable),
+        abstain_below_fit: tenth_lowest(answerable.iter().step_by(2).map(|r| r.retrieval)),
         auroc,
         baselines,
         unanswerable: unanswerable.len(),
@@ -402,9 +429,23 @@ pub fn summarise(results: &[QuestionRuns], all_heads: &[(usize, usize)]) -> Grou
     }
 }
 
+/// The value a tenth of `xs` lie below (NaN when empty).
+fn tenth_lowest(xs: impl Iterator<Item = f64>) -> f64 {
+    let mut xs: Vec<f64> = xs.collect();
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 10).copied().unwrap_or(f64::NAN)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::auroc;
+    use super::{auroc, tenth_lowest};
+
+    #[test]
+    fn a_tenth_lies_below_the_fit() {
+        let xs = (0..20).map(f64::from);
+        assert_eq!(tenth_lowest(xs), 2.0);
+        assert!(tenth_lowest(std::iter::empty()).is_nan());
+    }
 
     #[test]
     fn auroc_counts_pairs_and_ties() {

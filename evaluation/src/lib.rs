@@ -116,6 +116,46 @@ pub fn retrieval(
     documents: Option<&Path>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BTreeMap<&'static str, RetrievalMetrics>> {
+    let passages = ingest(engine, set, documents)?;
+    let methods = [
+        ("vector", Method::Vector),
+        ("bm25", Method::Bm25),
+        ("hybrid", Method::Hybrid),
+    ];
+    let mut ranks = vec![vec![]; methods.len()];
+    for (n, q) in set.questions.iter().enumerate() {
+        for (m, &(_, method)) in methods.iter().enumerate() {
+            ranks[m].push(passages.rank(engine, &q.question, method, &q.gold)?);
+        }
+        progress(n + 1, set.questions.len());
+    }
+    Ok(methods
+        .iter()
+        .zip(ranks)
+        .map(|(&(name, _), r)| (name, RetrievalMetrics::of(&r)))
+        .collect())
+}
+
+impl RetrievalMetrics {
+    /// The metrics of the gold passage's ranks (None: not in the top 10).
+    pub fn of(ranks: &[Option<usize>]) -> Self {
+        let n = ranks.len().max(1) as f64;
+        let share =
+            |f: &dyn Fn(usize) -> f64| ranks.iter().flatten().map(|&r| f(r)).sum::<f64>() / n;
+        Self {
+            recall_at_1: share(&|r| f64::from(u8::from(r == 0))),
+            recall_at_5: share(&|r| f64::from(u8::from(r < 5))),
+            mrr: share(&|r| 1.0 / (r as f64 + 1.0)),
+        }
+    }
+}
+
+/// Which corpus passage each stored document is.
+pub struct Passages(BTreeMap<i64, String>);
+
+/// Ingests `set`'s corpus, each passage a document with metadata `{"id": ...}` (from
+/// its rendering in `documents` when given).
+pub fn ingest(engine: &Engine, set: &EvalSet, documents: Option<&Path>) -> Result<Passages> {
     for p in &set.corpus {
         let metadata = serde_json::json!({ "id": p.id, "title": p.title }).to_string();
         match documents {
@@ -123,57 +163,41 @@ pub fn retrieval(
             None => engine.ingest_text(&p.id, &p.text, &metadata, &mut |_, _| {})?,
         };
     }
-    let doc_to_passage: BTreeMap<i64, String> = engine
-        .documents()?
-        .into_iter()
-        .filter_map(|d| Some((d.id, d.metadata.get("id")?.as_str()?.to_string())))
-        .collect();
+    Ok(Passages(
+        engine
+            .documents()?
+            .into_iter()
+            .filter_map(|d| Some((d.id, d.metadata.get("id")?.as_str()?.to_string())))
+            .collect(),
+    ))
+}
 
-    let methods = [
-        ("vector", Method::Vector),
-        ("bm25", Method::Bm25),
-        ("hybrid", Method::Hybrid),
-    ];
-    let mut sums = [[0f64; 3]; 3];
-    for (n, q) in set.questions.iter().enumerate() {
-        for (m, &(_, method)) in methods.iter().enumerate() {
-            let options = SearchOptions {
-                k: MRR_DEPTH * 3,
-                method,
-                filter: Filter::default(),
-            };
-            let hits = engine.search(&q.question, &options)?;
-            // Several passages of one document count once, at their best rank.
-            let mut ranked: Vec<&str> = vec![];
-            for h in &hits {
-                if let Some(id) = doc_to_passage.get(&h.passage.document_id)
-                    && !ranked.contains(&id.as_str())
-                {
-                    ranked.push(id);
-                }
+impl Passages {
+    /// The 0-based rank of passage `gold` when searching `query`, if in the top 10.
+    pub fn rank(
+        &self,
+        engine: &Engine,
+        query: &str,
+        method: Method,
+        gold: &str,
+    ) -> Result<Option<usize>> {
+        let options = SearchOptions {
+            k: MRR_DEPTH * 3,
+            method,
+            filter: Filter::default(),
+        };
+        let hits = engine.search(query, &options)?;
+        // Several passages of one document count once, at their best rank.
+        let mut ranked: Vec<&str> = vec![];
+        for h in &hits {
+            if let Some(id) = self.0.get(&h.passage.document_id)
+                && !ranked.contains(&id.as_str())
+            {
+                ranked.push(id);
             }
-            let rank = ranked.iter().take(MRR_DEPTH).position(|&id| id == q.gold);
-            sums[m][0] += f64::from(u8::from(rank == Some(0)));
-            sums[m][1] += f64::from(u8::from(rank.is_some_and(|r| r < 5)));
-            sums[m][2] += rank.map_or(0.0, |r| 1.0 / (r as f64 + 1.0));
         }
-        progress(n + 1, set.questions.len());
+        Ok(ranked.iter().take(MRR_DEPTH).position(|&id| id == gold))
     }
-    let n = set.questions.len().max(1) as f64;
-    Ok(methods
-        .iter()
-        .zip(sums)
-        .map(|(&(name, _), s)| {
-            (
-                name,
-                RetrievalMetrics {
-                    recall_at_1: s[0] / n,
-                    recall_at_5: s[1] / n,
-                    mrr: s[2] / n,
-                },
-            )
-        })
-        .collect())
 }
 
 /// One head's figure, averaged over the selection (even-numbered) and the check
@@ -208,6 +232,7 @@ pub fn best_heads(
     best
 }
 
+pub mod followup;
 pub mod grounding;
 pub mod prune;
 pub mod qa;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::{EvalSet, Question};
 use pith_core::Budget;
 use pith_core::ask::{AskOptions, answer_from};
+use pith_core::grounding;
 use pith_core::model::bert::Embedder;
 use pith_core::model::generate::Generator;
 use pith_core::{Error, Result};
@@ -110,8 +111,10 @@ pub fn answer_question(
     let (texts, _) = set.context(q)?;
     let mut settings = BTreeMap::new();
     for (name, budget) in SETTINGS {
+        // Every question is answered: abstention is measured by `eval grounding`.
         let mut options = AskOptions {
             prune: budget,
+            abstain_below: grounding::NEVER,
             ..AskOptions::default()
         };
         options.sampling.max_tokens = ANSWER_TOKENS;
@@ -124,7 +127,10 @@ pub fn answer_question(
             &mut |_| true,
             None,
         )?;
-        let text = reply.generation.text;
+        let generation = reply
+            .generation
+            .expect("an ask that never abstains generates");
+        let text = generation.text;
         let result = SettingResult {
             exact_match: best(&q.answers, |a| {
                 f64::from(u8::from(normalize(&text) == normalize(a)))
@@ -133,7 +139,7 @@ pub fn answer_question(
             containment: best(&q.answers, |a| {
                 f64::from(u8::from(normalize(&text).contains(&normalize(a))))
             }),
-            first_token_ms: (reply.prune + reply.generation.first_token).as_secs_f64() * 1e3,
+            first_token_ms: (reply.prune + generation.first_token).as_secs_f64() * 1e3,
             context_tokens: reply.tokens_after,
             answer: text,
         };

@@ -81,6 +81,10 @@ typedef struct pith_answer pith_answer;
 // A flag that cancels a running pith_ask or pith_ingest_files from any thread.
 typedef struct pith_cancel pith_cancel;
 
+// The questions asked so far in one conversation; freed with pith_conversation_free.
+// One pith_chat at a time uses it (a second waits).
+typedef struct pith_conversation pith_conversation;
+
 // A list of documents; freed with pith_documents_free.
 typedef struct pith_documents pith_documents;
 
@@ -107,6 +111,10 @@ typedef struct pith_ask_options {
   float temperature;
   // Seed of the sampler, so that a sampled answer can be reproduced.
   uint64_t seed;
+  // Answer that the documents do not hold the answer, generating nothing, when no
+  // retrieved sentence's similarity to the question (-1 to 1) reaches this
+  // (default 0.548); -1 always answers.
+  double abstain_below;
 } pith_ask_options;
 
 // Receives each new piece of the answer (UTF-8, never a broken character) as it is
@@ -321,6 +329,15 @@ enum pith_status pith_ask(const struct pith_engine *engine,
 // The answer's text; NULL for NULL.
 const char *pith_answer_text(const struct pith_answer *answer);
 
+// How well the retrieved documents match the question: the best cosine similarity of
+// a retrieved sentence to it (-1 to 1); NaN for NULL.
+double pith_answer_grounding(const struct pith_answer *answer);
+
+// True when the documents did not match the question well enough to answer it
+// (pith_ask_options.abstain_below): the text says so and nothing was generated; false
+// for NULL.
+bool pith_answer_abstained(const struct pith_answer *answer);
+
 // The number of citations; 0 for NULL.
 size_t pith_answer_citations_len(const struct pith_answer *answer);
 
@@ -355,6 +372,28 @@ void pith_cancel_reset(const struct pith_cancel *cancel);
 
 // Frees a cancel flag; NULL is allowed. No call may still be using it.
 void pith_cancel_free(struct pith_cancel *cancel);
+
+// A new, empty conversation.
+struct pith_conversation *pith_conversation_new(void);
+
+// Forgets every question asked: the next one starts afresh. NULL is ignored.
+void pith_conversation_reset(const struct pith_conversation *conversation);
+
+// Frees a conversation; NULL is ignored.
+void pith_conversation_free(struct pith_conversation *conversation);
+
+// Answers `question` as the next question of `conversation`, as pith_ask does, but a
+// question that leans on the one before it ("and when was it built?") is asked with
+// the words it leaves out carried over from that question. A cancelled or failed
+// question is not added to the conversation.
+enum pith_status pith_chat(const struct pith_engine *engine,
+                           const struct pith_conversation *conversation,
+                           const char *question,
+                           const struct pith_ask_options *options,
+                           pith_text_fn on_text,
+                           void *user_data,
+                           const struct pith_cancel *cancel,
+                           struct pith_answer **answer_out);
 
 // Lists the stored documents, oldest first, into *documents_out.
 enum pith_status pith_documents_list(const struct pith_engine *engine,

@@ -29,6 +29,10 @@ pub struct pith_ask_options {
     pub temperature: f32,
     /// Seed of the sampler, so that a sampled answer can be reproduced.
     pub seed: u64,
+    /// Answer that the documents do not hold the answer, generating nothing, when no
+    /// retrieved sentence's similarity to the question (-1 to 1) reaches this
+    /// (default 0.548); -1 always answers.
+    pub abstain_below: f64,
 }
 
 /// The default options of pith_ask.
@@ -46,6 +50,7 @@ pub extern "C" fn pith_ask_options_default() -> pith_ask_options {
         max_tokens: d.sampling.max_tokens,
         temperature: d.sampling.temperature,
         seed: d.sampling.seed,
+        abstain_below: d.abstain_below,
     }
 }
 
@@ -54,6 +59,7 @@ fn ask_options(o: &pith_ask_options) -> AskOptions {
         o.k,
         o.rerank,
         Budget::from_knobs(o.prune_ratio, o.prune_budget),
+        o.abstain_below,
         o.max_tokens,
         o.temperature,
         o.seed,
@@ -132,6 +138,8 @@ pub struct pith_answer_stats {
 /// An answer with its citations; freed with pith_answer_free.
 pub struct pith_answer {
     text: *const c_char,
+    grounding: f64,
+    abstained: bool,
     citations: Vec<pith_citation>,
     attributions: Vec<pith_attribution>,
     stats: pith_answer_stats,
@@ -199,6 +207,8 @@ fn answer(a: Answer) -> pith_answer {
     };
     pith_answer {
         text: strings.add(&a.text),
+        grounding: a.grounding,
+        abstained: a.abstained,
         citations,
         attributions,
         stats,
@@ -221,26 +231,66 @@ pub unsafe extern "C" fn pith_ask(
     cancel: *const pith_cancel,
     answer_out: *mut *mut pith_answer,
 ) -> pith_status {
-    guard(|| {
-        let out = unsafe { out_arg(answer_out, "answer_out") }?;
+    let request = Request {
+        engine,
+        question,
+        options,
+        on_text,
+        user_data,
+        cancel,
+        answer_out,
+    };
+    guard(|| unsafe {
+        request.run(|engine, question, options, on_text, cancel| {
+            engine.ask(question, options, on_text, cancel)
+        })
+    })
+}
+
+/// The arguments of an ask, as the caller gave them.
+pub(crate) struct Request {
+    pub engine: *const pith_engine,
+    pub question: *const c_char,
+    pub options: *const pith_ask_options,
+    pub on_text: pith_text_fn,
+    pub user_data: *mut c_void,
+    pub cancel: *const pith_cancel,
+    pub answer_out: *mut *mut pith_answer,
+}
+
+impl Request {
+    /// Checks the arguments, answers with `answering` (`Engine::ask`, or `Engine::chat`
+    /// with its conversation), and hands out the answer.
+    pub(crate) unsafe fn run(
+        self,
+        answering: impl FnOnce(
+            &pith_core::Engine,
+            &str,
+            &AskOptions,
+            &mut dyn FnMut(&str) -> bool,
+            Option<&std::sync::atomic::AtomicBool>,
+        ) -> pith_core::Result<Answer>,
+    ) -> pith_core::Result<()> {
+        let out = unsafe { out_arg(self.answer_out, "answer_out") }?;
         *out = std::ptr::null_mut();
-        let engine = unsafe { self::engine(engine) }?;
-        let question = unsafe { str_arg(question, "question") }?;
-        let options = match unsafe { options.as_ref() } {
+        let engine = unsafe { self::engine(self.engine) }?;
+        let question = unsafe { str_arg(self.question, "question") }?;
+        let options = match unsafe { self.options.as_ref() } {
             Some(o) => ask_options(o),
             None => AskOptions::default(),
         };
-        let cancel = unsafe { cancel.as_ref() }.map(|c| &c.0);
+        let cancel = unsafe { self.cancel.as_ref() }.map(|c| &c.0);
+        let (on_text, user_data) = (self.on_text, self.user_data);
         let mut stream = |text: &str| {
             let Some(f) = on_text else { return true };
             let text = c_string(text);
             // SAFETY: the caller's callback, with the caller's user_data.
             unsafe { f(user_data, text.as_ptr()) == 0 }
         };
-        let a = engine.ask(question, &options, &mut stream, cancel)?;
+        let a = answering(engine, question, &options, &mut stream, cancel)?;
         *out = into_handle(answer(a));
         Ok(())
-    })
+    }
 }
 
 /// The answer's text; NULL for NULL.
@@ -248,6 +298,25 @@ pub unsafe extern "C" fn pith_ask(
 pub unsafe extern "C" fn pith_answer_text(answer: *const pith_answer) -> *const c_char {
     guard_value(std::ptr::null(), || {
         unsafe { answer.as_ref() }.map_or(std::ptr::null(), |a| a.text)
+    })
+}
+
+/// How well the retrieved documents match the question: the best cosine similarity of
+/// a retrieved sentence to it (-1 to 1); NaN for NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_answer_grounding(answer: *const pith_answer) -> f64 {
+    guard_value(f64::NAN, || {
+        unsafe { answer.as_ref() }.map_or(f64::NAN, |a| a.grounding)
+    })
+}
+
+/// True when the documents did not match the question well enough to answer it
+/// (pith_ask_options.abstain_below): the text says so and nothing was generated; false
+/// for NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pith_answer_abstained(answer: *const pith_answer) -> bool {
+    guard_value(false, || {
+        unsafe { answer.as_ref() }.is_some_and(|a| a.abstained)
     })
 }
 

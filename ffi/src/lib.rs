@@ -5,6 +5,7 @@
 
 mod ask;
 mod cancel;
+mod conversation;
 mod convert;
 mod documents;
 mod engine;
@@ -15,6 +16,7 @@ mod sync;
 
 pub use ask::*;
 pub use cancel::*;
+pub use conversation::*;
 pub use documents::*;
 pub use engine::*;
 pub use ingest::*;

@@ -350,6 +350,32 @@ int8_t uniffi_pith_uniffi_fn_method_cancelhandle_is_cancelled(uint64_t ptr, Rust
 void uniffi_pith_uniffi_fn_method_cancelhandle_reset(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_CLONE_CONVERSATION
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_CLONE_CONVERSATION
+uint64_t uniffi_pith_uniffi_fn_clone_conversation(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_FREE_CONVERSATION
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_FREE_CONVERSATION
+void uniffi_pith_uniffi_fn_free_conversation(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_CONSTRUCTOR_CONVERSATION_NEW
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_CONSTRUCTOR_CONVERSATION_NEW
+uint64_t uniffi_pith_uniffi_fn_constructor_conversation_new(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_CONVERSATION_RESET
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_CONVERSATION_RESET
+void uniffi_pith_uniffi_fn_method_conversation_reset(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_CONVERSATION_TURNS
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_CONVERSATION_TURNS
+RustBuffer uniffi_pith_uniffi_fn_method_conversation_turns(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_CLONE_ENGINE
 #define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_CLONE_ENGINE
 uint64_t uniffi_pith_uniffi_fn_clone_engine(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -373,6 +399,16 @@ RustBuffer uniffi_pith_uniffi_fn_method_engine_ask(uint64_t ptr, RustBuffer ques
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_ASK_ASYNC
 #define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_ASK_ASYNC
 uint64_t uniffi_pith_uniffi_fn_method_engine_ask_async(uint64_t ptr, RustBuffer question, RustBuffer config, RustBuffer listener, RustBuffer cancel
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_CHAT
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_CHAT
+RustBuffer uniffi_pith_uniffi_fn_method_engine_chat(uint64_t ptr, uint64_t conversation, RustBuffer question, RustBuffer config, RustBuffer listener, RustBuffer cancel, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_CHAT_ASYNC
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_CHAT_ASYNC
+uint64_t uniffi_pith_uniffi_fn_method_engine_chat_async(uint64_t ptr, uint64_t conversation, RustBuffer question, RustBuffer config, RustBuffer listener, RustBuffer cancel
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_FN_METHOD_ENGINE_DELETE_DOCUMENT
@@ -761,6 +797,18 @@ uint16_t uniffi_pith_uniffi_checksum_method_cancelhandle_reset(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_CONVERSATION_RESET
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_CONVERSATION_RESET
+uint16_t uniffi_pith_uniffi_checksum_method_conversation_reset(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_CONVERSATION_TURNS
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_CONVERSATION_TURNS
+uint16_t uniffi_pith_uniffi_checksum_method_conversation_turns(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_ASK
 #define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_ASK
 uint16_t uniffi_pith_uniffi_checksum_method_engine_ask(void
@@ -770,6 +818,18 @@ uint16_t uniffi_pith_uniffi_checksum_method_engine_ask(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_ASK_ASYNC
 #define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_ASK_ASYNC
 uint16_t uniffi_pith_uniffi_checksum_method_engine_ask_async(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_CHAT
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_CHAT
+uint16_t uniffi_pith_uniffi_checksum_method_engine_chat(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_CHAT_ASYNC
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_METHOD_ENGINE_CHAT_ASYNC
+uint16_t uniffi_pith_uniffi_checksum_method_engine_chat_async(void
     
 );
 #endif
@@ -848,6 +908,12 @@ uint16_t uniffi_pith_uniffi_checksum_method_progresslistener_on_progress(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_CONSTRUCTOR_CANCELHANDLE_NEW
 #define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_CONSTRUCTOR_CANCELHANDLE_NEW
 uint16_t uniffi_pith_uniffi_checksum_constructor_cancelhandle_new(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_CONSTRUCTOR_CONVERSATION_NEW
+#define UNIFFI_FFIDEF_UNIFFI_PITH_UNIFFI_CHECKSUM_CONSTRUCTOR_CONVERSATION_NEW
+uint16_t uniffi_pith_uniffi_checksum_constructor_conversation_new(void
     
 );
 #endif

@@ -24,6 +24,8 @@ pub enum StopReason {
     StopString,
     MaxTokens,
     Cancelled,
+    /// Nothing was generated: `ask` abstained (see [`crate::grounding`]).
+    Abstained,
 }
 
 /// The outcome of one generation.

@@ -84,39 +84,50 @@ impl Default for PruneOptions {
     }
 }
 
-/// Sentence scores from the shipped pruner (or an ablation of it), higher is better,
-/// and the scoring pass they came from (its `attention.tokens` are the generator
-/// tokens each sentence takes).
+/// What the pruner made of a context.
+pub struct Scored {
+    /// Per sentence, higher is better.
+    pub scores: Vec<f64>,
+    /// Per sentence, its cosine similarity to the question (MiniLM).
+    pub similarity: Vec<f64>,
+    /// The pass the attention came from (its `attention.tokens` are the generator
+    /// tokens each sentence takes).
+    pub pass: ScoringPass,
+}
+
+/// Sentence scores from the shipped pruner (or an ablation of it).
 pub fn score(
     generator: &Generator,
     embedder: &Embedder,
     sentences: &[&ContextSentence],
     question: &str,
     options: &PruneOptions,
-) -> Result<(Vec<f64>, ScoringPass)> {
+) -> Result<Scored> {
     let mut layers: Vec<usize> = options.heads.iter().map(|&(l, _)| l).collect();
     layers.sort_unstable();
     layers.dedup();
     // The embedder runs beside the scoring pass: the two models share nothing, and
-    // the similarity is otherwise a fixed cost on every pruned ask.
+    // the similarity (which also grounds the answer) is otherwise a fixed cost on
+    // every pruned ask.
     let (pass, similarity) = std::thread::scope(|scope| {
-        let similarity = options
-            .fuse_embedding
-            .then(|| scope.spawn(|| embedding_similarity(embedder, sentences, question)));
+        let similarity = scope.spawn(|| embedding_similarity(embedder, sentences, question));
         let pass = scoring_pass(generator, sentences, question, &layers, options.calibrate);
         // A panic there goes on here, as if the similarity had run on this thread.
-        let similarity = similarity.map(|h| {
-            h.join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        });
+        let similarity = similarity
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (pass, similarity)
     });
-    let pass = pass?;
-    let mut total = head_sum(&pass.attention, &options.heads)?;
-    if let Some(similarity) = similarity {
-        total = fuse(&total, &similarity?);
+    let (pass, similarity) = (pass?, similarity?);
+    let mut scores = head_sum(&pass.attention, &options.heads)?;
+    if options.fuse_embedding {
+        scores = fuse(&scores, &similarity);
     }
-    Ok((total, pass))
+    Ok(Scored {
+        scores,
+        similarity,
+        pass,
+    })
 }
 
 /// Sum of z-scores: each signal counts by how far it sets a sentence apart.

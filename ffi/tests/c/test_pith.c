@@ -5,6 +5,7 @@
  *   test_pith MODELS_DIR WORK_DIR
  */
 #define _XOPEN_SOURCE 700
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,7 @@ static void test_static_functions(void) {
     CHECK(o.db_path == NULL && o.threads == 0 && o.models_dir != NULL);
     pith_ask_options a = pith_ask_options_default();
     CHECK(a.k == 5 && a.prune_ratio == 2.0 && a.max_tokens > 0);
+    CHECK(a.abstain_below > 0 && a.abstain_below < 1);
     /* Every _free accepts NULL. */
     pith_engine_free(NULL);
     pith_documents_free(NULL);
@@ -110,6 +112,7 @@ static void test_static_functions(void) {
     CHECK(pith_answer_text(NULL) == NULL && pith_answer_citations_len(NULL) == 0);
     CHECK(pith_answer_citation(NULL, 0) == NULL && pith_engine_device(NULL) == NULL);
     CHECK(pith_answer_attributions_len(NULL) == 0 && pith_answer_attribution(NULL, 0) == NULL);
+    CHECK(!pith_answer_abstained(NULL) && isnan(pith_answer_grounding(NULL)));
     pith_answer_stats stats;
     CHECK_STATUS(pith_answer_stats_get(NULL, &stats), PITH_INVALID_ARGUMENT);
 }
@@ -508,6 +511,7 @@ static void test_ask(const pith_engine *engine) {
     CHECK(c != NULL && c->end_char > c->start_char && strlen(c->source) > 0);
     CHECK(pith_answer_citation(answer, 99) == NULL);
     check_attributions(answer, text);
+    CHECK(!pith_answer_abstained(answer) && pith_answer_grounding(answer) >= o.abstain_below);
     pith_answer_stats stats;
     CHECK_STATUS(pith_answer_stats_get(answer, NULL), PITH_INVALID_ARGUMENT);
     CHECK_STATUS(pith_answer_stats_get(answer, &stats), PITH_OK);
@@ -515,6 +519,23 @@ static void test_ask(const pith_engine *engine) {
     CHECK(stats.context_tokens_after > 0 && stats.generated_tokens > 0);
     CHECK(stats.prompt_tokens > stats.context_tokens_after && stats.first_token_ms > 0);
     CHECK(stats.generated_tokens <= 24 && stats.retrieve_ms >= 0 && stats.prefill_ms > 0);
+    pith_answer_free(answer);
+
+    /* A question the documents do not answer: the notice, no generation, no citations;
+       with abstain_below at -1 it is answered anyway. */
+    const char *off_topic = "Who won the 1998 FIFA World Cup?";
+    CHECK_STATUS(pith_ask(engine, off_topic, &o, NULL, NULL, NULL, &answer), PITH_OK);
+    CHECK(pith_answer_abstained(answer) && pith_answer_grounding(answer) < o.abstain_below);
+    CHECK(strstr(pith_answer_text(answer), "do not contain") != NULL);
+    CHECK(pith_answer_citations_len(answer) == 0);
+    CHECK_STATUS(pith_answer_stats_get(answer, &stats), PITH_OK);
+    CHECK(stats.generated_tokens == 0);
+    pith_answer_free(answer);
+    o.abstain_below = -1;
+    CHECK_STATUS(pith_ask(engine, off_topic, &o, NULL, NULL, NULL, &answer), PITH_OK);
+    CHECK(!pith_answer_abstained(answer));
+    CHECK_STATUS(pith_answer_stats_get(answer, &stats), PITH_OK);
+    CHECK(stats.generated_tokens > 0);
     pith_answer_free(answer);
 
     /* No pruning, no callback, default options but for the length. */
@@ -547,6 +568,35 @@ static void test_ask(const pith_engine *engine) {
                  PITH_OK);
     pith_answer_free(answer);
     pith_cancel_free(flag);
+}
+
+/* A conversation: a follow-up that leans on the question before it is answered from the
+   same document; NULL arguments are refused, reset and free accept NULL. */
+static void test_chat(const pith_engine *engine) {
+    pith_conversation *c = pith_conversation_new();
+    CHECK(c != NULL);
+    pith_answer *answer = (pith_answer *)1;
+    pith_ask_options o = pith_ask_options_default();
+    o.k = 1;
+    o.max_tokens = 8;
+    CHECK_STATUS(pith_chat(engine, NULL, "q?", &o, NULL, NULL, NULL, &answer),
+                 PITH_INVALID_ARGUMENT);
+    CHECK(answer == NULL);
+    CHECK_STATUS(pith_chat(engine, c, "What does a honeybee queen do?", &o, NULL, NULL, NULL,
+                           &answer),
+                 PITH_OK);
+    pith_answer_free(answer);
+    CHECK_STATUS(pith_chat(engine, c, "How many eggs does she lay a day?", &o, NULL, NULL, NULL,
+                           &answer),
+                 PITH_OK);
+    CHECK(!pith_answer_abstained(answer) && pith_answer_citations_len(answer) == 1);
+    const pith_citation *cited = pith_answer_citation(answer, 0);
+    CHECK(cited != NULL && strstr(cited->snippet, "eggs") != NULL);
+    pith_answer_free(answer);
+    pith_conversation_reset(c);
+    pith_conversation_reset(NULL);
+    pith_conversation_free(c);
+    pith_conversation_free(NULL);
 }
 
 /* Eight threads on one engine at once: four search, two ask, two ingest. Every search
@@ -700,6 +750,7 @@ int main(int argc, char **argv) {
     test_search(engine);
     test_threads(engine);
     test_ask(engine);
+    test_chat(engine);
     test_delete(engine, bees);
     pith_engine_free(engine);
     test_ingest_files();

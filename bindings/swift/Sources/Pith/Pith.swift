@@ -989,6 +989,159 @@ public func FfiConverterTypeCancelHandle_lower(_ value: CancelHandle) -> UInt64 
 
 
 /**
+ * The questions asked so far in one conversation with `Engine.chat`.
+ */
+public protocol ConversationProtocol: AnyObject, Sendable {
+    
+    /**
+     * Forgets every question asked: the next one starts afresh.
+     */
+    func reset() 
+    
+    /**
+     * The questions so far, each as asked and as it was searched, with its answer.
+     */
+    func turns()  -> [ChatTurn]
+    
+}
+/**
+ * The questions asked so far in one conversation with `Engine.chat`.
+ */
+open class Conversation: ConversationProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_pith_uniffi_fn_clone_conversation(self.handle, $0) }
+    }
+public convenience init() {
+    let handle =
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_pith_uniffi_fn_constructor_conversation_new(uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_pith_uniffi_fn_free_conversation(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Forgets every question asked: the next one starts afresh.
+     */
+open func reset()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_pith_uniffi_fn_method_conversation_reset(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The questions so far, each as asked and as it was searched, with its answer.
+     */
+open func turns() -> [ChatTurn]  {
+    return try!  FfiConverterSequenceTypeChatTurn.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_pith_uniffi_fn_method_conversation_turns(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeConversation: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Conversation
+
+    public static func lift(_ handle: UInt64) throws -> Conversation {
+        return Conversation(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Conversation) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Conversation {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Conversation, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConversation_lift(_ handle: UInt64) throws -> Conversation {
+    return try FfiConverterTypeConversation.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConversation_lower(_ value: Conversation) -> UInt64 {
+    return FfiConverterTypeConversation.lower(value)
+}
+
+
+
+
+
+
+/**
  * An open pith engine; safe to use from several threads at once.
  */
 public protocol EngineProtocol: AnyObject, Sendable {
@@ -1005,6 +1158,18 @@ public protocol EngineProtocol: AnyObject, Sendable {
      * Cancelling the coroutine or task stops the generation too.
      */
     func askAsync(question: String, config: AskConfig, listener: AnswerListener?, cancel: CancelHandle?) async throws  -> Answer
+    
+    /**
+     * Answers `question` as the next question of `conversation`, as `ask` does; a
+     * question that leans on the one before it ("and when was it built?") is asked
+     * with the words it leaves out carried over from that question.
+     */
+    func chat(conversation: Conversation, question: String, config: AskConfig, listener: AnswerListener?, cancel: CancelHandle?) throws  -> Answer
+    
+    /**
+     * `chat` on a thread of its own, as `ask_async`.
+     */
+    func chatAsync(conversation: Conversation, question: String, config: AskConfig, listener: AnswerListener?, cancel: CancelHandle?) async throws  -> Answer
     
     /**
      * Deletes a document with all its passages; `NotFound` when there is none.
@@ -1160,6 +1325,44 @@ open func askAsync(question: String, config: AskConfig, listener: AnswerListener
             rustFutureFunc: {
                 uniffi_pith_uniffi_fn_method_engine_ask_async(
                         self.uniffiCloneHandle(),FfiConverterString.lower(question),FfiConverterTypeAskConfig_lower(config),FfiConverterOptionTypeAnswerListener.lower(listener),FfiConverterOptionTypeCancelHandle.lower(cancel)
+                )
+            },
+            pollFunc: ffi_pith_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_pith_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_pith_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeAnswer_lift,
+            errorHandler: FfiConverterTypePithError_lift
+        )
+}
+    
+    /**
+     * Answers `question` as the next question of `conversation`, as `ask` does; a
+     * question that leans on the one before it ("and when was it built?") is asked
+     * with the words it leaves out carried over from that question.
+     */
+open func chat(conversation: Conversation, question: String, config: AskConfig, listener: AnswerListener?, cancel: CancelHandle?)throws  -> Answer  {
+    return try  FfiConverterTypeAnswer_lift(try rustCallWithError(FfiConverterTypePithError_lift) {
+        uniffiCallStatus in
+    uniffi_pith_uniffi_fn_method_engine_chat(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeConversation_lower(conversation),
+        FfiConverterString.lower(question),
+        FfiConverterTypeAskConfig_lower(config),
+        FfiConverterOptionTypeAnswerListener.lower(listener),
+        FfiConverterOptionTypeCancelHandle.lower(cancel),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * `chat` on a thread of its own, as `ask_async`.
+     */
+open func chatAsync(conversation: Conversation, question: String, config: AskConfig, listener: AnswerListener?, cancel: CancelHandle?)async throws  -> Answer  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_pith_uniffi_fn_method_engine_chat_async(
+                        self.uniffiCloneHandle(),FfiConverterTypeConversation_lower(conversation),FfiConverterString.lower(question),FfiConverterTypeAskConfig_lower(config),FfiConverterOptionTypeAnswerListener.lower(listener),FfiConverterOptionTypeCancelHandle.lower(cancel)
                 )
             },
             pollFunc: ffi_pith_uniffi_rust_future_poll_rust_buffer,
@@ -1824,6 +2027,16 @@ public struct Answer: Equatable, Hashable {
      * The answer sentence by sentence with its sources.
      */
     public var attributions: [Attribution]
+    /**
+     * How well the retrieved documents match the question (best cosine similarity of
+     * a retrieved sentence to it).
+     */
+    public var grounding: Double
+    /**
+     * True when the documents did not match the question well enough: the text says
+     * so and nothing was generated.
+     */
+    public var abstained: Bool
     public var stats: AnswerStats
 
     // Default memberwise initializers are never public by default, so we
@@ -1831,10 +2044,20 @@ public struct Answer: Equatable, Hashable {
     public init(text: String, citations: [Citation], 
         /**
          * The answer sentence by sentence with its sources.
-         */attributions: [Attribution], stats: AnswerStats) {
+         */attributions: [Attribution], 
+        /**
+         * How well the retrieved documents match the question (best cosine similarity of
+         * a retrieved sentence to it).
+         */grounding: Double, 
+        /**
+         * True when the documents did not match the question well enough: the text says
+         * so and nothing was generated.
+         */abstained: Bool, stats: AnswerStats) {
         self.text = text
         self.citations = citations
         self.attributions = attributions
+        self.grounding = grounding
+        self.abstained = abstained
         self.stats = stats
     }
 
@@ -1857,6 +2080,8 @@ public struct FfiConverterTypeAnswer: FfiConverterRustBuffer {
                 text: FfiConverterString.read(from: &buf), 
                 citations: FfiConverterSequenceTypeCitation.read(from: &buf), 
                 attributions: FfiConverterSequenceTypeAttribution.read(from: &buf), 
+                grounding: FfiConverterDouble.read(from: &buf), 
+                abstained: FfiConverterBool.read(from: &buf), 
                 stats: FfiConverterTypeAnswerStats.read(from: &buf)
         )
     }
@@ -1865,6 +2090,8 @@ public struct FfiConverterTypeAnswer: FfiConverterRustBuffer {
         FfiConverterString.write(value.text, into: &buf)
         FfiConverterSequenceTypeCitation.write(value.citations, into: &buf)
         FfiConverterSequenceTypeAttribution.write(value.attributions, into: &buf)
+        FfiConverterDouble.write(value.grounding, into: &buf)
+        FfiConverterBool.write(value.abstained, into: &buf)
         FfiConverterTypeAnswerStats.write(value.stats, into: &buf)
     }
 }
@@ -2006,6 +2233,11 @@ public struct AskConfig: Equatable, Hashable {
      */
     public var temperature: Float
     public var seed: UInt64
+    /**
+     * Say the documents do not hold the answer when no retrieved sentence's similarity
+     * to the question reaches this (-1 to 1); -1 always answers.
+     */
+    public var abstainBelow: Double
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2024,7 +2256,11 @@ public struct AskConfig: Equatable, Hashable {
          */pruneBudget: UInt32 = UInt32(0), maxTokens: UInt32 = UInt32(256), 
         /**
          * 0 is greedy.
-         */temperature: Float = Float(0.0), seed: UInt64 = UInt64(42)) {
+         */temperature: Float = Float(0.0), seed: UInt64 = UInt64(42), 
+        /**
+         * Say the documents do not hold the answer when no retrieved sentence's similarity
+         * to the question reaches this (-1 to 1); -1 always answers.
+         */abstainBelow: Double = Double(0.548)) {
         self.k = k
         self.rerank = rerank
         self.pruneRatio = pruneRatio
@@ -2032,6 +2268,7 @@ public struct AskConfig: Equatable, Hashable {
         self.maxTokens = maxTokens
         self.temperature = temperature
         self.seed = seed
+        self.abstainBelow = abstainBelow
     }
 
     
@@ -2056,7 +2293,8 @@ public struct FfiConverterTypeAskConfig: FfiConverterRustBuffer {
                 pruneBudget: FfiConverterUInt32.read(from: &buf), 
                 maxTokens: FfiConverterUInt32.read(from: &buf), 
                 temperature: FfiConverterFloat.read(from: &buf), 
-                seed: FfiConverterUInt64.read(from: &buf)
+                seed: FfiConverterUInt64.read(from: &buf), 
+                abstainBelow: FfiConverterDouble.read(from: &buf)
         )
     }
 
@@ -2068,6 +2306,7 @@ public struct FfiConverterTypeAskConfig: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.maxTokens, into: &buf)
         FfiConverterFloat.write(value.temperature, into: &buf)
         FfiConverterUInt64.write(value.seed, into: &buf)
+        FfiConverterDouble.write(value.abstainBelow, into: &buf)
     }
 }
 
@@ -2167,6 +2406,73 @@ public func FfiConverterTypeAttribution_lift(_ buf: RustBuffer) throws -> Attrib
 #endif
 public func FfiConverterTypeAttribution_lower(_ value: Attribution) -> RustBuffer {
     return FfiConverterTypeAttribution.lower(value)
+}
+
+
+/**
+ * One question of a conversation and its answer.
+ */
+public struct ChatTurn: Equatable, Hashable {
+    public var question: String
+    /**
+     * The question as it was asked of the documents, with the words it leaned on.
+     */
+    public var standalone: String
+    public var answer: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(question: String, 
+        /**
+         * The question as it was asked of the documents, with the words it leaned on.
+         */standalone: String, answer: String) {
+        self.question = question
+        self.standalone = standalone
+        self.answer = answer
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ChatTurn: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeChatTurn: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ChatTurn {
+        return
+            try ChatTurn(
+                question: FfiConverterString.read(from: &buf), 
+                standalone: FfiConverterString.read(from: &buf), 
+                answer: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ChatTurn, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.question, into: &buf)
+        FfiConverterString.write(value.standalone, into: &buf)
+        FfiConverterString.write(value.answer, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChatTurn_lift(_ buf: RustBuffer) throws -> ChatTurn {
+    return try FfiConverterTypeChatTurn.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChatTurn_lower(_ value: ChatTurn) -> RustBuffer {
+    return FfiConverterTypeChatTurn.lower(value)
 }
 
 
@@ -3834,6 +4140,31 @@ fileprivate struct FfiConverterSequenceTypeAttribution: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeChatTurn: FfiConverterRustBuffer {
+    typealias SwiftType = [ChatTurn]
+
+    public static func write(_ value: [ChatTurn], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeChatTurn.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ChatTurn] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ChatTurn]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeChatTurn.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeCitation: FfiConverterRustBuffer {
     typealias SwiftType = [Citation]
 
@@ -4044,10 +4375,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_pith_uniffi_checksum_method_cancelhandle_reset() != 16543) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_pith_uniffi_checksum_method_conversation_reset() != 54299) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pith_uniffi_checksum_method_conversation_turns() != 4398) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_pith_uniffi_checksum_method_engine_ask() != 4310) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pith_uniffi_checksum_method_engine_ask_async() != 30302) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pith_uniffi_checksum_method_engine_chat() != 48079) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pith_uniffi_checksum_method_engine_chat_async() != 43635) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pith_uniffi_checksum_method_engine_delete_document() != 23443) {
@@ -4087,6 +4430,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pith_uniffi_checksum_constructor_cancelhandle_new() != 54101) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_pith_uniffi_checksum_constructor_conversation_new() != 64594) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_pith_uniffi_checksum_constructor_engine_open() != 31760) {

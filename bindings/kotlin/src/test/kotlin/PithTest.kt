@@ -167,6 +167,14 @@ class PithTest {
                 assertTrue(s.text.isNotEmpty() && s.score > 0.0 && s.score <= 1.0)
             }
         }
+        assertTrue(!answer.abstained && answer.grounding >= AskConfig().abstainBelow)
+
+        val offTopic = "Who won the 1998 FIFA World Cup?"
+        val declined = engine.ask(offTopic, AskConfig(k = 2u, maxTokens = 8u), null, null)
+        assertTrue(declined.abstained && declined.citations.isEmpty())
+        assertTrue(declined.text.contains("do not contain"))
+        val forced = engine.ask(offTopic, AskConfig(k = 2u, maxTokens = 8u, abstainBelow = -1.0), null, null)
+        assertTrue(!forced.abstained && forced.stats.generatedTokens > 0u)
     }
 
     @Test
@@ -176,6 +184,14 @@ class PithTest {
         val blocking = engine.ask("What do drones do?", config, null, null)
         val suspended = engine.askAsync("What do drones do?", config, null, null)
         assertEquals(blocking.text, suspended.text)
+
+        val conversation = Conversation()
+        engine.chatAsync(conversation, "What does a honeybee queen do?", config, null, null)
+        val followUp = engine.chatAsync(conversation, "How many eggs does she lay a day?", config, null, null)
+        val turns = conversation.turns()
+        assertEquals(2, turns.size)
+        assertTrue(turns[1].standalone.contains("queen"))
+        assertEquals(followUp.text, turns[1].answer)
     }
 
     @Test

@@ -764,9 +764,17 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_pith_uniffi_checksum_method_cancelhandle_reset(
     ): Int
+    external fun uniffi_pith_uniffi_checksum_method_conversation_reset(
+    ): Int
+    external fun uniffi_pith_uniffi_checksum_method_conversation_turns(
+    ): Int
     external fun uniffi_pith_uniffi_checksum_method_engine_ask(
     ): Int
     external fun uniffi_pith_uniffi_checksum_method_engine_ask_async(
+    ): Int
+    external fun uniffi_pith_uniffi_checksum_method_engine_chat(
+    ): Int
+    external fun uniffi_pith_uniffi_checksum_method_engine_chat_async(
     ): Int
     external fun uniffi_pith_uniffi_checksum_method_engine_delete_document(
     ): Int
@@ -793,6 +801,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_pith_uniffi_checksum_method_progresslistener_on_progress(
     ): Int
     external fun uniffi_pith_uniffi_checksum_constructor_cancelhandle_new(
+    ): Int
+    external fun uniffi_pith_uniffi_checksum_constructor_conversation_new(
     ): Int
     external fun uniffi_pith_uniffi_checksum_constructor_engine_open(
     ): Int
@@ -839,6 +849,16 @@ internal object UniffiLib {
     ): Byte
     external fun uniffi_pith_uniffi_fn_method_cancelhandle_reset(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_pith_uniffi_fn_clone_conversation(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_pith_uniffi_fn_free_conversation(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_pith_uniffi_fn_constructor_conversation_new(uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_pith_uniffi_fn_method_conversation_reset(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_pith_uniffi_fn_method_conversation_turns(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_pith_uniffi_fn_clone_engine(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_pith_uniffi_fn_free_engine(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -848,6 +868,10 @@ internal object UniffiLib {
     external fun uniffi_pith_uniffi_fn_method_engine_ask(`ptr`: Long,`question`: RustBuffer.ByValue,`config`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_pith_uniffi_fn_method_engine_ask_async(`ptr`: Long,`question`: RustBuffer.ByValue,`config`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_pith_uniffi_fn_method_engine_chat(`ptr`: Long,`conversation`: Long,`question`: RustBuffer.ByValue,`config`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_pith_uniffi_fn_method_engine_chat_async(`ptr`: Long,`conversation`: Long,`question`: RustBuffer.ByValue,`config`: RustBuffer.ByValue,`listener`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_pith_uniffi_fn_method_engine_delete_document(`ptr`: Long,`documentId`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -1021,10 +1045,22 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_pith_uniffi_checksum_method_cancelhandle_reset() and 0xFFFF) != 16543) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_pith_uniffi_checksum_method_conversation_reset() and 0xFFFF) != 54299) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pith_uniffi_checksum_method_conversation_turns() and 0xFFFF) != 4398) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_pith_uniffi_checksum_method_engine_ask() and 0xFFFF) != 4310) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pith_uniffi_checksum_method_engine_ask_async() and 0xFFFF) != 30302) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pith_uniffi_checksum_method_engine_chat() and 0xFFFF) != 48079) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pith_uniffi_checksum_method_engine_chat_async() and 0xFFFF) != 43635) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pith_uniffi_checksum_method_engine_delete_document() and 0xFFFF) != 23443) {
@@ -1064,6 +1100,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pith_uniffi_checksum_constructor_cancelhandle_new() and 0xFFFF) != 54101) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_pith_uniffi_checksum_constructor_conversation_new() and 0xFFFF) != 64594) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_pith_uniffi_checksum_constructor_engine_open() and 0xFFFF) != 31760) {
@@ -2215,6 +2254,301 @@ public object FfiConverterTypeCancelHandle: FfiConverter<CancelHandle, Long> {
 
 
 /**
+ * The questions asked so far in one conversation with `Engine.chat`.
+ */
+public interface ConversationInterface {
+    
+    /**
+     * Forgets every question asked: the next one starts afresh.
+     */
+    fun `reset`()
+    
+    /**
+     * The questions so far, each as asked and as it was searched, with its answer.
+     */
+    fun `turns`(): List<ChatTurn>
+    
+    companion object
+}
+
+/**
+ * The questions asked so far in one conversation with `Engine.chat`.
+ */
+open class Conversation: Disposable, AutoCloseable, ConversationInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    constructor() :
+        this(UniffiWithHandle, 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_pith_uniffi_fn_constructor_conversation_new(
+    
+        _status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_pith_uniffi_fn_free_conversation(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_pith_uniffi_fn_clone_conversation(handle, status)
+        }
+    }
+
+    
+    /**
+     * Forgets every question asked: the next one starts afresh.
+     */override fun `reset`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_pith_uniffi_fn_method_conversation_reset(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The questions so far, each as asked and as it was searched, with its answer.
+     */override fun `turns`(): List<ChatTurn> {
+            return FfiConverterSequenceTypeChatTurn.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_pith_uniffi_fn_method_conversation_turns(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeConversation: FfiConverter<Conversation, Long> {
+    override fun lower(value: Conversation): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): Conversation {
+        return Conversation(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): Conversation {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: Conversation) = 8UL
+
+    override fun write(value: Conversation, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * An open pith engine; safe to use from several threads at once.
  */
 public interface EngineInterface {
@@ -2231,6 +2565,18 @@ public interface EngineInterface {
      * Cancelling the coroutine or task stops the generation too.
      */
     suspend fun `askAsync`(`question`: kotlin.String, `config`: AskConfig, `listener`: AnswerListener?, `cancel`: CancelHandle?): Answer
+    
+    /**
+     * Answers `question` as the next question of `conversation`, as `ask` does; a
+     * question that leans on the one before it ("and when was it built?") is asked
+     * with the words it leaves out carried over from that question.
+     */
+    fun `chat`(`conversation`: Conversation, `question`: kotlin.String, `config`: AskConfig, `listener`: AnswerListener?, `cancel`: CancelHandle?): Answer
+    
+    /**
+     * `chat` on a thread of its own, as `ask_async`.
+     */
+    suspend fun `chatAsync`(`conversation`: Conversation, `question`: kotlin.String, `config`: AskConfig, `listener`: AnswerListener?, `cancel`: CancelHandle?): Answer
     
     /**
      * Deletes a document with all its passages; `NotFound` when there is none.
@@ -2432,6 +2778,59 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
             UniffiLib.uniffi_pith_uniffi_fn_method_engine_ask_async(
                 uniffiHandle,
                 
+        FfiConverterString.lower(`question`),
+        FfiConverterTypeAskConfig.lower(`config`),
+        FfiConverterOptionalTypeAnswerListener.lower(`listener`),
+        FfiConverterOptionalTypeCancelHandle.lower(`cancel`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_pith_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_pith_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_pith_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeAnswer.lift(it) },
+        // Error FFI converter
+        PithException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Answers `question` as the next question of `conversation`, as `ask` does; a
+     * question that leans on the one before it ("and when was it built?") is asked
+     * with the words it leaves out carried over from that question.
+     */
+    @Throws(PithException::class)override fun `chat`(`conversation`: Conversation, `question`: kotlin.String, `config`: AskConfig, `listener`: AnswerListener?, `cancel`: CancelHandle?): Answer {
+            return FfiConverterTypeAnswer.lift(
+    callWithHandle {
+    uniffiRustCallWithError(PithException) { _status ->
+    UniffiLib.uniffi_pith_uniffi_fn_method_engine_chat(
+        it,
+        
+        FfiConverterTypeConversation.lower(`conversation`),
+        FfiConverterString.lower(`question`),
+        FfiConverterTypeAskConfig.lower(`config`),
+        FfiConverterOptionalTypeAnswerListener.lower(`listener`),
+        FfiConverterOptionalTypeCancelHandle.lower(`cancel`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * `chat` on a thread of its own, as `ask_async`.
+     */
+    @Throws(PithException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `chatAsync`(`conversation`: Conversation, `question`: kotlin.String, `config`: AskConfig, `listener`: AnswerListener?, `cancel`: CancelHandle?) : Answer {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_pith_uniffi_fn_method_engine_chat_async(
+                uniffiHandle,
+                
+        FfiConverterTypeConversation.lower(`conversation`),
         FfiConverterString.lower(`question`),
         FfiConverterTypeAskConfig.lower(`config`),
         FfiConverterOptionalTypeAnswerListener.lower(`listener`),
@@ -3372,6 +3771,18 @@ data class Answer (
      */
     var `attributions`: List<Attribution>
     , 
+    /**
+     * How well the retrieved documents match the question (best cosine similarity of
+     * a retrieved sentence to it).
+     */
+    var `grounding`: kotlin.Double
+    , 
+    /**
+     * True when the documents did not match the question well enough: the text says
+     * so and nothing was generated.
+     */
+    var `abstained`: kotlin.Boolean
+    , 
     var `stats`: AnswerStats
     
 ){
@@ -3392,6 +3803,8 @@ public object FfiConverterTypeAnswer: FfiConverterRustBuffer<Answer> {
             FfiConverterString.read(buf),
             FfiConverterSequenceTypeCitation.read(buf),
             FfiConverterSequenceTypeAttribution.read(buf),
+            FfiConverterDouble.read(buf),
+            FfiConverterBoolean.read(buf),
             FfiConverterTypeAnswerStats.read(buf),
         )
     }
@@ -3400,6 +3813,8 @@ public object FfiConverterTypeAnswer: FfiConverterRustBuffer<Answer> {
             FfiConverterString.allocationSize(value.`text`) +
             FfiConverterSequenceTypeCitation.allocationSize(value.`citations`) +
             FfiConverterSequenceTypeAttribution.allocationSize(value.`attributions`) +
+            FfiConverterDouble.allocationSize(value.`grounding`) +
+            FfiConverterBoolean.allocationSize(value.`abstained`) +
             FfiConverterTypeAnswerStats.allocationSize(value.`stats`)
     )
 
@@ -3407,6 +3822,8 @@ public object FfiConverterTypeAnswer: FfiConverterRustBuffer<Answer> {
             FfiConverterString.write(value.`text`, buf)
             FfiConverterSequenceTypeCitation.write(value.`citations`, buf)
             FfiConverterSequenceTypeAttribution.write(value.`attributions`, buf)
+            FfiConverterDouble.write(value.`grounding`, buf)
+            FfiConverterBoolean.write(value.`abstained`, buf)
             FfiConverterTypeAnswerStats.write(value.`stats`, buf)
     }
 }
@@ -3529,6 +3946,12 @@ data class AskConfig (
     var `temperature`: kotlin.Float = 0.0f 
     , 
     var `seed`: kotlin.ULong = 42uL 
+    , 
+    /**
+     * Say the documents do not hold the answer when no retrieved sentence's similarity
+     * to the question reaches this (-1 to 1); -1 always answers.
+     */
+    var `abstainBelow`: kotlin.Double = 0.548 
     
 ){
     
@@ -3552,6 +3975,7 @@ public object FfiConverterTypeAskConfig: FfiConverterRustBuffer<AskConfig> {
             FfiConverterUInt.read(buf),
             FfiConverterFloat.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterDouble.read(buf),
         )
     }
 
@@ -3562,7 +3986,8 @@ public object FfiConverterTypeAskConfig: FfiConverterRustBuffer<AskConfig> {
             FfiConverterUInt.allocationSize(value.`pruneBudget`) +
             FfiConverterUInt.allocationSize(value.`maxTokens`) +
             FfiConverterFloat.allocationSize(value.`temperature`) +
-            FfiConverterULong.allocationSize(value.`seed`)
+            FfiConverterULong.allocationSize(value.`seed`) +
+            FfiConverterDouble.allocationSize(value.`abstainBelow`)
     )
 
     override fun write(value: AskConfig, buf: ByteBuffer) {
@@ -3573,6 +3998,7 @@ public object FfiConverterTypeAskConfig: FfiConverterRustBuffer<AskConfig> {
             FfiConverterUInt.write(value.`maxTokens`, buf)
             FfiConverterFloat.write(value.`temperature`, buf)
             FfiConverterULong.write(value.`seed`, buf)
+            FfiConverterDouble.write(value.`abstainBelow`, buf)
     }
 }
 
@@ -3633,6 +4059,55 @@ public object FfiConverterTypeAttribution: FfiConverterRustBuffer<Attribution> {
             FfiConverterULong.write(value.`endChar`, buf)
             FfiConverterBoolean.write(value.`supported`, buf)
             FfiConverterSequenceTypeSupport.write(value.`supports`, buf)
+    }
+}
+
+
+
+/**
+ * One question of a conversation and its answer.
+ */
+data class ChatTurn (
+    var `question`: kotlin.String
+    , 
+    /**
+     * The question as it was asked of the documents, with the words it leaned on.
+     */
+    var `standalone`: kotlin.String
+    , 
+    var `answer`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeChatTurn: FfiConverterRustBuffer<ChatTurn> {
+    override fun read(buf: ByteBuffer): ChatTurn {
+        return ChatTurn(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ChatTurn) = (
+            FfiConverterString.allocationSize(value.`question`) +
+            FfiConverterString.allocationSize(value.`standalone`) +
+            FfiConverterString.allocationSize(value.`answer`)
+    )
+
+    override fun write(value: ChatTurn, buf: ByteBuffer) {
+            FfiConverterString.write(value.`question`, buf)
+            FfiConverterString.write(value.`standalone`, buf)
+            FfiConverterString.write(value.`answer`, buf)
     }
 }
 
@@ -4998,6 +5473,34 @@ public object FfiConverterSequenceTypeAttribution: FfiConverterRustBuffer<List<A
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeAttribution.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeChatTurn: FfiConverterRustBuffer<List<ChatTurn>> {
+    override fun read(buf: ByteBuffer): List<ChatTurn> {
+        val len = buf.getInt()
+        return List<ChatTurn>(len) {
+            FfiConverterTypeChatTurn.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<ChatTurn>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeChatTurn.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<ChatTurn>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeChatTurn.write(it, buf)
         }
     }
 }
