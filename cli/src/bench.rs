@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use clap::Subcommand;
 use pith_core::ask::AskOptions;
 use pith_core::model::bert::Embedder;
-use pith_core::model::generate::Generator;
+use pith_core::attribution::{ATTRIBUTION_HEADS, DecodeAttention};
+use pith_core::model::generate::{DecodeTap, Generator};
 use pith_core::model::sampling::SamplingOptions;
 use pith_core::store::{EmbedderId, NewDocument, NewPassage, Store};
 use pith_core::{Error, Filter, Method, Result};
@@ -80,6 +81,9 @@ pub enum BenchCommand {
         /// Write each prompt's token ids here as ids_<length>.json, for the peers.
         #[arg(long)]
         ids_dir: Option<PathBuf>,
+        /// Read the attribution heads' attention while decoding, as ask does (CPU only).
+        #[arg(long)]
+        attribution: bool,
         #[arg(long)]
         json: bool,
     },
@@ -137,6 +141,7 @@ pub fn bench(ctx: &Context, what: BenchCommand) -> Result<()> {
             decode,
             reps,
             ids_dir,
+            attribution,
             json,
         } => {
             let plan = GeneratePlan {
@@ -144,6 +149,7 @@ pub fn bench(ctx: &Context, what: BenchCommand) -> Result<()> {
                 decode,
                 reps,
                 ids_dir,
+                attribution,
             };
             (generate(ctx, &prompt_file, &plan)?, json)
         }
@@ -540,6 +546,7 @@ struct GeneratePlan {
     decode: usize,
     reps: usize,
     ids_dir: Option<PathBuf>,
+    attribution: bool,
 }
 
 fn generate(ctx: &Context, prompt_file: &Path, plan: &GeneratePlan) -> Result<Value> {
@@ -551,7 +558,7 @@ fn generate(ctx: &Context, prompt_file: &Path, plan: &GeneratePlan) -> Result<Va
     let loaded_rss = resident_mib();
     let all_ids = generator.encode(&text)?;
     // One short untimed generation pays for lazy initialisation once.
-    run_once(&generator, &all_ids[..all_ids.len().min(16)], 4)?;
+    run_once(&generator, &all_ids[..all_ids.len().min(16)], 4, plan.attribution)?;
     let mut results = vec![];
     for &len in &plan.lengths {
         if len > all_ids.len() {
@@ -565,7 +572,7 @@ fn generate(ctx: &Context, prompt_file: &Path, plan: &GeneratePlan) -> Result<Va
             write_ids(dir, len, ids)?;
         }
         let runs = (0..plan.reps)
-            .map(|_| run_once(&generator, ids, plan.decode))
+            .map(|_| run_once(&generator, ids, plan.decode, plan.attribution))
             .collect::<Result<Vec<Value>>>()?;
         results.push(summarise_runs(len, runs));
     }
@@ -575,6 +582,7 @@ fn generate(ctx: &Context, prompt_file: &Path, plan: &GeneratePlan) -> Result<Va
         "device": format!("{:?}", dev.kind).to_lowercase(),
         "precision": generator.llama().precision,
         "context_capacity": generator.max_context(),
+        "attribution": plan.attribution,
         "load_s": load.as_secs_f64(),
         "lengths": results,
         "loaded_rss_mib": loaded_rss,
@@ -589,9 +597,22 @@ fn write_ids(dir: &Path, len: usize, ids: &[u32]) -> Result<()> {
     std::fs::write(&path, body).map_err(|e| io_error(&path, e))
 }
 
-/// One greedy generation of up to `decode` tokens after `ids`, as rates.
-fn run_once(generator: &Generator, ids: &[u32], decode: usize) -> Result<Value> {
-    let g = generator.generate(ids, &SamplingOptions::greedy(decode), &mut |_| true, None)?;
+/// One greedy generation of up to `decode` tokens after `ids`, as rates; with
+/// `attribution`, each decode row of the attribution heads is summed over the prompt as
+/// `ask` sums it over the kept sentences.
+fn run_once(generator: &Generator, ids: &[u32], decode: usize, attribution: bool) -> Result<Value> {
+    let mut attention = DecodeAttention::new(ATTRIBUTION_HEADS, vec![0..ids.len()]);
+    let mut tap = DecodeTap {
+        layers: attention.layers(),
+        on_row: Box::new(|read| attention.push(read)),
+    };
+    let g = generator.generate_tapped(
+        ids,
+        &SamplingOptions::greedy(decode),
+        attribution.then_some(&mut tap),
+        &mut |_| true,
+        None,
+    )?;
     // The first token is sampled from the prefill's logits; each later one costs a
     // forward pass, and the loop runs one more pass after the last, so `decode`
     // covers as many passes as tokens.

@@ -64,13 +64,11 @@ pub unsafe extern "C" fn pith_chat(
         cancel,
         answer_out,
     };
-    guard(|| {
-        let conversation = unsafe { obj_arg(conversation, "conversation") }?;
-        unsafe {
-            request.run(|engine, question, options, on_text, cancel| {
-                engine.chat(&mut lock(conversation), question, options, on_text, cancel)
-            })
-        }
+    guard(|| unsafe {
+        request.run(|engine, question, options, on_text, cancel| {
+            let conversation = obj_arg(conversation, "conversation")?;
+            engine.chat(&mut lock(conversation), question, options, on_text, cancel)
+        })
     })
 }
 
