@@ -121,7 +121,9 @@ def test_cancel_from_another_thread(engine, bees):
             t.join()
 
     with pytest.raises(pith.PithError.Cancelled):
-        engine.ask("What is the waggle dance?", pith.AskConfig(k=2, max_tokens=200), Canceller(), cancel)
+        # Never abstaining, so that there is an answer to stop.
+        config = pith.AskConfig(k=2, max_tokens=200, abstain_below=-1.0)
+        engine.ask("What is the waggle dance?", config, Canceller(), cancel)
     assert cancel.is_cancelled()
 
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use pith_core::ask::AskOptions;
-use pith_core::model::bert::Embedder;
 use pith_core::attribution::{ATTRIBUTION_HEADS, DecodeAttention};
+use pith_core::model::bert::Embedder;
 use pith_core::model::generate::{DecodeTap, Generator};
 use pith_core::model::sampling::SamplingOptions;
 use pith_core::store::{EmbedderId, NewDocument, NewPassage, Store};
@@ -558,7 +558,12 @@ fn generate(ctx: &Context, prompt_file: &Path, plan: &GeneratePlan) -> Result<Va
     let loaded_rss = resident_mib();
     let all_ids = generator.encode(&text)?;
     // One short untimed generation pays for lazy initialisation once.
-    run_once(&generator, &all_ids[..all_ids.len().min(16)], 4, plan.attribution)?;
+    run_once(
+        &generator,
+        &all_ids[..all_ids.len().min(16)],
+        4,
+        plan.attribution,
+    )?;
     let mut results = vec![];
     for &len in &plan.lengths {
         if len > all_ids.len() {

@@ -392,8 +392,8 @@ impl Engine {
             first_token_ms: ms(answer_start + reply.prune + first_token),
         };
         let Some(g) = &reply.generation else {
-            let cancelled = cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
-            if cancelled || !on_text(grounding::NOTICE) {
+            let cancelled = || cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+            if cancelled() || !on_text(grounding::NOTICE) || cancelled() {
                 return Err(Error::Cancelled);
             }
             return Ok(Answer {

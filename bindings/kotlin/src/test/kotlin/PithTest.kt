@@ -202,7 +202,7 @@ class PithTest {
             override fun onText(text: String) { Thread { cancel.cancel() }.apply { start(); join() } }
         }
         assertThrows<PithException.Cancelled> {
-            engine.ask("What is the waggle dance?", AskConfig(k = 2u, maxTokens = 200u), listener, cancel)
+            engine.ask("What is the waggle dance?", AskConfig(k = 2u, maxTokens = 200u, abstainBelow = -1.0), listener, cancel)
         }
         assertTrue(cancel.isCancelled())
         cancel.reset()
