@@ -606,7 +606,9 @@ fn write_ids(dir: &Path, len: usize, ids: &[u32]) -> Result<()> {
 /// `attribution`, each decode row of the attribution heads is summed over the prompt as
 /// `ask` sums it over the kept sentences.
 fn run_once(generator: &Generator, ids: &[u32], decode: usize, attribution: bool) -> Result<Value> {
-    let mut attention = DecodeAttention::new(ATTRIBUTION_HEADS, vec![0..ids.len()]);
+    // The whole prompt is one sentence.
+    let prompt = std::iter::once(0..ids.len()).collect();
+    let mut attention = DecodeAttention::new(ATTRIBUTION_HEADS, prompt);
     let mut tap = DecodeTap {
         layers: attention.layers(),
         on_row: Box::new(|read| attention.push(read)),
