@@ -201,10 +201,12 @@ pub fn answer_from(
     let scored = (budget < before)
         .then(|| prune::score(generator, embedder, &all, question, &options.prune_options))
         .transpose()?;
-    let grounding = grounding::score(&match &scored {
-        Some(scored) => scored.similarity.clone(),
-        None => prune::embedding_similarity(embedder, &all, question)?,
-    });
+    // Pruning computes the similarity beside its scoring pass (so an abstaining ask
+    // has paid for that pass); unpruned, it is computed here before generating.
+    let grounding = match &scored {
+        Some(scored) => grounding::score(&scored.similarity),
+        None => grounding::score(&prune::embedding_similarity(embedder, &all, question)?),
+    };
     let answered = if grounding::abstains(grounding, options.abstain_below) {
         None
     } else {
