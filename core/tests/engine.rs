@@ -199,3 +199,22 @@ fn hybrid_retrieval_on_the_eval_set_beats_each_retriever() {
         assert!(h.mrr >= single.mrr);
     }
 }
+
+/// The first 20 follow-up pairs (eval/followups) over both evaluation sets: made
+/// standalone as `Engine::chat` makes them, every gold passage is in the top 5; as
+/// asked, one is not (one pair's difference: `pith eval followup` gives the full set).
+#[test]
+fn follow_ups_made_standalone_find_their_passage() {
+    let db = TempDb::new("followups");
+    let e = engine(&db);
+    let dir = common::root().join("eval/followups");
+    let report = eval::followup::evaluate(&e, &dir, Some(20), false, &mut |_, _| {}).unwrap();
+    eprintln!("{:?}", report.retrieval);
+    let (asked, standalone) = (
+        &report.retrieval["as_asked"],
+        &report.retrieval["standalone"],
+    );
+    assert_eq!(report.pairs, 20);
+    assert_eq!(standalone.recall_at_5, 1.0);
+    assert!(asked.recall_at_5 < standalone.recall_at_5);
+}
