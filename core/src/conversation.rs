@@ -15,6 +15,9 @@ pub struct Turn {
     /// The question as it was searched: with the words it leans on carried over.
     pub standalone: String,
     pub answer: String,
+    /// The cited text the answer was given from, lower-cased.
+    #[serde(skip)]
+    sources: Vec<String>,
 }
 
 /// The questions asked so far; `Engine::chat` adds a turn per question.
@@ -57,7 +60,9 @@ impl Conversation {
 
     /// `question` made self-contained: when it leans on the previous question (a
     /// pronoun, an opening "and", or hardly any content words), the previous
-    /// standalone question's content words it lacks follow it in brackets.
+    /// standalone question's content words it lacks follow it in brackets; of those,
+    /// only the ones found in two or more of the previous answer's citations when
+    /// there are such (the conversation's subject, not the earlier question's detail).
     pub fn standalone(&self, question: &str) -> String {
         let Some(previous) = self.turns.last() else {
             return question.to_string();
@@ -79,6 +84,17 @@ impl Conversation {
                 carried.push(w);
             }
         }
+        let subject: Vec<&str> = carried
+            .iter()
+            .copied()
+            .filter(|w| {
+                let l = w.to_lowercase();
+                previous.sources.iter().filter(|s| s.contains(&l)).count() >= 2
+            })
+            .collect();
+        if !subject.is_empty() {
+            carried = subject;
+        }
         if carried.is_empty() {
             question.to_string()
         } else {
@@ -91,6 +107,11 @@ impl Conversation {
             question: question.to_string(),
             standalone,
             answer: answer.text.clone(),
+            sources: answer
+                .citations
+                .iter()
+                .map(|c| c.snippet.to_lowercase())
+                .collect(),
         });
     }
 }
@@ -137,6 +158,7 @@ mod tests {
                 question: question.into(),
                 standalone: question.into(),
                 answer: String::new(),
+                sources: vec![],
             }],
         }
     }
@@ -151,6 +173,20 @@ mod tests {
         assert_eq!(
             c.standalone("And the IUCN rating?"),
             "And the IUCN rating? (scientific name aardvark)"
+        );
+    }
+
+    #[test]
+    fn the_subject_the_citations_share_is_carried_without_the_detail() {
+        let mut c = after("What is the scientific name of the aardvark?");
+        c.turns[0].sources = vec![
+            "the aardvark (orycteropus afer) is a burrowing mammal.".into(),
+            "its scientific name means earth pig.".into(),
+            "aardvarks live in africa.".into(),
+        ];
+        assert_eq!(
+            c.standalone("How long do they live in captivity?"),
+            "How long do they live in captivity? (aardvark)"
         );
     }
 
