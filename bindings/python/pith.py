@@ -1675,9 +1675,10 @@ class AnswerStats:
     """
     Figures of one answer.
 """
-    def __init__(self, *, context_tokens_before:int, context_tokens_after:int, prompt_tokens:int, generated_tokens:int, truncated:bool, retrieve_ms:float, prune_ms:float, prefill_ms:float, decode_ms:float, first_token_ms:float):
+    def __init__(self, *, context_tokens_before:int, context_tokens_after:int, context_tokens_reused:int, prompt_tokens:int, generated_tokens:int, truncated:bool, retrieve_ms:float, prune_ms:float, prefill_ms:float, decode_ms:float, first_token_ms:float):
         self.context_tokens_before = context_tokens_before
         self.context_tokens_after = context_tokens_after
+        self.context_tokens_reused = context_tokens_reused
         self.prompt_tokens = prompt_tokens
         self.generated_tokens = generated_tokens
         self.truncated = truncated
@@ -1691,11 +1692,13 @@ class AnswerStats:
 
     
     def __str__(self):
-        return "AnswerStats(context_tokens_before={}, context_tokens_after={}, prompt_tokens={}, generated_tokens={}, truncated={}, retrieve_ms={}, prune_ms={}, prefill_ms={}, decode_ms={}, first_token_ms={})".format(self.context_tokens_before, self.context_tokens_after, self.prompt_tokens, self.generated_tokens, self.truncated, self.retrieve_ms, self.prune_ms, self.prefill_ms, self.decode_ms, self.first_token_ms)
+        return "AnswerStats(context_tokens_before={}, context_tokens_after={}, context_tokens_reused={}, prompt_tokens={}, generated_tokens={}, truncated={}, retrieve_ms={}, prune_ms={}, prefill_ms={}, decode_ms={}, first_token_ms={})".format(self.context_tokens_before, self.context_tokens_after, self.context_tokens_reused, self.prompt_tokens, self.generated_tokens, self.truncated, self.retrieve_ms, self.prune_ms, self.prefill_ms, self.decode_ms, self.first_token_ms)
     def __eq__(self, other):
         if self.context_tokens_before != other.context_tokens_before:
             return False
         if self.context_tokens_after != other.context_tokens_after:
+            return False
+        if self.context_tokens_reused != other.context_tokens_reused:
             return False
         if self.prompt_tokens != other.prompt_tokens:
             return False
@@ -1721,6 +1724,7 @@ class _UniffiFfiConverterTypeAnswerStats(_UniffiConverterRustBuffer):
         return AnswerStats(
             context_tokens_before=_UniffiFfiConverterUInt64.read(buf),
             context_tokens_after=_UniffiFfiConverterUInt64.read(buf),
+            context_tokens_reused=_UniffiFfiConverterUInt64.read(buf),
             prompt_tokens=_UniffiFfiConverterUInt64.read(buf),
             generated_tokens=_UniffiFfiConverterUInt64.read(buf),
             truncated=_UniffiFfiConverterBoolean.read(buf),
@@ -1735,6 +1739,7 @@ class _UniffiFfiConverterTypeAnswerStats(_UniffiConverterRustBuffer):
     def check_lower(value):
         _UniffiFfiConverterUInt64.check_lower(value.context_tokens_before)
         _UniffiFfiConverterUInt64.check_lower(value.context_tokens_after)
+        _UniffiFfiConverterUInt64.check_lower(value.context_tokens_reused)
         _UniffiFfiConverterUInt64.check_lower(value.prompt_tokens)
         _UniffiFfiConverterUInt64.check_lower(value.generated_tokens)
         _UniffiFfiConverterBoolean.check_lower(value.truncated)
@@ -1748,6 +1753,7 @@ class _UniffiFfiConverterTypeAnswerStats(_UniffiConverterRustBuffer):
     def write(value, buf):
         _UniffiFfiConverterUInt64.write(value.context_tokens_before, buf)
         _UniffiFfiConverterUInt64.write(value.context_tokens_after, buf)
+        _UniffiFfiConverterUInt64.write(value.context_tokens_reused, buf)
         _UniffiFfiConverterUInt64.write(value.prompt_tokens, buf)
         _UniffiFfiConverterUInt64.write(value.generated_tokens, buf)
         _UniffiFfiConverterBoolean.write(value.truncated, buf)
@@ -2136,7 +2142,9 @@ class Device(enum.Enum):
     
     GPU = 0
     """
-    The GPU through wgpu; falls back to the CPU when there is none.
+    The GPU through wgpu, on any adapter (a software one too); falls back to the
+    CPU when there is none. Unset (the default): a graphics card when there is one,
+    else the CPU.
 """
     
     CPU = 1

@@ -97,6 +97,8 @@ def test_chat_carries_the_subject_into_a_follow_up(engine, bees):
     assert [t.question for t in turns] == ["What does a honeybee queen do?", "How many eggs does she lay a day?"]
     assert "queen" in turns[1].standalone and turns[1].answer == answer.text
     assert answer.citations and answer.citations[0].document_id == bees
+    # The first turn's passage again: its cache is reused.
+    assert 0 < answer.stats.context_tokens_reused <= answer.stats.context_tokens_before
     conversation.reset()
     assert conversation.turns() == []
 

@@ -75,7 +75,8 @@ impl Engine {
         options.generator = config.generator_path.map(Into::into);
         options.device = match config.device {
             Some(Device::Cpu) => DeviceChoice::Cpu,
-            Some(Device::Gpu) | None => DeviceChoice::Gpu,
+            Some(Device::Gpu) => DeviceChoice::Gpu,
+            None => DeviceChoice::Auto,
         };
         options.threads = config.threads as usize;
         options.precision = config.precision.map(|p| match p {
@@ -90,7 +91,7 @@ impl Engine {
     pub fn device(&self) -> Device {
         match self.0.device().kind {
             DeviceChoice::Gpu => Device::Gpu,
-            DeviceChoice::Cpu => Device::Cpu,
+            DeviceChoice::Cpu | DeviceChoice::Auto => Device::Cpu,
         }
     }
 

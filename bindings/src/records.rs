@@ -5,7 +5,9 @@ use pith_core::model::generate::StopReason;
 /// Where pith runs its models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum Device {
-    /// The GPU through wgpu; falls back to the CPU when there is none.
+    /// The GPU through wgpu, on any adapter (a software one too); falls back to the
+    /// CPU when there is none. Unset (the default): a graphics card when there is one,
+    /// else the CPU.
     Gpu,
     Cpu,
 }
@@ -33,7 +35,8 @@ pub struct EngineConfig {
     /// The generator's GGUF file, when not the SmolLM2 file in models_dir.
     #[uniffi(default = None)]
     pub generator_path: Option<String>,
-    /// None is the GPU, falling back to the CPU when there is none.
+    /// None: a graphics card when there is one, else the CPU (also when wgpu's only
+    /// adapter is a software rasterizer).
     #[uniffi(default = None)]
     pub device: Option<Device>,
     /// CPU threads, process-wide; 0 uses every core.
@@ -203,6 +206,8 @@ pub struct Citation {
 pub struct AnswerStats {
     pub context_tokens_before: u64,
     pub context_tokens_after: u64,
+    /// Context tokens a conversation's previous turn had already run (chat).
+    pub context_tokens_reused: u64,
     pub prompt_tokens: u64,
     pub generated_tokens: u64,
     /// True when generation stopped at max_tokens.
@@ -424,6 +429,7 @@ impl From<pith_core::Answer> for Answer {
             stats: AnswerStats {
                 context_tokens_before: a.context_tokens_before as u64,
                 context_tokens_after: a.context_tokens_after as u64,
+                context_tokens_reused: a.context_tokens_reused as u64,
                 prompt_tokens: a.prompt_tokens as u64,
                 generated_tokens: a.generated_tokens as u64,
                 truncated: a.stop == StopReason::MaxTokens,

@@ -415,5 +415,21 @@ fn followup(
         );
     }
     println!("({} pairs)", report.pairs);
+    if let Some(m) = &report.memory {
+        println!(
+            "follow-ups in conversation: {:.0}% resumed the first turn's context, {:.0}% of \
+             context tokens reused, {:.0}% answered as afresh, containment {:.3} vs {:.3} \
+             afresh; median prune {:.0} vs {:.0} ms, first token {:.0} vs {:.0} ms",
+            m.resumed * 100.0,
+            m.reused_share * 100.0,
+            m.same_answer * 100.0,
+            m.containment[0],
+            m.containment[1],
+            m.prune_ms[0],
+            m.prune_ms[1],
+            m.first_token_ms[0],
+            m.first_token_ms[1]
+        );
+    }
     Ok(())
 }

@@ -247,10 +247,11 @@ fn print_sources(answer: &pith_core::Answer, options: &AskOptions) {
     }
     let t = &answer.timings;
     eprintln!(
-        "[grounding {:.3}; context {} -> {} tokens; retrieve {:.0} ms, rerank {:.0} ms, prune {:.0} ms, prefill {:.0} ms, decode {:.0} ms, first token {:.0} ms]",
+        "[grounding {:.3}; context {} -> {} tokens ({} reused); retrieve {:.0} ms, rerank {:.0} ms, prune {:.0} ms, prefill {:.0} ms, decode {:.0} ms, first token {:.0} ms]",
         answer.grounding,
         answer.context_tokens_before,
         answer.context_tokens_after,
+        answer.context_tokens_reused,
         t.retrieve_ms,
         t.rerank_ms,
         t.prune_ms,

@@ -26,8 +26,9 @@ struct Cli {
     /// The model directory laid out by scripts/fetch-models (default: ./models, then the data directory).
     #[arg(long, global = true, env = "PITH_MODELS")]
     models: Option<PathBuf>,
-    /// Where models run: gpu (wgpu, falling back to the CPU when no adapter exists) or cpu.
-    #[arg(long, global = true, default_value = "gpu")]
+    /// Where models run: auto (a graphics card through wgpu when there is one, else the
+    /// CPU), gpu (wgpu on any adapter, a software rasterizer such as lavapipe too) or cpu.
+    #[arg(long, global = true, default_value = "auto")]
     device: DeviceChoice,
     /// The generator's weights: q (as stored in the GGUF, the default), f16 or f32.
     #[arg(long, global = true)]

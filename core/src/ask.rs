@@ -9,7 +9,7 @@ use crate::grounding;
 use crate::model::bert::Embedder;
 use crate::model::generate::{DecodeTap, Generation, Generator, StopReason};
 use crate::model::sampling::SamplingOptions;
-use crate::prune::{self, Budget, ContextSentence, PruneOptions};
+use crate::prune::{self, Budget, ContextMemory, ContextSentence, PruneOptions};
 use crate::rag::{Engine, SearchOptions};
 use crate::store::{Filter, Method};
 
@@ -144,6 +144,9 @@ pub struct Answer {
     /// Generator tokens of the retrieved context before and after pruning.
     pub context_tokens_before: usize,
     pub context_tokens_after: usize,
+    /// Context tokens not run again because a conversation's previous turn ran them
+    /// (see [`crate::prune::ContextMemory`]); 0 outside [`Engine::chat`].
+    pub context_tokens_reused: usize,
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
     pub stop: crate::model::generate::StopReason,
@@ -167,6 +170,8 @@ pub struct Reply {
     /// Generator tokens of the context before and after pruning.
     pub tokens_before: usize,
     pub tokens_after: usize,
+    /// Context tokens taken from the memory (see [`answer_from`]).
+    pub reused: usize,
     /// From the call to the start of the answer's prefill: scoring and selection when
     /// pruned.
     pub prune: Duration,
@@ -181,13 +186,17 @@ pub struct Reply {
 ///
 /// A pruned answer does not prefill again: the scoring pass's cache keeps the lower
 /// layers of the kept tokens, and only the layers above the deepest retrieval head
-/// run over them (see [`crate::model::llama::Llama::keep_and_finish`]).
+/// run over them (see [`crate::model::llama::Llama::keep_and_finish`]). With
+/// `memory`, the scoring pass resumes from the context it shares with the last one
+/// (a conversation's previous turn).
+#[allow(clippy::too_many_arguments)]
 pub fn answer_from(
     generator: &Generator,
     embedder: &Embedder,
     passages: &[&str],
     question: &str,
     options: &AskOptions,
+    memory: Option<&mut ContextMemory>,
     on_text: &mut dyn FnMut(&str) -> bool,
     cancel: Option<&AtomicBool>,
 ) -> Result<Reply> {
@@ -199,8 +208,12 @@ pub fn answer_from(
     let before: usize = tokens.iter().sum();
     let budget = options.prune.tokens(before)?;
     let scored = (budget < before)
-        .then(|| prune::score(generator, embedder, &all, question, &options.prune_options))
+        .then(|| {
+            let prune = &options.prune_options;
+            prune::score(generator, embedder, &all, question, prune, memory)
+        })
         .transpose()?;
+    let reused = scored.as_ref().map_or(0, |s| s.pass.reused);
     // Pruning computes the similarity beside its scoring pass (so an abstaining ask
     // has paid for that pass); unpruned, it is computed here before generating.
     let grounding = match &scored {
@@ -233,6 +246,7 @@ pub fn answer_from(
     Ok(Reply {
         tokens_before: before,
         tokens_after: kept.iter().map(|&i| tokens[i]).sum(),
+        reused,
         generation,
         grounding,
         sentences,
@@ -356,6 +370,21 @@ impl Engine {
         on_text: &mut dyn FnMut(&str) -> bool,
         cancel: Option<&AtomicBool>,
     ) -> Result<Answer> {
+        self.ask_with_memory(question, options, None, on_text, cancel)
+    }
+
+    /// [`Engine::ask`] as the next question after the one `memory` was left by: the
+    /// passages retrieved then go first, in the order they had, so that the scoring
+    /// pass resumes from as much of that context as this one shares (see
+    /// [`answer_from`]).
+    pub(crate) fn ask_with_memory(
+        &self,
+        question: &str,
+        options: &AskOptions,
+        mut memory: Option<&mut Carried>,
+        on_text: &mut dyn FnMut(&str) -> bool,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Answer> {
         let start = Instant::now();
         let search = SearchOptions {
             k: if options.rerank {
@@ -374,6 +403,10 @@ impl Engine {
             hits = self.rerank(&generator, hits, question, options.k)?;
         }
         let rerank = rerank_start.elapsed();
+        if let Some(m) = &mut memory {
+            hits = as_before(hits, &m.passages);
+            m.passages = hits.iter().map(|h| h.passage.id).collect();
+        }
         let texts: Vec<&str> = hits.iter().map(|h| h.passage.text.as_str()).collect();
         let answer_start = start.elapsed();
         let reply = answer_from(
@@ -382,6 +415,7 @@ impl Engine {
             &texts,
             question,
             options,
+            memory.map(|m| &mut m.context),
             on_text,
             cancel,
         )?;
@@ -406,6 +440,7 @@ impl Engine {
                 abstained: true,
                 context_tokens_before: reply.tokens_before,
                 context_tokens_after: 0,
+                context_tokens_reused: reply.reused,
                 prompt_tokens: 0,
                 generated_tokens: 0,
                 stop: StopReason::Abstained,
@@ -421,6 +456,7 @@ impl Engine {
             abstained: false,
             context_tokens_before: reply.tokens_before,
             context_tokens_after: reply.tokens_after,
+            context_tokens_reused: reply.reused,
             prompt_tokens: g.prompt_tokens,
             generated_tokens: g.tokens.len(),
             stop: g.stop,
@@ -461,6 +497,25 @@ impl Engine {
             .filter_map(|i| slots[i].take())
             .collect())
     }
+}
+
+/// What a conversation carries from one ask to the next.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Carried {
+    pub context: ContextMemory,
+    /// The passages of the last ask, in prompt order.
+    pub passages: Vec<i64>,
+}
+
+/// `hits` with those among `before` first, in its order, then the rest as ranked.
+fn as_before(mut hits: Vec<crate::store::Hit>, before: &[i64]) -> Vec<crate::store::Hit> {
+    hits.sort_by_key(|h| {
+        before
+            .iter()
+            .position(|&id| id == h.passage.id)
+            .unwrap_or(before.len())
+    });
+    hits
 }
 
 /// One citation per run of adjacent kept sentences of a passage, and the citation of

@@ -4,8 +4,10 @@
 
 use std::sync::atomic::AtomicBool;
 
+use crate::ask::Carried;
 use crate::ask::{Answer, AskOptions};
 use crate::error::Result;
+use crate::prune::ANAPHORA;
 use crate::rag::Engine;
 
 /// One question and its answer.
@@ -20,17 +22,22 @@ pub struct Turn {
     sources: Vec<String>,
 }
 
-/// The questions asked so far; `Engine::chat` adds a turn per question.
+/// The questions asked so far; `Engine::chat` adds a turn per question. It also keeps
+/// the generator's cache of the last turn's context, so that a follow-up over the same
+/// passages does not run them again.
 #[derive(Debug, Clone, Default)]
 pub struct Conversation {
     turns: Vec<Turn>,
+    memory: Carried,
 }
 
-/// Words that refer back to something named before.
-const LEANING: &[&str] = &[
-    "it", "its", "they", "them", "their", "he", "him", "his", "she", "her", "that", "there",
-    "those", "this", "these", "one",
-];
+/// Words that refer back to something named before, besides the pruner's
+/// [`ANAPHORA`] (which open a sentence; these stand anywhere in a question).
+const ALSO_LEANING: &[&str] = &["them", "him", "that", "there", "one"];
+
+fn leans_back(word: &str) -> bool {
+    ANAPHORA.contains(&word) || ALSO_LEANING.contains(&word)
+}
 
 /// Words that carry no subject: question words, pronouns, auxiliaries, prepositions.
 const FUNCTION_WORDS: &[&str] = &[
@@ -56,6 +63,7 @@ impl Conversation {
     /// Forgets every turn: the next question starts a new conversation.
     pub fn reset(&mut self) {
         self.turns.clear();
+        self.memory = Carried::default();
     }
 
     /// `question` made self-contained: when it leans on the previous question (a
@@ -71,7 +79,7 @@ impl Conversation {
         let lowered: Vec<String> = asked.iter().map(|w| w.to_lowercase()).collect();
         let content = lowered.iter().filter(|w| is_content(w)).count();
         let leans = lowered.first().is_some_and(|w| w == "and")
-            || lowered.iter().any(|w| LEANING.contains(&w.as_str()))
+            || lowered.iter().any(|w| leans_back(w))
             || content < SHORT;
         if !leans {
             return question.to_string();
@@ -125,7 +133,7 @@ fn words(text: &str) -> Vec<&str> {
 }
 
 fn is_content(word: &str) -> bool {
-    !FUNCTION_WORDS.contains(&word) && !LEANING.contains(&word)
+    !FUNCTION_WORDS.contains(&word) && !leans_back(word)
 }
 
 impl Engine {
@@ -142,7 +150,8 @@ impl Engine {
         cancel: Option<&AtomicBool>,
     ) -> Result<Answer> {
         let standalone = conversation.standalone(question);
-        let answer = self.ask(&standalone, options, on_text, cancel)?;
+        let memory = Some(&mut conversation.memory);
+        let answer = self.ask_with_memory(&standalone, options, memory, on_text, cancel)?;
         conversation.push(question, standalone, &answer);
         Ok(answer)
     }
@@ -160,6 +169,7 @@ mod tests {
                 answer: String::new(),
                 sources: vec![],
             }],
+            memory: Carried::default(),
         }
     }
 

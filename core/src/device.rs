@@ -1,16 +1,24 @@
-//! Choosing where models run: the wgpu device by default, the flex CPU device as fallback.
+//! Choosing where models run: the wgpu device by default, the flex CPU device as fallback
+//! (and where the only wgpu adapter is a software rasterizer, which runs the models far
+//! slower than the CPU device does).
 
 use burn::tensor::{Device, DeviceKind, Tensor};
 use cubecl_environment::stream::{StreamPolicy, set_policy};
 
 use crate::error::{Error, Result};
+use crate::model::on_a_card;
 
 /// The device a user asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
-    /// wgpu (Vulkan, Metal, DX12, GL), falling back to the CPU when no adapter exists.
+    /// A graphics card through wgpu when there is one; the CPU otherwise, and also when
+    /// wgpu's only adapter is a software rasterizer such as Mesa's lavapipe (there a
+    /// first ask took 150-184 s, against seconds on the CPU device).
     #[default]
+    Auto,
+    /// wgpu (Vulkan, Metal, DX12, GL) on any adapter, software ones included, falling
+    /// back to the CPU when no adapter exists.
     Gpu,
     /// Burn's pure-Rust flex CPU device.
     Cpu,
@@ -20,10 +28,11 @@ impl std::str::FromStr for DeviceChoice {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s {
+            "auto" => Ok(Self::Auto),
             "gpu" | "wgpu" => Ok(Self::Gpu),
             "cpu" | "flex" => Ok(Self::Cpu),
             _ => Err(Error::InvalidArgument(format!(
-                "device {s:?} (use gpu or cpu)"
+                "device {s:?} (use auto, gpu or cpu)"
             ))),
         }
     }
@@ -33,20 +42,29 @@ impl std::str::FromStr for DeviceChoice {
 #[derive(Debug, Clone)]
 pub struct OpenDevice {
     pub device: Device,
-    /// What ran: `Gpu` only when a wgpu adapter answered.
+    /// What runs: `Gpu` when a wgpu adapter answered, `Cpu` otherwise (never `Auto`).
     pub kind: DeviceChoice,
     /// Set when the GPU was asked for but the CPU is used.
     pub warning: Option<String>,
 }
 
 /// Opens the device asked for. A GPU request with no usable adapter falls back to the
-/// CPU with a warning instead of failing.
+/// CPU with a warning instead of failing; `Auto` falls back quietly.
 pub fn open(choice: DeviceChoice) -> OpenDevice {
+    let cpu = OpenDevice {
+        device: Device::flex(),
+        kind: DeviceChoice::Cpu,
+        warning: None,
+    };
     match choice {
-        DeviceChoice::Cpu => OpenDevice {
-            device: Device::flex(),
-            kind: DeviceChoice::Cpu,
-            warning: None,
+        DeviceChoice::Cpu => cpu,
+        DeviceChoice::Auto => match probe_wgpu() {
+            Ok(device) if on_a_card(&device) => OpenDevice {
+                device,
+                kind: DeviceChoice::Gpu,
+                warning: None,
+            },
+            _ => cpu,
         },
         DeviceChoice::Gpu => match probe_wgpu() {
             Ok(device) => OpenDevice {
@@ -55,11 +73,10 @@ pub fn open(choice: DeviceChoice) -> OpenDevice {
                 warning: None,
             },
             Err(reason) => OpenDevice {
-                device: Device::flex(),
-                kind: DeviceChoice::Cpu,
                 warning: Some(format!(
                     "no usable GPU adapter ({reason}); running on the CPU"
                 )),
+                ..cpu
             },
         },
     }

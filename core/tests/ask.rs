@@ -152,8 +152,10 @@ fn chat_carries_the_subject_into_a_follow_up() {
     };
     let mut conversation = Conversation::new();
     let first = "How much salt does a typical sourdough loaf use?";
-    e.chat(&mut conversation, first, &options, &mut |_| true, None)
+    let opening = e
+        .chat(&mut conversation, first, &options, &mut |_| true, None)
         .unwrap();
+    assert_eq!(opening.context_tokens_reused, 0);
     let answer = e
         .chat(&mut conversation, follow_up, &options, &mut |_| true, None)
         .unwrap();
@@ -166,6 +168,30 @@ fn chat_carries_the_subject_into_a_follow_up() {
     );
     assert!(turns[1].standalone.contains("sourdough"), "{turns:?}");
     assert_eq!(turns[1].answer, answer.text);
+
+    // Both turns retrieve the same passage: the follow-up runs none of it again, and
+    // answers as the same question asked afresh does.
+    assert_eq!(
+        opening.citations[0].passage_id,
+        answer.citations[0].passage_id
+    );
+    assert_eq!(
+        answer.context_tokens_reused, answer.context_tokens_before,
+        "{answer:?}"
+    );
+    let afresh = e
+        .ask(&turns[1].standalone, &options, &mut |_| true, None)
+        .unwrap();
+    assert_eq!(afresh.context_tokens_reused, 0);
+    assert_eq!(
+        (&afresh.text, afresh.context_tokens_after),
+        (&answer.text, answer.context_tokens_after)
+    );
+    conversation.reset();
+    let restarted = e
+        .chat(&mut conversation, first, &options, &mut |_| true, None)
+        .unwrap();
+    assert_eq!(restarted.context_tokens_reused, 0);
 }
 
 fn slice(text: &str, start: usize, end: usize) -> String {
@@ -233,6 +259,7 @@ fn pruning_keeps_evidence_reached_through_a_pronoun() {
         &refs,
         "In which year did the French physicist create his lens?",
         &PruneOptions::default(),
+        None,
     )
     .unwrap();
     let tokens = &scored.pass.attention.tokens;
@@ -240,6 +267,72 @@ fn pruning_keeps_evidence_reached_through_a_pronoun() {
     let kept = prune::select(&scored.scores, tokens, total / 4);
     let texts: Vec<&str> = kept.iter().map(|&i| sentences[i].text.as_str()).collect();
     assert!(texts.iter().any(|t| t.contains("1822")), "kept {texts:?}");
+}
+
+/// A follow-up whose context starts with the previous turn's first passage runs only
+/// the rest: its sentence scores and hidden states are a fresh pass's, to within the
+/// rounding of the cache it resumes from (f16 on the CPU).
+#[test]
+fn a_scoring_pass_resumed_from_memory_scores_as_a_fresh_one() {
+    let e = engine();
+    let g = e.generator().unwrap();
+    let fresnel_text = "Augustin-Jean Fresnel was a French physicist. In 1822 he invented a lens made of rings of prisms. It made lighthouse lights visible much farther away.";
+    let sourdough = "Sourdough is bread leavened by a starter. A typical loaf uses 20 g of salt.";
+    let bees = "Honeybees live in colonies. The queen is the only female that lays eggs.";
+    let score = |passages: &[&str], question: &str, memory: Option<&mut prune::ContextMemory>| {
+        let sentences = prune::split_passages(passages);
+        let refs: Vec<&ContextSentence> = sentences.iter().collect();
+        let options = PruneOptions::default();
+        prune::score(&g, e.embedder(), &refs, question, &options, memory).unwrap()
+    };
+    let mut memory = prune::ContextMemory::default();
+    let first = score(
+        &[fresnel_text, sourdough],
+        "Who invented the lens?",
+        Some(&mut memory),
+    );
+    assert_eq!(first.pass.reused, 0);
+    let question = "In which year did the French physicist create his lens?";
+    let resumed = score(&[fresnel_text, bees], question, Some(&mut memory));
+    let fresh = score(&[fresnel_text, bees], question, None);
+    // The three sentences, and the tokens that open the next passage in both (its
+    // separator).
+    let tokens = &fresh.pass.attention.tokens;
+    let fresnel: usize = tokens[..3].iter().sum();
+    let reused = resumed.pass.reused;
+    assert!(
+        fresnel <= reused && reused < fresnel + tokens[3],
+        "{reused} of {tokens:?}"
+    );
+    assert_eq!(fresh.pass.reused, 0);
+
+    let worst = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+    };
+    let score_gap = worst(&resumed.scores, &fresh.scores);
+    let hidden = |s: &prune::Scored| -> Vec<f64> {
+        let data = s.pass.hidden.clone().into_data().convert::<f32>();
+        data.as_slice::<f32>()
+            .unwrap()
+            .iter()
+            .map(|&x| f64::from(x))
+            .collect()
+    };
+    let (a, b) = (hidden(&resumed), hidden(&fresh));
+    let scale = b.iter().fold(0.0, |m: f64, x| m.max(x.abs()));
+    let hidden_gap = worst(&a, &b) / scale;
+    eprintln!("score gap {score_gap:.2e}, hidden gap {hidden_gap:.2e} of the largest state");
+    assert_eq!(
+        prune::ranking(&resumed.scores),
+        prune::ranking(&fresh.scores)
+    );
+    assert!(
+        score_gap < 0.05 && hidden_gap < 0.01,
+        "{score_gap} {hidden_gap}"
+    );
 }
 
 #[test]

@@ -72,7 +72,7 @@ fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
             mean_vs_f32: 2e-3,
             f32_tie_margin: 0.0,
         },
-        (Precision::Q, DeviceChoice::Cpu) => Tolerance {
+        (Precision::Q, _) => Tolerance {
             worst_vs_f32: LLAMA_CPP_WORST_VS_F32,
             mean_vs_f32: LLAMA_CPP_MEAN_VS_F32,
             f32_tie_margin: LLAMA_CPP_TIE_MARGIN,
@@ -82,7 +82,7 @@ fn tolerance(choice: DeviceChoice, precision: Precision) -> Tolerance {
             mean_vs_f32: 0.01,
             f32_tie_margin: 0.1,
         },
-        (Precision::F16, DeviceChoice::Cpu) => Tolerance {
+        (Precision::F16, _) => Tolerance {
             worst_vs_f32: 0.75,
             mean_vs_f32: 0.1,
             f32_tie_margin: LLAMA_CPP_TIE_MARGIN,

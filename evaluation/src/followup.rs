@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::qa::normalize;
-use super::{EvalSet, Passages, RetrievalMetrics, ingest, parse_jsonl};
+use super::{EvalSet, Passages, RetrievalMetrics, parse_jsonl, store};
 use pith_core::model::sampling::SamplingOptions;
-use pith_core::{AskOptions, Conversation, Engine, Error, Method, Result, grounding};
+use pith_core::{Answer, AskOptions, Conversation, Engine, Error, Method, Result, grounding};
 
 /// One pair of `pairs.jsonl` (`scripts/make-followups.py`).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -39,6 +39,78 @@ pub struct FollowupReport {
     pub containment: BTreeMap<&'static str, f64>,
     /// Share of asks below the shipped abstention threshold (with answers only).
     pub abstain_rate: BTreeMap<&'static str, f64>,
+    /// The follow-up asked in its conversation (reusing the first turn's context) and
+    /// the same standalone question asked afresh, side by side (with answers only).
+    pub memory: Option<MemoryReport>,
+}
+
+/// What reusing the conversation's context cache does to a follow-up.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MemoryReport {
+    /// Share of follow-ups whose context shares a prefix with the first turn's.
+    pub resumed: f64,
+    /// Context tokens reused over context tokens retrieved, all follow-ups.
+    pub reused_share: f64,
+    /// Share of follow-ups answered word for word as when asked afresh (the reused
+    /// cache and the part run on it differ from a whole pass in rounding, which can
+    /// turn greedy decoding another way).
+    pub same_answer: f64,
+    /// Share of answers holding a gold answer, in conversation and afresh.
+    pub containment: [f64; 2],
+    /// Medians over the follow-ups, in conversation and afresh: from the call to the
+    /// answer's prefill (the scoring pass), and to its first token.
+    pub prune_ms: [f64; 2],
+    pub first_token_ms: [f64; 2],
+}
+
+/// The follow-ups' answers in conversation and afresh.
+#[derive(Default)]
+struct Sides {
+    resumed: usize,
+    reused: usize,
+    context: usize,
+    same: usize,
+    contained: [usize; 2],
+    prune_ms: [Vec<f64>; 2],
+    first_token_ms: [Vec<f64>; 2],
+}
+
+impl Sides {
+    fn add(&mut self, chat: &Answer, afresh: &Answer, holds: impl Fn(&Answer) -> bool) {
+        self.resumed += usize::from(chat.context_tokens_reused > 0);
+        self.reused += chat.context_tokens_reused;
+        self.context += chat.context_tokens_before;
+        self.same += usize::from(chat.text == afresh.text);
+        for (side, a) in [chat, afresh].into_iter().enumerate() {
+            self.contained[side] += usize::from(holds(a));
+            self.prune_ms[side].push(a.timings.prune_ms);
+            self.first_token_ms[side].push(a.timings.first_token_ms);
+        }
+    }
+
+    fn report(mut self, pairs: usize) -> MemoryReport {
+        let n = pairs.max(1) as f64;
+        let [a, b] = &mut self.prune_ms;
+        let [c, d] = &mut self.first_token_ms;
+        MemoryReport {
+            resumed: self.resumed as f64 / n,
+            reused_share: self.reused as f64 / self.context.max(1) as f64,
+            same_answer: self.same as f64 / n,
+            containment: self.contained.map(|c| c as f64 / n),
+            prune_ms: [median(a), median(b)],
+            first_token_ms: [median(c), median(d)],
+        }
+    }
+}
+
+fn holds_gold(a: &Answer, p: &Pair) -> bool {
+    let text = normalize(&a.text);
+    p.answers.iter().any(|g| text.contains(&normalize(g)))
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// The pairs in `dir` and the evaluation sets they come from (beside `dir`).
@@ -68,11 +140,10 @@ pub fn evaluate(
 ) -> Result<FollowupReport> {
     let (pairs, sets) = load(dir)?;
     let pairs = &pairs[..limit.unwrap_or(usize::MAX).min(pairs.len())];
-    // Each ingest maps every stored document, so the last one maps them all.
-    let mut passages = Passages(BTreeMap::new());
     for set in sets.values() {
-        passages = ingest(engine, set, None)?;
+        store(engine, set, None)?;
     }
+    let passages = Passages::stored(engine)?;
     let options = AskOptions {
         sampling: SamplingOptions::greedy(if answers { ANSWER_TOKENS } else { 1 }),
         abstain_below: grounding::NEVER,
@@ -81,6 +152,7 @@ pub fn evaluate(
     let mut ranks = vec![vec![]; WAYS.len()];
     let mut contained = [0.0; WAYS.len()];
     let mut abstained = [0.0; WAYS.len()];
+    let mut sides = Sides::default();
     for (n, p) in pairs.iter().enumerate() {
         let mut conversation = Conversation::new();
         engine.chat(
@@ -98,12 +170,25 @@ pub fn evaluate(
         for (w, query) in queries.iter().enumerate() {
             ranks[w].push(passages.rank(engine, query, Method::Hybrid, &p.gold)?);
             if answers {
-                let a = engine.ask(query, &options, &mut |_| true, None)?;
-                let holds = p
-                    .answers
-                    .iter()
-                    .any(|g| normalize(&a.text).contains(&normalize(g)));
-                contained[w] += f64::from(u8::from(holds));
+                let afresh = || engine.ask(query, &options, &mut |_| true, None);
+                let a = if WAYS[w] == "standalone" {
+                    let mut chat = || {
+                        let c = &mut conversation;
+                        engine.chat(c, &p.followup, &options, &mut |_| true, None)
+                    };
+                    // Each side goes first for half the pairs.
+                    let (chat, afresh) = if n % 2 == 0 {
+                        (chat()?, afresh()?)
+                    } else {
+                        let a = afresh()?;
+                        (chat()?, a)
+                    };
+                    sides.add(&chat, &afresh, |a| holds_gold(a, p));
+                    chat
+                } else {
+                    afresh()?
+                };
+                contained[w] += f64::from(u8::from(holds_gold(&a, p)));
                 let abstains = grounding::abstains(a.grounding, grounding::ABSTAIN_BELOW);
                 abstained[w] += f64::from(u8::from(abstains));
             }
@@ -127,5 +212,6 @@ pub fn evaluate(
             .collect(),
         containment: per_way(contained),
         abstain_rate: per_way(abstained),
+        memory: answers.then(|| sides.report(pairs.len())),
     })
 }

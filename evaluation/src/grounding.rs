@@ -154,6 +154,7 @@ fn run(
         texts,
         &q.question,
         &options,
+        None,
         &mut |_| true,
         None,
     )?;

@@ -153,9 +153,15 @@ impl RetrievalMetrics {
 /// Which corpus passage each stored document is.
 pub struct Passages(BTreeMap<i64, String>);
 
+/// Ingests `set`'s corpus (see [`store`]) and maps the stored documents.
+pub fn ingest(engine: &Engine, set: &EvalSet, documents: Option<&Path>) -> Result<Passages> {
+    store(engine, set, documents)?;
+    Passages::stored(engine)
+}
+
 /// Ingests `set`'s corpus, each passage a document with metadata `{"id": ...}` (from
 /// its rendering in `documents` when given).
-pub fn ingest(engine: &Engine, set: &EvalSet, documents: Option<&Path>) -> Result<Passages> {
+pub fn store(engine: &Engine, set: &EvalSet, documents: Option<&Path>) -> Result<()> {
     for p in &set.corpus {
         let metadata = serde_json::json!({ "id": p.id, "title": p.title }).to_string();
         match documents {
@@ -163,16 +169,21 @@ pub fn ingest(engine: &Engine, set: &EvalSet, documents: Option<&Path>) -> Resul
             None => engine.ingest_text(&p.id, &p.text, &metadata, &mut |_, _| {})?,
         };
     }
-    Ok(Passages(
-        engine
-            .documents()?
-            .into_iter()
-            .filter_map(|d| Some((d.id, d.metadata.get("id")?.as_str()?.to_string())))
-            .collect(),
-    ))
+    Ok(())
 }
 
 impl Passages {
+    /// Every stored document's corpus passage id.
+    pub fn stored(engine: &Engine) -> Result<Self> {
+        Ok(Self(
+            engine
+                .documents()?
+                .into_iter()
+                .filter_map(|d| Some((d.id, d.metadata.get("id")?.as_str()?.to_string())))
+                .collect(),
+        ))
+    }
+
     /// The 0-based rank of passage `gold` when searching `query`, if in the top 10.
     pub fn rank(
         &self,

@@ -124,6 +124,7 @@ pub fn answer_question(
             &texts,
             &q.question,
             &options,
+            None,
             &mut |_| true,
             None,
         )?;

@@ -129,6 +129,7 @@ pub fn soak(
             &texts,
             &q.question,
             &plan.options,
+            None,
             &mut |_| true,
             None,
         )?;

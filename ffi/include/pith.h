@@ -168,6 +168,8 @@ typedef struct pith_answer_stats {
   // Context tokens retrieved, and kept after pruning.
   size_t context_tokens_before;
   size_t context_tokens_after;
+  // Context tokens a conversation's previous turn had already run (pith_chat).
+  size_t context_tokens_reused;
   size_t prompt_tokens;
   size_t generated_tokens;
   // True when generation stopped at max_tokens rather than at the end of the answer.
@@ -204,7 +206,9 @@ typedef struct pith_engine_options {
   const char *embedder_dir;
   // The generator's GGUF file; NULL for the SmolLM2 file in models_dir.
   const char *generator_path;
-  // "gpu" (the default; falls back to the CPU when no GPU is found) or "cpu"; NULL for gpu.
+  // "auto" (a graphics card when there is one, else the CPU; also when wgpu's only
+  // adapter is a software rasterizer), "gpu" (any wgpu adapter, software ones too;
+  // the CPU when there is none) or "cpu"; NULL for auto.
   const char *device;
   // CPU threads for the CPU device, process-wide; 0 uses every core.
   uint32_t threads;

@@ -123,6 +123,8 @@ pub struct pith_answer_stats {
     /// Context tokens retrieved, and kept after pruning.
     pub context_tokens_before: usize,
     pub context_tokens_after: usize,
+    /// Context tokens a conversation's previous turn had already run (pith_chat).
+    pub context_tokens_reused: usize,
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
     /// True when generation stopped at max_tokens rather than at the end of the answer.
@@ -196,6 +198,7 @@ fn answer(a: Answer) -> pith_answer {
     let stats = pith_answer_stats {
         context_tokens_before: a.context_tokens_before,
         context_tokens_after: a.context_tokens_after,
+        context_tokens_reused: a.context_tokens_reused,
         prompt_tokens: a.prompt_tokens,
         generated_tokens: a.generated_tokens,
         truncated: a.stop == StopReason::MaxTokens,

@@ -25,7 +25,9 @@ pub struct pith_engine_options {
     pub embedder_dir: *const c_char,
     /// The generator's GGUF file; NULL for the SmolLM2 file in models_dir.
     pub generator_path: *const c_char,
-    /// "gpu" (the default; falls back to the CPU when no GPU is found) or "cpu"; NULL for gpu.
+    /// "auto" (a graphics card when there is one, else the CPU; also when wgpu's only
+    /// adapter is a software rasterizer), "gpu" (any wgpu adapter, software ones too;
+    /// the CPU when there is none) or "cpu"; NULL for auto.
     pub device: *const c_char,
     /// CPU threads for the CPU device, process-wide; 0 uses every core.
     pub threads: u32,

@@ -66,11 +66,15 @@ pub struct Generator {
     template: Option<ChatTemplate>,
     end_ids: Vec<u32>,
     max_context: usize,
+    /// Tells generators apart (each load is a new one), for what is cached across asks.
+    id: u64,
 }
 
 /// The KV cache pith allocates by default: enough for a RAG prompt and an answer,
 /// far less memory than the model's full 8k context.
 pub const DEFAULT_CONTEXT: usize = 2048;
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Generator {
     /// Loads the GGUF at `path` with its weight matrices kept in `precision` on `device`.
@@ -115,7 +119,12 @@ impl Generator {
             tokenizer,
             template,
             end_ids,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn llama(&self) -> &Llama {

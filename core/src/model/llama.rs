@@ -346,6 +346,66 @@ impl KvCache {
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
     }
+
+    /// A copy of the first `len` slots of the lowest `layers` layers, sized to them
+    /// rather than to the capacity.
+    pub fn prefix(&self, len: usize, layers: usize) -> KvPrefix {
+        let len = len.min(self.len);
+        let cut = |t: &Tensor<3>| {
+            let [h, _, d] = t.dims();
+            let part = t.clone().narrow(1, 0, len);
+            // Assigned into a tensor of its own: a narrowed view would keep the whole
+            // capacity alive.
+            Tensor::<3>::empty([h, len, d], (&t.device(), t.dtype()))
+                .slice_assign([0..h, 0..len, 0..d], part)
+        };
+        KvPrefix {
+            keys: self.keys[..layers].iter().map(cut).collect(),
+            values: self.values[..layers].iter().map(cut).collect(),
+            len,
+        }
+    }
+
+    /// Empties the cache, then fills its first `len` slots (at most the prefix's) from
+    /// `prefix`, in the prefix's layers only: a pass that stops after those layers
+    /// carries on from there.
+    pub fn resume(&mut self, prefix: &KvPrefix, len: usize) {
+        let len = len.min(prefix.len);
+        let pairs = self
+            .keys
+            .iter_mut()
+            .zip(&prefix.keys)
+            .chain(self.values.iter_mut().zip(&prefix.values));
+        for (kv, part) in pairs {
+            let [h, _, d] = kv.dims();
+            let old = std::mem::replace(kv, Tensor::empty([0, 0, 0], &part.device()));
+            *kv = old.slice_assign([0..h, 0..len, 0..d], part.clone().narrow(1, 0, len));
+        }
+        self.len = len;
+        self.skipped = 0;
+    }
+}
+
+/// The first slots of a cache's lowest layers ([`KvCache::prefix`]).
+#[derive(Clone)]
+pub struct KvPrefix {
+    keys: Vec<Tensor<3>>,
+    values: Vec<Tensor<3>>,
+    len: usize,
+}
+
+impl KvPrefix {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn layers(&self) -> usize {
+        self.keys.len()
+    }
 }
 
 /// Which attention to read out during a forward pass: from the query rows at

@@ -11,5 +11,7 @@ pub mod sampling;
 pub mod tokenizer;
 mod wgpu_blocks;
 
+pub(crate) use wgpu_blocks::on_a_card;
+
 /// GGML tensor types and their dequantisation, from the kernels crate.
 pub use pith_kernels::quant;

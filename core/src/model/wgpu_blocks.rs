@@ -318,6 +318,12 @@ fn block_dequantize(
     }
 }
 
+/// Whether `device` is a graphics card: a wgpu device whose adapter is neither a CPU
+/// nor a software rasterizer (CubeCL then knows no physical card behind it).
+pub(crate) fn on_a_card(device: &Device) -> bool {
+    cube_device(device).is_some_and(|d| d.client().properties().identity.physical.is_some())
+}
+
 /// The CubeCL device behind a Burn device, when it is one.
 fn cube_device(device: &Device) -> Option<CubeDevice> {
     match device.as_dispatch() {
@@ -610,6 +616,39 @@ mod tests {
             return None;
         }
         Some(dev.device)
+    }
+
+    /// A software rasterizer is no card, so `auto` leaves it for the CPU device; a card
+    /// is taken.
+    #[test]
+    fn auto_takes_a_card_and_leaves_a_software_adapter() {
+        assert!(!on_a_card(&Device::flex()));
+        let auto = device::open(DeviceChoice::Auto);
+        assert!(auto.warning.is_none());
+        let Some(device) = gpu() else {
+            assert_eq!(auto.kind, DeviceChoice::Cpu);
+            return;
+        };
+        let name = cube_device(&device)
+            .unwrap()
+            .client()
+            .properties()
+            .identity
+            .name
+            .clone();
+        let software = [
+            "llvmpipe",
+            "lavapipe",
+            "SwiftShader",
+            "Microsoft Basic Render",
+        ]
+        .iter()
+        .any(|s| name.contains(s));
+        eprintln!("adapter {name:?}");
+        assert_eq!(on_a_card(&device), !software, "{name}");
+        let card = !software;
+        assert_eq!(auto.kind == DeviceChoice::Gpu, card);
+        assert_eq!(auto.device == device, card);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 use super::prompt::{self, ContextSentence, Prompt};
 use crate::error::Result;
 use crate::model::generate::Generator;
-use crate::model::llama::{Capture, KvCache, LayerAttention, Pass};
+use crate::model::llama::{Capture, KvCache, KvPrefix, LayerAttention, Pass};
 
 /// Opens the answer so the last rows predict it, as AttentionRAG's focus prompt does.
 pub const FOCUS: &str = "The answer is";
@@ -48,6 +48,72 @@ impl SentenceAttention {
     }
 }
 
+/// What a conversation keeps of its last scoring pass: the context's cache (up to the
+/// pass's depth) and hidden states, so that the next pass over a context that starts
+/// with the same tokens (a follow-up retrieving the same passages first) runs only the
+/// tokens after them. Kept in tensors sized to the context, not to the cache.
+#[derive(Clone, Default)]
+pub struct ContextMemory(Option<Remembered>);
+
+#[derive(Clone)]
+struct Remembered {
+    generator: u64,
+    ids: Vec<u32>,
+    cache: KvPrefix,
+    hidden: Tensor<2>,
+}
+
+impl std::fmt::Debug for ContextMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tokens = self.0.as_ref().map_or(0, |r| r.ids.len());
+        write!(f, "ContextMemory({tokens} tokens)")
+    }
+}
+
+impl ContextMemory {
+    /// A cache holding the longest prefix of `ids` remembered from a pass of
+    /// `generator` to `depth` layers, that prefix's hidden states and its length; a
+    /// fresh cache and 0 when nothing is shared.
+    fn resume(
+        &self,
+        generator: &Generator,
+        depth: usize,
+        ids: &[u32],
+    ) -> (KvCache, Option<Tensor<2>>, usize) {
+        let mut cache = generator.new_cache();
+        let remembered = self
+            .0
+            .as_ref()
+            .filter(|r| r.generator == generator.id() && r.cache.layers() == depth);
+        let shared = remembered.map_or(0, |r| {
+            r.ids.iter().zip(ids).take_while(|(a, b)| a == b).count()
+        });
+        match remembered.filter(|_| shared > 0) {
+            Some(r) => {
+                cache.resume(&r.cache, shared);
+                (cache, Some(r.hidden.clone().narrow(0, 0, shared)), shared)
+            }
+            None => (cache, None, 0),
+        }
+    }
+
+    fn remember(
+        &mut self,
+        generator: &Generator,
+        ids: &[u32],
+        cache: &KvCache,
+        depth: usize,
+        hidden: &Tensor<2>,
+    ) {
+        self.0 = Some(Remembered {
+            generator: generator.id(),
+            ids: ids.to_vec(),
+            cache: cache.prefix(ids.len(), depth),
+            hidden: hidden.clone(),
+        });
+    }
+}
+
 /// The scoring pass: the attention read out, and what the answer's prefill resumes
 /// from ([`crate::model::llama::Llama::keep_and_finish`]).
 pub struct ScoringPass {
@@ -59,6 +125,8 @@ pub struct ScoringPass {
     /// Every prompt token's hidden state after layer `depth - 1`.
     pub hidden: Tensor<2>,
     pub depth: usize,
+    /// Context tokens whose cache came from the memory instead of this pass.
+    pub reused: usize,
 }
 
 /// Reads the attention of `layers` from the question rows onto each sentence; see
@@ -70,26 +138,45 @@ pub fn sentence_attention(
     layers: &[usize],
     calibrate: bool,
 ) -> Result<SentenceAttention> {
-    Ok(scoring_pass(generator, sentences, question, layers, calibrate)?.attention)
+    Ok(scoring_pass(generator, sentences, question, layers, calibrate, None)?.attention)
 }
 
 /// Reads the attention of `layers` from the question rows onto each sentence, in one
 /// prefill of the context (only up to the deepest layer asked for) plus the question;
 /// with `calibrate`, the question part runs first with "N/A" on the same cached
-/// context, and its attention is subtracted.
+/// context, and its attention is subtracted. With `memory`, the context's prefix
+/// remembered there is not run again, and the memory then holds this pass's context.
 pub fn scoring_pass(
     generator: &Generator,
     sentences: &[&ContextSentence],
     question: &str,
     layers: &[usize],
     calibrate: bool,
+    memory: Option<&mut ContextMemory>,
 ) -> Result<ScoringPass> {
     let real = prompt::build(generator, sentences, question, Some(FOCUS))?;
     let llama = generator.llama();
     let depth = layers.iter().max().map_or(1, |&l| l + 1);
-    let mut cache = generator.new_cache();
-    let shared = real.context.end;
-    let context = llama.forward(&real.ids[..shared], &mut cache, None, Some(depth))?;
+    let (context_start, shared) = (real.context.start, real.context.end);
+    let (mut cache, remembered, reused) = match &memory {
+        Some(m) => m.resume(generator, depth, &real.ids[..shared]),
+        None => (generator.new_cache(), None, 0),
+    };
+    let cut_short = "a pass cut short returns its hidden states";
+    let context = match remembered {
+        Some(hidden) if reused == shared => hidden,
+        remembered => {
+            let rest = llama.forward(&real.ids[reused..shared], &mut cache, None, Some(depth))?;
+            let rest = rest.hidden.expect(cut_short);
+            match remembered {
+                Some(hidden) => Tensor::cat(vec![hidden, rest], 0),
+                None => rest,
+            }
+        }
+    };
+    if let Some(memory) = memory {
+        memory.remember(generator, &real.ids[..shared], &cache, depth, &context);
+    }
 
     let read = |p: &Prompt, cache: &mut KvCache| -> Result<Pass> {
         cache.truncate(shared);
@@ -108,14 +195,7 @@ pub fn scoring_pass(
     };
     let pass = read(&real, &mut cache)?;
     let attn = pass.attention;
-    let cut_short = "a pass cut short returns its hidden states";
-    let hidden = Tensor::cat(
-        vec![
-            context.hidden.expect(cut_short),
-            pass.hidden.expect(cut_short),
-        ],
-        0,
-    );
+    let hidden = Tensor::cat(vec![context, pass.hidden.expect(cut_short)], 0);
 
     let heads = llama.config.heads;
     let mass = |a: &LayerAttention, h: usize| -> Vec<f64> {
@@ -149,5 +229,6 @@ pub fn scoring_pass(
         cache,
         hidden,
         depth,
+        reused: reused.saturating_sub(context_start),
     })
 }

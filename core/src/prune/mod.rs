@@ -8,7 +8,9 @@ pub mod rerank;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-pub use attention::{ScoringPass, SentenceAttention, scoring_pass, sentence_attention};
+pub use attention::{
+    ContextMemory, ScoringPass, SentenceAttention, scoring_pass, sentence_attention,
+};
 pub use prompt::{ContextSentence, split_passages};
 
 use crate::error::{Error, Result};
@@ -95,13 +97,15 @@ pub struct Scored {
     pub pass: ScoringPass,
 }
 
-/// Sentence scores from the shipped pruner (or an ablation of it).
+/// Sentence scores from the shipped pruner (or an ablation of it); `memory` as in
+/// [`scoring_pass`].
 pub fn score(
     generator: &Generator,
     embedder: &Embedder,
     sentences: &[&ContextSentence],
     question: &str,
     options: &PruneOptions,
+    memory: Option<&mut ContextMemory>,
 ) -> Result<Scored> {
     let mut layers: Vec<usize> = options.heads.iter().map(|&(l, _)| l).collect();
     layers.sort_unstable();
@@ -111,7 +115,14 @@ pub fn score(
     // every pruned ask.
     let (pass, similarity) = std::thread::scope(|scope| {
         let similarity = scope.spawn(|| embedding_similarity(embedder, sentences, question));
-        let pass = scoring_pass(generator, sentences, question, &layers, options.calibrate);
+        let pass = scoring_pass(
+            generator,
+            sentences,
+            question,
+            &layers,
+            options.calibrate,
+            memory,
+        );
         // A panic there goes on here, as if the similarity had run on this thread.
         let similarity = similarity
             .join()
@@ -158,8 +169,9 @@ fn places(order: &[usize]) -> Vec<usize> {
     place
 }
 
-/// Words that open a sentence which leans on the one before it.
-const ANAPHORA: &[&str] = &[
+/// Words that open a sentence which leans on the one before it (a follow-up question
+/// leans on these and more: `crate::conversation`).
+pub(crate) const ANAPHORA: &[&str] = &[
     "he", "she", "it", "they", "this", "these", "those", "his", "her", "its", "their",
 ];
 

@@ -592,6 +592,11 @@ static void test_chat(const pith_engine *engine) {
     CHECK(!pith_answer_abstained(answer) && pith_answer_citations_len(answer) == 1);
     const pith_citation *cited = pith_answer_citation(answer, 0);
     CHECK(cited != NULL && strstr(cited->snippet, "eggs") != NULL);
+    /* The same passage as the first turn's: its cache is reused, not run again. */
+    pith_answer_stats stats;
+    CHECK_STATUS(pith_answer_stats_get(answer, &stats), PITH_OK);
+    CHECK(stats.context_tokens_reused > 0 &&
+          stats.context_tokens_reused <= stats.context_tokens_before);
     pith_answer_free(answer);
     pith_conversation_reset(c);
     pith_conversation_reset(NULL);

@@ -2118,6 +2118,10 @@ public func FfiConverterTypeAnswer_lower(_ value: Answer) -> RustBuffer {
 public struct AnswerStats: Equatable, Hashable {
     public var contextTokensBefore: UInt64
     public var contextTokensAfter: UInt64
+    /**
+     * Context tokens a conversation's previous turn had already run (chat).
+     */
+    public var contextTokensReused: UInt64
     public var promptTokens: UInt64
     public var generatedTokens: UInt64
     /**
@@ -2132,12 +2136,16 @@ public struct AnswerStats: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(contextTokensBefore: UInt64, contextTokensAfter: UInt64, promptTokens: UInt64, generatedTokens: UInt64, 
+    public init(contextTokensBefore: UInt64, contextTokensAfter: UInt64, 
+        /**
+         * Context tokens a conversation's previous turn had already run (chat).
+         */contextTokensReused: UInt64, promptTokens: UInt64, generatedTokens: UInt64, 
         /**
          * True when generation stopped at max_tokens.
          */truncated: Bool, retrieveMs: Double, pruneMs: Double, prefillMs: Double, decodeMs: Double, firstTokenMs: Double) {
         self.contextTokensBefore = contextTokensBefore
         self.contextTokensAfter = contextTokensAfter
+        self.contextTokensReused = contextTokensReused
         self.promptTokens = promptTokens
         self.generatedTokens = generatedTokens
         self.truncated = truncated
@@ -2166,6 +2174,7 @@ public struct FfiConverterTypeAnswerStats: FfiConverterRustBuffer {
             try AnswerStats(
                 contextTokensBefore: FfiConverterUInt64.read(from: &buf), 
                 contextTokensAfter: FfiConverterUInt64.read(from: &buf), 
+                contextTokensReused: FfiConverterUInt64.read(from: &buf), 
                 promptTokens: FfiConverterUInt64.read(from: &buf), 
                 generatedTokens: FfiConverterUInt64.read(from: &buf), 
                 truncated: FfiConverterBool.read(from: &buf), 
@@ -2180,6 +2189,7 @@ public struct FfiConverterTypeAnswerStats: FfiConverterRustBuffer {
     public static func write(_ value: AnswerStats, into buf: inout [UInt8]) {
         FfiConverterUInt64.write(value.contextTokensBefore, into: &buf)
         FfiConverterUInt64.write(value.contextTokensAfter, into: &buf)
+        FfiConverterUInt64.write(value.contextTokensReused, into: &buf)
         FfiConverterUInt64.write(value.promptTokens, into: &buf)
         FfiConverterUInt64.write(value.generatedTokens, into: &buf)
         FfiConverterBool.write(value.truncated, into: &buf)
@@ -2736,7 +2746,8 @@ public struct EngineConfig: Equatable, Hashable {
      */
     public var generatorPath: String?
     /**
-     * None is the GPU, falling back to the CPU when there is none.
+     * None: a graphics card when there is one, else the CPU (also when wgpu's only
+     * adapter is a software rasterizer).
      */
     public var device: Device?
     /**
@@ -2764,7 +2775,8 @@ public struct EngineConfig: Equatable, Hashable {
          * The generator's GGUF file, when not the SmolLM2 file in models_dir.
          */generatorPath: String? = nil, 
         /**
-         * None is the GPU, falling back to the CPU when there is none.
+         * None: a graphics card when there is one, else the CPU (also when wgpu's only
+         * adapter is a software rasterizer).
          */device: Device? = nil, 
         /**
          * CPU threads, process-wide; 0 uses every core.
@@ -3466,7 +3478,9 @@ public func FfiConverterTypeSyncReport_lower(_ value: SyncReport) -> RustBuffer 
 public enum Device: Equatable, Hashable {
     
     /**
-     * The GPU through wgpu; falls back to the CPU when there is none.
+     * The GPU through wgpu, on any adapter (a software one too); falls back to the
+     * CPU when there is none. Unset (the default): a graphics card when there is one,
+     * else the CPU.
      */
     case gpu
     case cpu

@@ -3838,6 +3838,11 @@ data class AnswerStats (
     , 
     var `contextTokensAfter`: kotlin.ULong
     , 
+    /**
+     * Context tokens a conversation's previous turn had already run (chat).
+     */
+    var `contextTokensReused`: kotlin.ULong
+    , 
     var `promptTokens`: kotlin.ULong
     , 
     var `generatedTokens`: kotlin.ULong
@@ -3876,6 +3881,7 @@ public object FfiConverterTypeAnswerStats: FfiConverterRustBuffer<AnswerStats> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterDouble.read(buf),
@@ -3888,6 +3894,7 @@ public object FfiConverterTypeAnswerStats: FfiConverterRustBuffer<AnswerStats> {
     override fun allocationSize(value: AnswerStats) = (
             FfiConverterULong.allocationSize(value.`contextTokensBefore`) +
             FfiConverterULong.allocationSize(value.`contextTokensAfter`) +
+            FfiConverterULong.allocationSize(value.`contextTokensReused`) +
             FfiConverterULong.allocationSize(value.`promptTokens`) +
             FfiConverterULong.allocationSize(value.`generatedTokens`) +
             FfiConverterBoolean.allocationSize(value.`truncated`) +
@@ -3901,6 +3908,7 @@ public object FfiConverterTypeAnswerStats: FfiConverterRustBuffer<AnswerStats> {
     override fun write(value: AnswerStats, buf: ByteBuffer) {
             FfiConverterULong.write(value.`contextTokensBefore`, buf)
             FfiConverterULong.write(value.`contextTokensAfter`, buf)
+            FfiConverterULong.write(value.`contextTokensReused`, buf)
             FfiConverterULong.write(value.`promptTokens`, buf)
             FfiConverterULong.write(value.`generatedTokens`, buf)
             FfiConverterBoolean.write(value.`truncated`, buf)
@@ -4328,7 +4336,8 @@ data class EngineConfig (
     var `generatorPath`: kotlin.String? = null 
     , 
     /**
-     * None is the GPU, falling back to the CPU when there is none.
+     * None: a graphics card when there is one, else the CPU (also when wgpu's only
+     * adapter is a software rasterizer).
      */
     var `device`: Device? = null 
     , 
@@ -4872,7 +4881,9 @@ public object FfiConverterTypeSyncReport: FfiConverterRustBuffer<SyncReport> {
 enum class Device {
     
     /**
-     * The GPU through wgpu; falls back to the CPU when there is none.
+     * The GPU through wgpu, on any adapter (a software one too); falls back to the
+     * CPU when there is none. Unset (the default): a graphics card when there is one,
+     * else the CPU.
      */
     GPU,
     CPU;
