@@ -196,7 +196,7 @@ pub fn answer_from(
     passages: &[&str],
     question: &str,
     options: &AskOptions,
-    memory: Option<&mut ContextMemory>,
+    mut memory: Option<&mut ContextMemory>,
     on_text: &mut dyn FnMut(&str) -> bool,
     cancel: Option<&AtomicBool>,
 ) -> Result<Reply> {
@@ -210,27 +210,29 @@ pub fn answer_from(
     let scored = (budget < before)
         .then(|| {
             let prune = &options.prune_options;
+            let memory = memory.as_deref_mut();
             prune::score(generator, embedder, &all, question, prune, memory)
         })
         .transpose()?;
-    let reused = scored.as_ref().map_or(0, |s| s.pass.reused);
     // Pruning computes the similarity beside its scoring pass (so an abstaining ask
     // has paid for that pass); unpruned, it is computed here before generating.
     let grounding = match &scored {
         Some(scored) => grounding::score(&scored.similarity),
         None => grounding::score(&prune::embedding_similarity(embedder, &all, question)?),
     };
+    // An abstaining ask ran (and so reused) the scoring pass only.
+    let scoring_reused = scored.as_ref().map_or(0, |s| s.pass.reused);
     let answered = if grounding::abstains(grounding, options.abstain_below) {
         None
     } else {
         Some(match scored {
-            None => answer_whole(generator, full, options, on_text, cancel)?,
+            None => answer_whole(generator, full, options, memory, on_text, cancel)?,
             Some(scored) => answer_pruned(generator, scored, budget, options, on_text, cancel)?,
         })
     };
-    let (kept, generation, attention) = match answered {
-        Some((kept, generation, attention)) => (kept, Some(generation), attention),
-        None => (vec![], None, None),
+    let (kept, generation, attention, reused) = match answered {
+        Some(a) => (a.kept, Some(a.generation), a.attention, a.reused),
+        None => (vec![], None, None, scoring_reused),
     };
     if generation
         .as_ref()
@@ -256,27 +258,45 @@ pub fn answer_from(
     })
 }
 
-/// The kept sentences, the generation and its decode attention.
-type Answered = (Vec<usize>, Generation, Option<DecodeAttention>);
+/// What answering produced.
+struct Answered {
+    kept: Vec<usize>,
+    generation: Generation,
+    attention: Option<DecodeAttention>,
+    /// Context tokens whose cache came from the memory.
+    reused: usize,
+}
 
-/// Generates from the whole context.
+/// Generates from the whole context (resuming from `memory` as far as it goes).
 fn answer_whole(
     generator: &Generator,
     full: prune::prompt::Prompt,
     options: &AskOptions,
+    memory: Option<&mut ContextMemory>,
     on_text: &mut dyn FnMut(&str) -> bool,
     cancel: Option<&AtomicBool>,
 ) -> Result<Answered> {
     let kept: Vec<usize> = (0..full.sentences.len()).collect();
+    let start = Instant::now();
+    let (cache, logits, reused) =
+        prune::memory::prefill(generator, &full.ids, full.context.clone(), memory)?;
     let mut tap = Tap::new(generator, &options.attribution_heads, full.sentences);
-    let generation = generator.generate_tapped(
-        &full.ids,
+    let generation = generator.continue_from(
+        cache,
+        full.ids,
+        logits,
+        start,
         &options.sampling,
         tap.decode_tap().as_mut(),
         on_text,
         cancel,
     )?;
-    Ok((kept, generation, tap.attention))
+    Ok(Answered {
+        kept,
+        generation,
+        attention: tap.attention,
+        reused,
+    })
 }
 
 /// Generates from the sentences that fit `budget` by their scores, on the scoring
@@ -300,6 +320,7 @@ fn answer_pruned(
             .keep_and_finish(&mut cache, pass.hidden, &positions, pass.depth)?;
     let history = positions.iter().map(|&p| pass.prompt.ids[p]).collect();
     let slots = compacted_slots(pass.prompt.context.start, &kept, &pass.attention.tokens);
+    let reused = pass.reused;
     let mut tap = Tap::new(generator, &options.attribution_heads, slots);
     let generation = generator.continue_from(
         cache,
@@ -311,7 +332,12 @@ fn answer_pruned(
         on_text,
         cancel,
     )?;
-    Ok((kept, generation, tap.attention))
+    Ok(Answered {
+        kept,
+        generation,
+        attention: tap.attention,
+        reused,
+    })
 }
 
 /// The cache slots of the kept sentences once pruning has compacted the cache: the

@@ -136,13 +136,21 @@ fn ask_abstains_when_the_documents_do_not_hold_the_answer() {
 /// loses: on these three samples its search ties between two documents).
 #[test]
 fn chat_carries_the_subject_into_a_follow_up() {
+    // Pruned (the default) and whole: the two prefills that resume from the cache.
+    for prune in [Budget::Ratio(2.0), Budget::Off] {
+        let options = AskOptions {
+            k: 1,
+            prune,
+            sampling: SamplingOptions::greedy(8),
+            abstain_below: grounding::NEVER,
+            ..AskOptions::default()
+        };
+        chat_follow_up(&options);
+    }
+}
+
+fn chat_follow_up(options: &AskOptions) {
     let e = engine();
-    let options = AskOptions {
-        k: 1,
-        sampling: SamplingOptions::greedy(8),
-        abstain_below: grounding::NEVER,
-        ..AskOptions::default()
-    };
     let follow_up = "How long does it rise?";
     let in_sourdough = |a: &pith_core::Answer| {
         !a.citations.is_empty()
@@ -153,11 +161,11 @@ fn chat_carries_the_subject_into_a_follow_up() {
     let mut conversation = Conversation::new();
     let first = "How much salt does a typical sourdough loaf use?";
     let opening = e
-        .chat(&mut conversation, first, &options, &mut |_| true, None)
+        .chat(&mut conversation, first, options, &mut |_| true, None)
         .unwrap();
     assert_eq!(opening.context_tokens_reused, 0);
     let answer = e
-        .chat(&mut conversation, follow_up, &options, &mut |_| true, None)
+        .chat(&mut conversation, follow_up, options, &mut |_| true, None)
         .unwrap();
     assert!(in_sourdough(&answer), "{:?}", answer.citations);
     let turns = conversation.turns();
@@ -171,16 +179,13 @@ fn chat_carries_the_subject_into_a_follow_up() {
 
     // Both turns retrieve the same passage: the follow-up runs none of it again, and
     // answers as the same question asked afresh does.
-    assert_eq!(
-        opening.citations[0].passage_id,
-        answer.citations[0].passage_id
-    );
+    assert_eq!(opening.citations[0].passage_id, answer.citations[0].passage_id);
     assert_eq!(
         answer.context_tokens_reused, answer.context_tokens_before,
         "{answer:?}"
     );
     let afresh = e
-        .ask(&turns[1].standalone, &options, &mut |_| true, None)
+        .ask(&turns[1].standalone, options, &mut |_| true, None)
         .unwrap();
     assert_eq!(afresh.context_tokens_reused, 0);
     assert_eq!(
@@ -189,7 +194,7 @@ fn chat_carries_the_subject_into_a_follow_up() {
     );
     conversation.reset();
     let restarted = e
-        .chat(&mut conversation, first, &options, &mut |_| true, None)
+        .chat(&mut conversation, first, options, &mut |_| true, None)
         .unwrap();
     assert_eq!(restarted.context_tokens_reused, 0);
 }

@@ -4,10 +4,11 @@
 
 use burn::tensor::Tensor;
 
+use super::memory::ContextMemory;
 use super::prompt::{self, ContextSentence, Prompt};
 use crate::error::Result;
 use crate::model::generate::Generator;
-use crate::model::llama::{Capture, KvCache, KvPrefix, LayerAttention, Pass};
+use crate::model::llama::{Capture, KvCache, LayerAttention, Pass};
 
 /// Opens the answer so the last rows predict it, as AttentionRAG's focus prompt does.
 pub const FOCUS: &str = "The answer is";
@@ -45,72 +46,6 @@ impl SentenceAttention {
             null: None,
             ..self.clone()
         }
-    }
-}
-
-/// What a conversation keeps of its last scoring pass: the context's cache (up to the
-/// pass's depth) and hidden states, so that the next pass over a context that starts
-/// with the same tokens (a follow-up retrieving the same passages first) runs only the
-/// tokens after them. Kept in tensors sized to the context, not to the cache.
-#[derive(Clone, Default)]
-pub struct ContextMemory(Option<Remembered>);
-
-#[derive(Clone)]
-struct Remembered {
-    generator: u64,
-    ids: Vec<u32>,
-    cache: KvPrefix,
-    hidden: Tensor<2>,
-}
-
-impl std::fmt::Debug for ContextMemory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let tokens = self.0.as_ref().map_or(0, |r| r.ids.len());
-        write!(f, "ContextMemory({tokens} tokens)")
-    }
-}
-
-impl ContextMemory {
-    /// A cache holding the longest prefix of `ids` remembered from a pass of
-    /// `generator` to `depth` layers, that prefix's hidden states and its length; a
-    /// fresh cache and 0 when nothing is shared.
-    fn resume(
-        &self,
-        generator: &Generator,
-        depth: usize,
-        ids: &[u32],
-    ) -> (KvCache, Option<Tensor<2>>, usize) {
-        let mut cache = generator.new_cache();
-        let remembered = self
-            .0
-            .as_ref()
-            .filter(|r| r.generator == generator.id() && r.cache.layers() == depth);
-        let shared = remembered.map_or(0, |r| {
-            r.ids.iter().zip(ids).take_while(|(a, b)| a == b).count()
-        });
-        match remembered.filter(|_| shared > 0) {
-            Some(r) => {
-                cache.resume(&r.cache, shared);
-                (cache, Some(r.hidden.clone().narrow(0, 0, shared)), shared)
-            }
-            None => (cache, None, 0),
-        }
-    }
-
-    fn remember(
-        &mut self,
-        generator: &Generator,
-        ids: &[u32],
-        cache: &KvCache,
-        depth: usize,
-        hidden: &Tensor<2>,
-    ) {
-        self.0 = Some(Remembered {
-            generator: generator.id(),
-            ids: ids.to_vec(),
-            cache: cache.prefix(ids.len(), depth),
-            hidden: hidden.clone(),
-        });
     }
 }
 
@@ -159,7 +94,7 @@ pub fn scoring_pass(
     let depth = layers.iter().max().map_or(1, |&l| l + 1);
     let (context_start, shared) = (real.context.start, real.context.end);
     let (mut cache, remembered, reused) = match &memory {
-        Some(m) => m.resume(generator, depth, &real.ids[..shared]),
+        Some(m) => m.resume(generator, depth, &real.ids[..shared], true),
         None => (generator.new_cache(), None, 0),
     };
     let cut_short = "a pass cut short returns its hidden states";
@@ -175,7 +110,13 @@ pub fn scoring_pass(
         }
     };
     if let Some(memory) = memory {
-        memory.remember(generator, &real.ids[..shared], &cache, depth, &context);
+        memory.remember(
+            generator,
+            &real.ids[..shared],
+            &cache,
+            depth,
+            Some(&context),
+        );
     }
 
     let read = |p: &Prompt, cache: &mut KvCache| -> Result<Pass> {

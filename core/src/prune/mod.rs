@@ -2,15 +2,15 @@
 //! attend to, up to a token budget, in their original order.
 
 pub mod attention;
+pub mod memory;
 pub mod prompt;
 pub mod rerank;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-pub use attention::{
-    ContextMemory, ScoringPass, SentenceAttention, scoring_pass, sentence_attention,
-};
+pub use attention::{ScoringPass, SentenceAttention, scoring_pass, sentence_attention};
+pub use memory::ContextMemory;
 pub use prompt::{ContextSentence, split_passages};
 
 use crate::error::{Error, Result};

@@ -192,6 +192,9 @@ class PithTest {
         assertEquals(2, turns.size)
         assertTrue(turns[1].standalone.contains("queen"))
         assertEquals(followUp.text, turns[1].answer)
+        // The first turn's passages go first again: their cache is reused.
+        val stats = followUp.stats
+        assertTrue(stats.contextTokensReused > 0uL && stats.contextTokensReused <= stats.contextTokensBefore)
     }
 
     @Test
