@@ -106,9 +106,8 @@ final class AskModel: ObservableObject {
         }
         let engine = try Engine.open(config: EngineConfig(
             modelsDir: models.path,
-            dbPath: support.appendingPathComponent("pith.db").path,
-            // Metal through wgpu; pith falls back to the CPU when no adapter answers.
-            device: .gpu
+            dbPath: support.appendingPathComponent("pith.db").path
+            // No device: the GPU through wgpu and Metal, or the CPU when no adapter answers.
         ))
         let sample = try String(contentsOf: bundled.appendingPathComponent("honeybees.txt"), encoding: .utf8)
         // Safe on every launch: content already stored is recognised before any embedding.

@@ -35,7 +35,6 @@ import dev.pith.AnswerListener
 import dev.pith.AskConfig
 import dev.pith.CancelHandle
 import dev.pith.Citation
-import dev.pith.Device
 import dev.pith.Engine
 import dev.pith.EngineConfig
 import dev.pith.IngestResult
@@ -155,8 +154,8 @@ private fun openEngine(app: Application): Pair<Engine, IngestResult> {
         EngineConfig(
             modelsDir = models.path,
             dbPath = File(app.filesDir, "pith.db").path,
-            // Vulkan through wgpu where the device has it; pith falls back to the CPU.
-            device = Device.GPU,
+            // No device: the GPU through wgpu and Vulkan where the phone has one, else the
+            // CPU (also on an emulator, whose Vulkan is software).
         ),
     )
     val sample = app.assets.open("samples/honeybees.txt").bufferedReader().use { it.readText() }
