@@ -179,7 +179,10 @@ fn chat_follow_up(options: &AskOptions) {
 
     // Both turns retrieve the same passage: the follow-up runs none of it again, and
     // answers as the same question asked afresh does.
-    assert_eq!(opening.citations[0].passage_id, answer.citations[0].passage_id);
+    assert_eq!(
+        opening.citations[0].passage_id,
+        answer.citations[0].passage_id
+    );
     assert_eq!(
         answer.context_tokens_reused, answer.context_tokens_before,
         "{answer:?}"

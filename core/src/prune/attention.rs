@@ -4,7 +4,7 @@
 
 use burn::tensor::Tensor;
 
-use super::memory::ContextMemory;
+use super::memory::{self, ContextMemory};
 use super::prompt::{self, ContextSentence, Prompt};
 use crate::error::Result;
 use crate::model::generate::Generator;
@@ -93,31 +93,8 @@ pub fn scoring_pass(
     let llama = generator.llama();
     let depth = layers.iter().max().map_or(1, |&l| l + 1);
     let (context_start, shared) = (real.context.start, real.context.end);
-    let (mut cache, remembered, reused) = match &memory {
-        Some(m) => m.resume(generator, depth, &real.ids[..shared], true),
-        None => (generator.new_cache(), None, 0),
-    };
-    let cut_short = "a pass cut short returns its hidden states";
-    let context = match remembered {
-        Some(hidden) if reused == shared => hidden,
-        remembered => {
-            let rest = llama.forward(&real.ids[reused..shared], &mut cache, None, Some(depth))?;
-            let rest = rest.hidden.expect(cut_short);
-            match remembered {
-                Some(hidden) => Tensor::cat(vec![hidden, rest], 0),
-                None => rest,
-            }
-        }
-    };
-    if let Some(memory) = memory {
-        memory.remember(
-            generator,
-            &real.ids[..shared],
-            &cache,
-            depth,
-            Some(&context),
-        );
-    }
+    let (mut cache, context, reused) =
+        memory::prefill_lower(generator, &real.ids[..shared], depth, memory)?;
 
     let read = |p: &Prompt, cache: &mut KvCache| -> Result<Pass> {
         cache.truncate(shared);
@@ -136,6 +113,7 @@ pub fn scoring_pass(
     };
     let pass = read(&real, &mut cache)?;
     let attn = pass.attention;
+    let cut_short = "a pass cut short returns its hidden states";
     let hidden = Tensor::cat(vec![context, pass.hidden.expect(cut_short)], 0);
 
     let heads = llama.config.heads;

@@ -37,7 +37,7 @@ impl ContextMemory {
     /// `generator` through `depth` layers (with its hidden states, when `hidden`),
     /// those states and the prefix's length; a fresh cache and 0 when nothing is
     /// shared.
-    pub(crate) fn resume(
+    fn resume(
         &self,
         generator: &Generator,
         depth: usize,
@@ -65,7 +65,7 @@ impl ContextMemory {
 
     /// Remembers the first `ids.len()` slots of `cache`'s lowest `depth` layers, which
     /// hold `ids`, with their hidden states after those layers when given.
-    pub(crate) fn remember(
+    fn remember(
         &mut self,
         generator: &Generator,
         ids: &[u32],
@@ -80,6 +80,40 @@ impl ContextMemory {
             hidden: hidden.cloned(),
         });
     }
+}
+
+/// Runs the context `ids` through the lowest `depth` layers (a scoring pass's
+/// prefill) from the cache of what it shares with `memory`, which then holds it. The
+/// cache, every token's hidden state after those layers, and the tokens reused.
+pub fn prefill_lower(
+    generator: &Generator,
+    ids: &[u32],
+    depth: usize,
+    memory: Option<&mut ContextMemory>,
+) -> Result<(KvCache, Tensor<2>, usize)> {
+    let (mut cache, remembered, reused) = match &memory {
+        Some(m) => m.resume(generator, depth, ids, true),
+        None => (generator.new_cache(), None, 0),
+    };
+    let hidden = match remembered {
+        Some(hidden) if reused == ids.len() => hidden,
+        remembered => {
+            let pass = generator
+                .llama()
+                .forward(&ids[reused..], &mut cache, None, Some(depth))?;
+            let rest = pass
+                .hidden
+                .expect("a pass cut short returns its hidden states");
+            match remembered {
+                Some(hidden) => Tensor::cat(vec![hidden, rest], 0),
+                None => rest,
+            }
+        }
+    };
+    if let Some(memory) = memory {
+        memory.remember(generator, ids, &cache, depth, Some(&hidden));
+    }
+    Ok((cache, hidden, reused))
 }
 
 /// Runs the prompt `ids` through every layer (an unpruned answer's prefill) from
