@@ -395,14 +395,6 @@ pub struct KvPrefix {
 }
 
 impl KvPrefix {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn layers(&self) -> usize {
         self.keys.len()
     }
