@@ -187,8 +187,8 @@ pub struct Reply {
 /// A pruned answer does not prefill again: the scoring pass's cache keeps the lower
 /// layers of the kept tokens, and only the layers above the deepest retrieval head
 /// run over them (see [`crate::model::llama::Llama::keep_and_finish`]). With
-/// `memory`, the scoring pass resumes from the context it shares with the last one
-/// (a conversation's previous turn).
+/// `memory`, the context's prefill (the scoring pass's, or unpruned the answer's)
+/// resumes from what it shares with the last one (a conversation's previous turn).
 #[allow(clippy::too_many_arguments)]
 pub fn answer_from(
     generator: &Generator,
