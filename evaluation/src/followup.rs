@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::qa::normalize;
-use super::{EvalSet, Passages, RetrievalMetrics, parse_jsonl, store};
+use super::{EvalSet, Passages, RetrievalMetrics, median, parse_jsonl, store};
 use pith_core::model::sampling::SamplingOptions;
 use pith_core::{Answer, AskOptions, Conversation, Engine, Error, Method, Result, grounding};
 
@@ -88,10 +88,10 @@ impl Sides {
         }
     }
 
-    fn report(mut self, pairs: usize) -> MemoryReport {
+    fn report(self, pairs: usize) -> MemoryReport {
         let n = pairs.max(1) as f64;
-        let [a, b] = &mut self.prune_ms;
-        let [c, d] = &mut self.first_token_ms;
+        let [a, b] = &self.prune_ms;
+        let [c, d] = &self.first_token_ms;
         MemoryReport {
             resumed: self.resumed as f64 / n,
             reused_share: self.reused as f64 / self.context.max(1) as f64,
@@ -106,11 +106,6 @@ impl Sides {
 fn holds_gold(a: &Answer, p: &Pair) -> bool {
     let text = normalize(&a.text);
     p.answers.iter().any(|g| text.contains(&normalize(g)))
-}
-
-fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// The pairs in `dir` and the evaluation sets they come from (beside `dir`).
