@@ -92,9 +92,9 @@ pub fn scoring_pass(
     let real = prompt::build(generator, sentences, question, Some(FOCUS))?;
     let llama = generator.llama();
     let depth = layers.iter().max().map_or(1, |&l| l + 1);
-    let (context_start, shared) = (real.context.start, real.context.end);
+    let shared = real.context.end;
     let (mut cache, context, reused) =
-        memory::prefill_lower(generator, &real.ids[..shared], depth, memory)?;
+        memory::prefill_lower(generator, &real.ids, real.context.clone(), depth, memory)?;
 
     let read = |p: &Prompt, cache: &mut KvCache| -> Result<Pass> {
         cache.truncate(shared);
@@ -148,6 +148,6 @@ pub fn scoring_pass(
         cache,
         hidden,
         depth,
-        reused: reused.saturating_sub(context_start),
+        reused,
     })
 }

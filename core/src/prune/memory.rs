@@ -13,7 +13,8 @@ use crate::model::llama::{KvCache, KvPrefix};
 /// and its hidden states when the pass stopped short of the top: a later pass over a
 /// context that starts with the same tokens (a follow-up retrieving the same passages
 /// first) runs only the tokens after them. Kept in tensors sized to the context, not to
-/// the cache.
+/// the cache; a context the memory holds whole (as a prefix of what it holds) is not
+/// copied again.
 #[derive(Clone, Default)]
 pub struct ContextMemory(Option<Remembered>);
 
@@ -82,15 +83,18 @@ impl ContextMemory {
     }
 }
 
-/// Runs the context `ids` through the lowest `depth` layers (a scoring pass's
-/// prefill) from the cache of what it shares with `memory`, which then holds it. The
-/// cache, every token's hidden state after those layers, and the tokens reused.
+/// Runs the prompt `ids` up to the end of its `context` through the lowest `depth`
+/// layers (a scoring pass's prefill) from the cache of what it shares with `memory`,
+/// which then holds it. The cache, every token's hidden state after those layers, and
+/// the context tokens reused.
 pub fn prefill_lower(
     generator: &Generator,
     ids: &[u32],
+    context: Range<usize>,
     depth: usize,
     memory: Option<&mut ContextMemory>,
 ) -> Result<(KvCache, Tensor<2>, usize)> {
+    let ids = &ids[..context.end];
     let (mut cache, remembered, reused) = match &memory {
         Some(m) => m.resume(generator, depth, ids, true),
         None => (generator.new_cache(), None, 0),
@@ -110,10 +114,10 @@ pub fn prefill_lower(
             }
         }
     };
-    if let Some(memory) = memory {
+    if let Some(memory) = memory.filter(|_| reused < ids.len()) {
         memory.remember(generator, ids, &cache, depth, Some(&hidden));
     }
-    Ok((cache, hidden, reused))
+    Ok((cache, hidden, reused.saturating_sub(context.start)))
 }
 
 /// Runs the prompt `ids` through every layer (an unpruned answer's prefill) from
@@ -133,7 +137,7 @@ pub fn prefill(
     let pass = generator
         .llama()
         .forward(&ids[reused..], &mut cache, None, None)?;
-    if let Some(memory) = memory {
+    if let Some(memory) = memory.filter(|_| reused < context.end) {
         memory.remember(generator, &ids[..context.end], &cache, layers, None);
     }
     let logits = pass.logits.expect("a full forward pass returns logits");
