@@ -2,10 +2,14 @@
 //! (and where the only wgpu adapter is a software rasterizer, which runs the models far
 //! slower than the CPU device does).
 
-use burn::tensor::{Device, DeviceKind, Tensor};
+use burn::tensor::Device;
+#[cfg(feature = "gpu")]
+use burn::tensor::{DeviceKind, Tensor};
+#[cfg(feature = "gpu")]
 use cubecl_environment::stream::{StreamPolicy, set_policy};
 
 use crate::error::{Error, Result};
+#[cfg(feature = "gpu")]
 use crate::model::on_a_card;
 
 /// The device a user asks for.
@@ -84,6 +88,7 @@ pub fn open(choice: DeviceChoice) -> OpenDevice {
 
 /// wgpu initialises lazily and panics when it finds no adapter, so the first tensor
 /// operation runs behind a panic boundary, once per process.
+#[cfg(feature = "gpu")]
 fn probe_wgpu() -> std::result::Result<Device, String> {
     static PROBE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     let device = Device::wgpu(DeviceKind::DefaultDevice);
@@ -115,6 +120,19 @@ fn probe_wgpu() -> std::result::Result<Device, String> {
         }
     });
     outcome.clone().map(|()| device)
+}
+
+/// Built without the `gpu` feature (a library for apps that run on the CPU only), pith
+/// has no wgpu device to open.
+#[cfg(not(feature = "gpu"))]
+fn probe_wgpu() -> std::result::Result<Device, String> {
+    Err("this build of pith has no GPU support (the `gpu` feature is off)".into())
+}
+
+/// Whether `device` is a graphics card: never, without the `gpu` feature.
+#[cfg(not(feature = "gpu"))]
+fn on_a_card(_: &Device) -> bool {
+    false
 }
 
 /// Runs `work` on a thread of the CPU pool (rayon's global one) when `device` is the

@@ -16,6 +16,7 @@ use pith_kernels::{GgmlType, Isa, QMatrix};
 
 use super::flex::{cast, flex_values, from_flex, on_flex};
 use super::gguf::Gguf;
+#[cfg(feature = "gpu")]
 use super::wgpu_blocks::DeviceBlocks;
 use crate::device::on_cpu_pool;
 use crate::error::{Error, Result};
@@ -160,6 +161,7 @@ struct Stored {
     cols: usize,
     bytes: Range<usize>,
     /// The same blocks on the wgpu device, where matmuls run on them.
+    #[cfg(feature = "gpu")]
     on_device: Option<DeviceBlocks>,
 }
 
@@ -174,20 +176,40 @@ impl Stored {
         device: Option<&Device>,
     ) -> Result<Self> {
         let (_, ty, bytes) = g.locate(name)?;
-        let mut stored = Self {
+        let stored = Self {
             gguf: g.clone(),
             ty,
             rows,
             cols,
             bytes,
+            #[cfg(feature = "gpu")]
             on_device: None,
         };
         stored.matrix()?;
-        if let Some(device) = device.filter(|d| **d != Device::flex()) {
-            let data = g.bytes(stored.bytes.clone());
-            stored.on_device = Some(DeviceBlocks::upload(device, ty, rows, cols, data)?);
-        }
+        #[cfg(feature = "gpu")]
+        let stored = Self {
+            on_device: match device.filter(|d| **d != Device::flex()) {
+                Some(device) => {
+                    let data = g.bytes(stored.bytes.clone());
+                    Some(DeviceBlocks::upload(device, ty, rows, cols, data)?)
+                }
+                None => None,
+            },
+            ..stored
+        };
+        // Built without the GPU, the CPU is the only device and every matrix stays in
+        // the mapped file.
+        #[cfg(not(feature = "gpu"))]
+        let _ = device;
         Ok(stored)
+    }
+
+    /// Whether the blocks are also on the wgpu device.
+    fn uploaded(&self) -> bool {
+        #[cfg(feature = "gpu")]
+        return self.on_device.is_some();
+        #[cfg(not(feature = "gpu"))]
+        false
     }
 
     fn matrix(&self) -> Result<QMatrix<'_>> {
@@ -205,6 +227,7 @@ impl Stored {
     /// tensor there without a copy (flex: pith's CPU kernels; wgpu: its CubeCL kernel,
     /// core/src/model/wgpu_blocks.rs).
     fn matmul(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        #[cfg(feature = "gpu")]
         if let Some(blocks) = &self.on_device {
             return blocks.matmul(x);
         }
@@ -287,7 +310,7 @@ impl Table {
                         .cast(FloatDType::F32),
                 )
             }
-            Self::Stored(table) if table.on_device.is_some() => read_vec(table.matmul(x)?),
+            Self::Stored(table) if table.uploaded() => read_vec(table.matmul(x)?),
             Self::Stored(table) => Ok(table.matrix()?.matmul(&read_vec(x)?, 1)),
         }
     }

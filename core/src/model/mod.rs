@@ -9,8 +9,10 @@ pub mod llama;
 pub mod safetensors;
 pub mod sampling;
 pub mod tokenizer;
+#[cfg(feature = "gpu")]
 mod wgpu_blocks;
 
+#[cfg(feature = "gpu")]
 pub(crate) use wgpu_blocks::on_a_card;
 
 /// GGML tensor types and their dequantisation, from the kernels crate.
