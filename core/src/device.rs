@@ -123,10 +123,11 @@ fn probe_wgpu() -> std::result::Result<Device, String> {
 }
 
 /// Built without the `gpu` feature (a library for apps that run on the CPU only), pith
-/// has no wgpu device to open.
+/// has no wgpu device to open. scripts/wheel and scripts/test-python look for this
+/// message to tell the CPU-only library from the other.
 #[cfg(not(feature = "gpu"))]
 fn probe_wgpu() -> std::result::Result<Device, String> {
-    Err("this build of pith has no GPU support (the `gpu` feature is off)".into())
+    Err("this build of pith has no GPU support: it was built without the `gpu` feature".into())
 }
 
 /// Whether `device` is a graphics card: never, without the `gpu` feature.
