@@ -34,6 +34,14 @@ class PithTest {
         engine = Engine.open(EngineConfig(modelsDir = models, dbPath = File(dir, "test.db").path, device = Device.CPU))
     }
 
+    @Test
+    @Order(0)
+    fun `the library is the bindings' release, and another release is refused by name`() {
+        checkLibraryVersion(version())
+        val refused = assertThrows<UnsatisfiedLinkError> { checkLibraryVersion("0.0.0") }
+        assertTrue(refused.message!!.contains("the native library (libpith_uniffi.so) is version 0.0.0"))
+    }
+
     @AfterAll
     fun close() {
         engine.destroy()

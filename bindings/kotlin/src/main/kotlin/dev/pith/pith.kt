@@ -826,6 +826,7 @@ internal object UniffiLib {
         uniffiCallbackInterfaceIngestListener.register(this)
         uniffiCallbackInterfaceProgressListener.register(this)
         
+        checkLibraryVersion(`version`())
     }
 
     internal fun ensureInitialized() = Unit
