@@ -55,6 +55,24 @@ pub struct Attributed {
     pub first_kept: bool,
     /// Strict, per head of `all_heads` (head search only).
     pub per_head: Vec<bool>,
+    /// Every kept sentence's score by each method, for weighing them together offline.
+    #[serde(default)]
+    pub candidates: Vec<Candidate>,
+}
+
+/// One kept sentence as a candidate source of the answer sentence holding the gold
+/// answer.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Candidate {
+    /// The shipped heads' support and its lift above the length prior.
+    pub support: f64,
+    pub lift: f64,
+    /// MiniLM cosine with the answer sentence.
+    pub embedding: f64,
+    /// Answer-sentence words (longer than two letters) the sentence contains.
+    pub lexical: f64,
+    pub strict: bool,
+    pub lenient: bool,
 }
 
 /// A question asked with its context and, unless a distractor also holds the answer,
@@ -266,12 +284,31 @@ fn attributed(
         .filter(|w| w.len() > 2)
         .map(str::to_owned)
         .collect();
-    let lexical = argmax(kept.iter().map(|s| {
-        let n = normalize(&s.text);
-        words.iter().filter(|w| n.contains(w.as_str())).count() as f64
-    }));
-    let embedding = argmax(prune::embedding_similarity(embedder, &kept, sentence)?.into_iter());
+    let overlaps: Vec<f64> = kept
+        .iter()
+        .map(|s| {
+            let n = normalize(&s.text);
+            words.iter().filter(|w| n.contains(w.as_str())).count() as f64
+        })
+        .collect();
+    let similarities = prune::embedding_similarity(embedder, &kept, sentence)?;
+    let lexical = argmax(overlaps.iter().copied());
+    let embedding = argmax(similarities.iter().copied());
     let best = answer.supports[0].0;
+    let mut support = vec![0.0; kept.len()];
+    for &(j, x) in &answer.supports {
+        support[j] = x;
+    }
+    let candidates = (0..kept.len())
+        .map(|j| Candidate {
+            support: support[j],
+            lift: support[j] - prior[j],
+            embedding: similarities[j],
+            lexical: overlaps[j],
+            strict: strict(j),
+            lenient: holds(&kept[j].text),
+        })
+        .collect();
     Ok(Some(Attributed {
         strict: strict(best),
         lenient: holds(&kept[best].text),
@@ -287,6 +324,7 @@ fn attributed(
         } else {
             vec![]
         },
+        candidates,
     }))
 }
 
