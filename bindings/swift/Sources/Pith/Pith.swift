@@ -4456,6 +4456,7 @@ private let initializationResult: InitializationResult = {
     uniffiCallbackInitAnswerListener()
     uniffiCallbackInitIngestListener()
     uniffiCallbackInitProgressListener()
+    checkLibraryVersion()
     return InitializationResult.ok
 }()
 
