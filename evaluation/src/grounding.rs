@@ -58,6 +58,16 @@ pub struct Attributed {
     /// Every kept sentence's score by each method, for weighing them together offline.
     #[serde(default)]
     pub candidates: Vec<Candidate>,
+    /// The answer sentence's decode rows: the token each predicts and the mass each
+    /// shipped head put on each kept sentence (`[h * kept + j]`).
+    #[serde(default)]
+    pub rows: Vec<Row>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Row {
+    pub token: String,
+    pub mass: Vec<f32>,
 }
 
 /// One kept sentence as a candidate source of the answer sentence holding the gold
@@ -309,6 +319,20 @@ fn attributed(
             lenient: holds(&kept[j].text),
         })
         .collect();
+    let n = kept.len();
+    let rows = (1..g.token_ends.len())
+        .filter_map(|t| {
+            let (begin, end) = (g.token_ends[t - 1], g.token_ends[t]);
+            let row = attention.rows.get(t - 1)?;
+            (answer.bytes.start < end && end <= answer.bytes.end).then(|| Row {
+                token: g.text.get(begin..end).unwrap_or_default().to_owned(),
+                mass: shipped
+                    .iter()
+                    .flat_map(|&h| row[h * n..(h + 1) * n].iter().copied())
+                    .collect(),
+            })
+        })
+        .collect();
     Ok(Some(Attributed {
         strict: strict(best),
         lenient: holds(&kept[best].text),
@@ -325,6 +349,7 @@ fn attributed(
             vec![]
         },
         candidates,
+        rows,
     }))
 }
 
