@@ -18,8 +18,12 @@ for file in "${embedder[@]/#/minilm/}" "smollm2/$generator"; do
 done
 
 # cargo-ndk finds the NDK through ANDROID_NDK_HOME, or the newest under $ANDROID_HOME/ndk.
+# PITH_GPU=0 builds the CPU-only library (no wgpu: about a third of the size,
+# docs/size.md); the engine then runs on the CPU whatever device it is asked for.
+features=()
+[ "${PITH_GPU:-1}" = 0 ] && features=(--no-default-features)
 cd "$root"
-cargo ndk -t arm64-v8a -t x86_64 -o "$main/jniLibs" build --release -p pith-uniffi
+cargo ndk -t arm64-v8a -t x86_64 -o "$main/jniLibs" build --release -p pith-uniffi "${features[@]}"
 
 # Only the files the engine reads: the rest of the downloaded model folders would
 # just make the APK bigger.
