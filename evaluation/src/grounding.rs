@@ -11,7 +11,7 @@ use pith_core::ask::{AskOptions, Reply, answer_from};
 use pith_core::attribution::{self, ATTRIBUTION_HEADS, SentenceSupport};
 use pith_core::grounding;
 use pith_core::model::bert::Embedder;
-use pith_core::model::generate::Generator;
+use pith_core::model::generate::{Generation, Generator};
 use pith_core::prune::{self, ContextSentence};
 
 /// Tokens per answer: room for a second sentence, where inventions show up.
@@ -319,20 +319,7 @@ fn attributed(
             lenient: holds(&kept[j].text),
         })
         .collect();
-    let n = kept.len();
-    let rows = (1..g.token_ends.len())
-        .filter_map(|t| {
-            let (begin, end) = (g.token_ends[t - 1], g.token_ends[t]);
-            let row = attention.rows.get(t - 1)?;
-            (answer.bytes.start < end && end <= answer.bytes.end).then(|| Row {
-                token: g.text.get(begin..end).unwrap_or_default().to_owned(),
-                mass: shipped
-                    .iter()
-                    .flat_map(|&h| row[h * n..(h + 1) * n].iter().copied())
-                    .collect(),
-            })
-        })
-        .collect();
+    let rows = sentence_rows(attention, g, &answer.bytes, shipped);
     Ok(Some(Attributed {
         strict: strict(best),
         lenient: holds(&kept[best].text),
@@ -351,6 +338,30 @@ fn attributed(
         candidates,
         rows,
     }))
+}
+
+/// The decode rows of the answer sentence at `bytes`, with the token each predicts (row
+/// `t - 1` predicts token `t`, as in [`attribution::attribute`]), over `heads`.
+fn sentence_rows(
+    attention: &attribution::DecodeAttention,
+    g: &Generation,
+    bytes: &std::ops::Range<usize>,
+    heads: &[usize],
+) -> Vec<Row> {
+    let n = attention.slots.len();
+    (1..g.token_ends.len())
+        .filter_map(|t| {
+            let (begin, end) = (g.token_ends[t - 1], g.token_ends[t]);
+            let row = attention.rows.get(t - 1)?;
+            (bytes.start < end && end <= bytes.end).then(|| Row {
+                token: g.text.get(begin..end).unwrap_or_default().to_owned(),
+                mass: heads
+                    .iter()
+                    .flat_map(|&h| row[h * n..(h + 1) * n].iter().copied())
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 fn argmax(xs: impl Iterator<Item = f64>) -> usize {
