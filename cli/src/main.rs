@@ -135,7 +135,22 @@ enum Command {
     },
 }
 
+/// Mesa's Vulkan device-select layer looks for a Wayland display when wgpu asks for its
+/// adapters and, without a desktop session, prints "error: XDG_RUNTIME_DIR is invalid or
+/// not set in the environment." several times. Where there is no session it has no
+/// display to order the adapters by, so the CLI turns it off there (unless the user set
+/// it). The library leaves an app's environment alone.
+fn quiet_device_select() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        // SAFETY: the first thing `main` does, before any thread starts.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_device_select();
     let cli = Cli::parse();
     let ctx = commands::Context {
         db: cli.db,
