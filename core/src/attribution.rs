@@ -82,25 +82,43 @@ pub fn attribute(
     token_ends: &[usize],
     prior: &[f64],
 ) -> Vec<SentenceSupport> {
-    let answer = crate::chunk::sentences(text);
-    let mut rows_of: Vec<Vec<&[f32]>> = vec![vec![]; answer.len()];
+    sentence_rows(attention, text, token_ends)
+        .into_iter()
+        .map(|(bytes, rows)| {
+            let rows: Vec<&[f32]> = rows.iter().map(|&r| attention.rows[r].as_slice()).collect();
+            support(attention.slots.len(), heads, &rows, prior, bytes)
+        })
+        .collect()
+}
+
+/// Each sentence of `text` (byte range) with the indices of the decode rows that predict
+/// its tokens: row `t - 1` predicts token `t`, which ends at `token_ends[t]`. Rows
+/// predicting blank tokens are left out.
+pub fn sentence_rows(
+    attention: &DecodeAttention,
+    text: &str,
+    token_ends: &[usize],
+) -> Vec<(Range<usize>, Vec<usize>)> {
+    let mut sentences: Vec<(Range<usize>, Vec<usize>)> = crate::chunk::sentences(text)
+        .into_iter()
+        .map(|bytes| (bytes, vec![]))
+        .collect();
     for (t, &end) in token_ends.iter().enumerate().skip(1) {
-        let Some(row) = attention.rows.get(t - 1) else {
+        if t > attention.rows.len() {
             break;
-        };
+        }
         let begin = token_ends[t - 1];
         if end > text.len() || text[begin.min(end)..end].trim().is_empty() {
             continue;
         }
-        if let Some(a) = answer.iter().position(|r| r.start < end && end <= r.end) {
-            rows_of[a].push(row);
+        if let Some((_, rows)) = sentences
+            .iter_mut()
+            .find(|(r, _)| r.start < end && end <= r.end)
+        {
+            rows.push(t - 1);
         }
     }
-    answer
-        .into_iter()
-        .zip(rows_of)
-        .map(|(bytes, rows)| support(attention.slots.len(), heads, &rows, prior, bytes))
-        .collect()
+    sentences
 }
 
 /// Pools the rows' mass over `heads`: support of `s` = its mass over all the mass on

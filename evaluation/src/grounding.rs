@@ -340,8 +340,8 @@ fn attributed(
     }))
 }
 
-/// The decode rows of the answer sentence at `bytes`, with the token each predicts (row
-/// `t - 1` predicts token `t`, as in [`attribution::attribute`]), over `heads`.
+/// The decode rows that attribution reads for the answer sentence at `bytes`
+/// ([`attribution::sentence_rows`]), with the token each predicts, over `heads`.
 fn sentence_rows(
     attention: &attribution::DecodeAttention,
     g: &Generation,
@@ -349,17 +349,22 @@ fn sentence_rows(
     heads: &[usize],
 ) -> Vec<Row> {
     let n = attention.slots.len();
-    (1..g.token_ends.len())
-        .filter_map(|t| {
-            let (begin, end) = (g.token_ends[t - 1], g.token_ends[t]);
-            let row = attention.rows.get(t - 1)?;
-            (bytes.start < end && end <= bytes.end).then(|| Row {
-                token: g.text.get(begin..end).unwrap_or_default().to_owned(),
-                mass: heads
-                    .iter()
-                    .flat_map(|&h| row[h * n..(h + 1) * n].iter().copied())
-                    .collect(),
-            })
+    attribution::sentence_rows(attention, &g.text, &g.token_ends)
+        .into_iter()
+        .find(|(r, _)| r == bytes)
+        .map(|(_, rows)| rows)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| Row {
+            token: g
+                .text
+                .get(g.token_ends[r]..g.token_ends[r + 1])
+                .unwrap_or_default()
+                .to_owned(),
+            mass: heads
+                .iter()
+                .flat_map(|&h| attention.rows[r][h * n..(h + 1) * n].iter().copied())
+                .collect(),
         })
         .collect()
 }
