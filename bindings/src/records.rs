@@ -219,7 +219,7 @@ pub struct AnswerStats {
     pub first_token_ms: f64,
 }
 
-/// A document sentence an answer sentence was generated from.
+/// A document sentence a clause of the answer was generated from.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct Support {
     /// The index of the citation that holds the sentence.
@@ -228,14 +228,15 @@ pub struct Support {
     pub start_char: u64,
     pub end_char: u64,
     pub text: String,
-    /// The share of the answer sentence's attention on the context that went here, 0-1.
+    /// The share of the clause's attention on the context that went here, 0-1.
     pub score: f64,
 }
 
-/// One sentence of the answer and its sources.
+/// One clause of the answer (a sentence, or the part of one between commas,
+/// semicolons, colons or brackets) and its sources.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct Attribution {
-    /// Character offsets of the sentence in the answer's text.
+    /// Character offsets of the clause in the answer's text.
     pub start_char: u64,
     pub end_char: u64,
     /// False when no context sentence stands out as its source.
@@ -248,7 +249,7 @@ pub struct Attribution {
 pub struct Answer {
     pub text: String,
     pub citations: Vec<Citation>,
-    /// The answer sentence by sentence with its sources.
+    /// The answer clause by clause with its sources.
     pub attributions: Vec<Attribution>,
     /// How well the retrieved documents match the question (best cosine similarity of
     /// a retrieved sentence to it).

@@ -261,15 +261,22 @@ fn print_sources(answer: &pith_core::Answer, options: &AskOptions) {
     );
 }
 
-/// The answer with each sentence followed by the citations it came from, `[1][3]`, or
-/// by `[unsupported]` when none stands out.
+/// The answer with each clause followed by the citations it came from, ` [1] [3]`, or
+/// by ` [unsupported]` when none stands out; the marks go before the clause's closing
+/// punctuation ("… Patriots [2].").
 fn marked(answer: &pith_core::Answer) -> String {
     let chars: Vec<char> = answer.text.chars().collect();
     let mut out = String::new();
     let mut at = 0;
     for a in &answer.attributions {
-        out.extend(&chars[at..a.end_char]);
-        at = a.end_char;
+        let mut end = a.end_char;
+        while end > at.max(a.start_char)
+            && matches!(chars[end - 1], '.' | ',' | ';' | ':' | '!' | '?')
+        {
+            end -= 1;
+        }
+        out.extend(&chars[at..end]);
+        at = end;
         let mut cited: Vec<usize> = vec![];
         for s in &a.supports {
             if !cited.contains(&(s.citation + 1)) {
@@ -286,4 +293,53 @@ fn marked(answer: &pith_core::Answer) -> String {
     }
     out.extend(&chars[at..]);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pith_core::{Answer, Attribution, Support};
+
+    fn attribution(start_char: usize, end_char: usize, citations: &[usize]) -> Attribution {
+        let support = |&citation: &usize| Support {
+            citation,
+            start_char: 0,
+            end_char: 0,
+            text: String::new(),
+            score: 0.5,
+        };
+        Attribution {
+            start_char,
+            end_char,
+            supported: !citations.is_empty(),
+            supports: citations.iter().map(support).collect(),
+        }
+    }
+
+    #[test]
+    fn marks_go_before_each_clause_s_closing_punctuation() {
+        let text = "Denver beat the Panthers 24–10, against all odds. Fans wept.";
+        let answer = Answer {
+            text: text.into(),
+            citations: vec![],
+            attributions: vec![
+                attribution(0, 31, &[0]),
+                attribution(32, 49, &[1, 1, 0]),
+                attribution(50, 60, &[]),
+            ],
+            grounding: 0.9,
+            abstained: false,
+            context_tokens_before: 0,
+            context_tokens_after: 0,
+            context_tokens_reused: 0,
+            prompt_tokens: 0,
+            generated_tokens: 0,
+            stop: pith_core::model::generate::StopReason::EndOfText,
+            timings: Default::default(),
+        };
+        assert_eq!(
+            marked(&answer),
+            "Denver beat the Panthers 24–10 [1], against all odds [2] [1]. Fans wept [unsupported]."
+        );
+    }
 }

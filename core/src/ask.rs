@@ -25,8 +25,8 @@ pub struct AskOptions {
     /// ranks best (ICR).
     pub rerank: bool,
     pub sampling: SamplingOptions,
-    /// The heads whose attention while decoding attributes the answer's sentences to
-    /// the context's; none turns attribution off. On the CPU only for now: on the wgpu
+    /// The heads whose attention while decoding attributes the answer's clauses to
+    /// the context's sentences; none turns attribution off. On the CPU only for now: on the wgpu
     /// device each token's read-out would wait for the GPU once per tapped layer (on
     /// lavapipe it doubled an ask's time), until the read-out is deferred to the end.
     pub attribution_heads: Vec<(usize, usize)>,
@@ -103,7 +103,7 @@ pub struct Timings {
     pub first_token_ms: f64,
 }
 
-/// A context sentence an answer sentence was generated from.
+/// A context sentence a clause of the answer was generated from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Support {
     /// The citation (index into [`Answer::citations`]) that holds the sentence.
@@ -112,18 +112,20 @@ pub struct Support {
     pub start_char: usize,
     pub end_char: usize,
     pub text: String,
-    /// The share of the answer sentence's attention on the context that went to this
-    /// sentence, 0 to 1.
+    /// The share of the clause's attention on the context that went to this sentence,
+    /// 0 to 1.
     pub score: f64,
 }
 
-/// One sentence of the answer and where in the documents it comes from.
+/// One clause of the answer (a sentence, or the part of one between commas,
+/// semicolons, colons or brackets; [`crate::attribution::answer_spans`]) and where in
+/// the documents it comes from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Attribution {
     /// Character offsets into [`Answer::text`].
     pub start_char: usize,
     pub end_char: usize,
-    /// Whether some context sentence stands out as its source; an unsupported sentence
+    /// Whether some context sentence stands out as its source; an unsupported clause
     /// may be the model's own addition.
     pub supported: bool,
     /// Up to three supporting sentences, best first.
@@ -134,7 +136,7 @@ pub struct Attribution {
 pub struct Answer {
     pub text: String,
     pub citations: Vec<Citation>,
-    /// The answer sentence by sentence with its sources (empty when attribution is off).
+    /// The answer clause by clause with its sources (empty when attribution is off).
     pub attributions: Vec<Attribution>,
     /// How well the retrieved documents match the question (see [`crate::grounding`]).
     pub grounding: f64,
@@ -280,7 +282,12 @@ fn answer_whole(
     let start = Instant::now();
     let (cache, logits, reused) =
         prune::memory::prefill(generator, &full.ids, full.context.clone(), memory)?;
-    let mut tap = Tap::new(generator, &options.attribution_heads, full.sentences);
+    let mut tap = Tap::new(
+        generator,
+        &options.attribution_heads,
+        full.sentences,
+        &full.ids,
+    );
     let generation = generator.continue_from(
         cache,
         full.ids,
@@ -318,10 +325,10 @@ fn answer_pruned(
         generator
             .llama()
             .keep_and_finish(&mut cache, pass.hidden, &positions, pass.depth)?;
-    let history = positions.iter().map(|&p| pass.prompt.ids[p]).collect();
+    let history: Vec<u32> = positions.iter().map(|&p| pass.prompt.ids[p]).collect();
     let slots = compacted_slots(pass.prompt.context.start, &kept, &pass.attention.tokens);
     let reused = pass.reused;
-    let mut tap = Tap::new(generator, &options.attribution_heads, slots);
+    let mut tap = Tap::new(generator, &options.attribution_heads, slots, &history);
     let generation = generator.continue_from(
         cache,
         history,
@@ -363,9 +370,11 @@ impl Tap {
         generator: &Generator,
         heads: &[(usize, usize)],
         slots: Vec<std::ops::Range<usize>>,
+        tokens: &[u32],
     ) -> Self {
         let on_cpu = *generator.llama().device() == burn::tensor::Device::flex();
-        let attention = (on_cpu && !heads.is_empty()).then(|| DecodeAttention::new(heads, slots));
+        let attention = (on_cpu && !heads.is_empty())
+            .then(|| DecodeAttention::new(heads, slots, tokens.to_vec()));
         let layers = attention.as_ref().map_or(vec![], DecodeAttention::layers);
         Self { attention, layers }
     }
@@ -590,7 +599,7 @@ const SUPPORT_FLOOR: f64 = 0.1;
 /// Support above a sentence's share of the context tokens that marks it a source.
 const SUPPORTED_LIFT: f64 = 0.1;
 
-/// The answer's sentences with their sources, from the decode attention; `cited` is the
+/// The answer's clauses with their sources, from the decode attention; `cited` is the
 /// citation of each kept sentence.
 fn attributions(
     hits: &[crate::store::Hit],

@@ -1,13 +1,16 @@
-//! Which context sentences each answer sentence came from. While the answer is decoded,
-//! every row of the attribution heads is summed over each context sentence's cache
-//! slots; an answer sentence's support for a context sentence is the share of its rows'
-//! context attention that went there (docs/plans/grounding.md).
+//! Which context sentences each part of an answer came from. While the answer is
+//! decoded, every row of the attribution heads is summed over each context sentence's
+//! cache slots; an answer span's support for a context sentence is the share of its
+//! rows' context attention that went there (docs/plans/grounding.md). The spans are the
+//! answer's clauses: a sentence that joins a copied fact to another ("… on February 7,
+//! 2016, against the New England Patriots") splits its rows between their sources, and
+//! read whole it cites the wrong one for one of them (docs/eval.md, "Grounding").
 
 use std::ops::Range;
 
 use crate::model::llama::LayerAttention;
 
-/// Heads whose decode attention attributes answer sentences, as (layer, head).
+/// Heads whose decode attention attributes answer spans, as (layer, head).
 pub const ATTRIBUTION_HEADS: &[(usize, usize)] = &[(15, 6), (14, 3)];
 
 /// Decode attention summed over context sentences.
@@ -18,14 +21,24 @@ pub struct DecodeAttention {
     pub slots: Vec<Range<usize>>,
     /// Per decode row, `[h * sentences + s]`: the mass head `heads[h]` put on sentence `s`.
     pub rows: Vec<Vec<f32>>,
+    /// The token in each cache slot (the prompt the answer decodes after).
+    pub tokens: Vec<u32>,
+    /// Per decode row, per head, the context slots it attended to most, with their
+    /// weights, heaviest first: where a retrieval head copies from.
+    pub peaks: Vec<Vec<Vec<(usize, f32)>>>,
 }
 
+/// How many of a row's heaviest context slots [`DecodeAttention::peaks`] keeps.
+const PEAKS: usize = 8;
+
 impl DecodeAttention {
-    pub fn new(heads: &[(usize, usize)], slots: Vec<Range<usize>>) -> Self {
+    pub fn new(heads: &[(usize, usize)], slots: Vec<Range<usize>>, tokens: Vec<u32>) -> Self {
         Self {
             heads: heads.to_vec(),
             slots,
             rows: vec![],
+            tokens,
+            peaks: vec![],
         }
     }
 
@@ -41,6 +54,7 @@ impl DecodeAttention {
     pub fn push(&mut self, read: &[LayerAttention]) {
         let s = self.slots.len();
         let mut row = vec![0f32; self.heads.len() * s];
+        let mut peaks = vec![vec![]; self.heads.len()];
         for (h, &(layer, head)) in self.heads.iter().enumerate() {
             let Some(a) = read.iter().find(|a| a.layer == layer) else {
                 continue;
@@ -48,27 +62,37 @@ impl DecodeAttention {
             for (i, slots) in self.slots.iter().enumerate() {
                 row[h * s + i] = slots.clone().map(|k| a.at(head, 0, k)).sum();
             }
+            let mut weights: Vec<(usize, f32)> = self
+                .slots
+                .iter()
+                .flat_map(|r| r.clone())
+                .map(|k| (k, a.at(head, 0, k)))
+                .collect();
+            weights.sort_by(|x, y| y.1.total_cmp(&x.1));
+            weights.truncate(PEAKS);
+            peaks[h] = weights;
         }
         self.rows.push(row);
+        self.peaks.push(peaks);
     }
 }
 
-/// One answer sentence and the context sentences behind it.
+/// One answer span and the context sentences behind it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SentenceSupport {
+pub struct SpanSupport {
     /// Byte range in the generated text.
     pub bytes: Range<usize>,
     /// Context sentences (indices into the slots) with their support, the share of the
-    /// sentence's context attention that went to them, ordered by lift: support above
-    /// the prior.
+    /// span's context attention that went to them, ordered by lift: support above the
+    /// prior.
     pub supports: Vec<(usize, f64)>,
-    /// The best lift, 0 when no row was read for the sentence.
+    /// The best lift, 0 when no row was read for the span.
     pub lift: f64,
     /// Mean share of a row's attention that went to the context at all.
     pub context_mass: f64,
 }
 
-/// Attributes each sentence of `text`, the generated text whose token `t` ends at byte
+/// Attributes each span of `text` ([`answer_spans`]), the generated text whose token `t` ends at byte
 /// `token_ends[t]`. `heads` picks which of `attention`'s heads count; `prior` is each
 /// context sentence's expected share (e.g. its share of the context's tokens), which
 /// ranking subtracts so that long sentences do not win by size.
@@ -81,25 +105,80 @@ pub fn attribute(
     text: &str,
     token_ends: &[usize],
     prior: &[f64],
-) -> Vec<SentenceSupport> {
-    sentence_rows(attention, text, token_ends)
+) -> Vec<SpanSupport> {
+    span_rows(attention, text, token_ends)
         .into_iter()
-        .map(|(bytes, rows)| {
-            let rows: Vec<&[f32]> = rows.iter().map(|&r| attention.rows[r].as_slice()).collect();
-            support(attention.slots.len(), heads, &rows, prior, bytes)
+        .map(|(bytes, rows)| attribute_rows(attention, heads, &rows, prior, bytes))
+        .collect()
+}
+
+/// Attributes the text at `bytes` from the decode rows `rows` (see [`attribute`]).
+pub fn attribute_rows(
+    attention: &DecodeAttention,
+    heads: &[usize],
+    rows: &[usize],
+    prior: &[f64],
+    bytes: Range<usize>,
+) -> SpanSupport {
+    let rows: Vec<&[f32]> = rows.iter().map(|&r| attention.rows[r].as_slice()).collect();
+    support(attention.slots.len(), heads, &rows, prior, bytes)
+}
+
+/// Fewest words a clause keeps to itself; a shorter one joins its neighbour, so that
+/// "Santa Clara, California" and "In 2016, …" stay whole.
+const CLAUSE_WORDS: usize = 3;
+
+/// The parts of an answer attributed on their own, as byte ranges: its sentences, cut
+/// into clauses after ",", ";", ":" or ")" and before "(" (each followed or preceded by
+/// a space), where each side keeps [`CLAUSE_WORDS`] words.
+pub fn answer_spans(text: &str) -> Vec<Range<usize>> {
+    crate::chunk::sentences(text)
+        .into_iter()
+        .flat_map(|sentence| clauses(text, sentence))
+        .collect()
+}
+
+fn clauses(text: &str, sentence: Range<usize>) -> Vec<Range<usize>> {
+    let body = text[sentence.clone()].as_bytes();
+    let space_at = |i: usize| body.get(i).is_some_and(u8::is_ascii_whitespace);
+    let cuts = (0..body.len()).filter_map(|i| match body[i] {
+        b',' | b';' | b':' | b')' if space_at(i + 1) => Some(i + 1),
+        b'(' if i > 0 && space_at(i - 1) => Some(i),
+        _ => None,
+    });
+    let words = |r: &Range<usize>| text[r.clone()].split_whitespace().count();
+    let mut spans: Vec<Range<usize>> = vec![];
+    let mut start = sentence.start;
+    for end in cuts.map(|c| sentence.start + c).chain([sentence.end]) {
+        match spans.last_mut() {
+            Some(last) if words(last) < CLAUSE_WORDS => last.end = end,
+            _ => spans.push(start..end),
+        }
+        start = end;
+    }
+    if spans.len() > 1 && spans.last().is_some_and(|r| words(r) < CLAUSE_WORDS) {
+        let last = spans.pop().expect("checked above");
+        spans.last_mut().expect("checked above").end = last.end;
+    }
+    spans
+        .into_iter()
+        .map(|r| {
+            let span = &text[r.clone()];
+            let lead = span.len() - span.trim_start().len();
+            r.start + lead..r.start + span.trim_end().len()
         })
         .collect()
 }
 
-/// Each sentence of `text` (byte range) with the indices of the decode rows that predict
-/// its tokens: row `t - 1` predicts token `t`, which ends at `token_ends[t]`. Rows
-/// predicting blank tokens are left out.
-pub fn sentence_rows(
+/// Each span of `text` ([`answer_spans`]) with the indices of the decode rows that
+/// predict its tokens: row `t - 1` predicts token `t`, which ends at `token_ends[t]`.
+/// Rows predicting blank tokens are left out.
+pub fn span_rows(
     attention: &DecodeAttention,
     text: &str,
     token_ends: &[usize],
 ) -> Vec<(Range<usize>, Vec<usize>)> {
-    let mut sentences: Vec<(Range<usize>, Vec<usize>)> = crate::chunk::sentences(text)
+    let mut spans: Vec<(Range<usize>, Vec<usize>)> = answer_spans(text)
         .into_iter()
         .map(|bytes| (bytes, vec![]))
         .collect();
@@ -111,14 +190,14 @@ pub fn sentence_rows(
         if end > text.len() || text[begin.min(end)..end].trim().is_empty() {
             continue;
         }
-        if let Some((_, rows)) = sentences
+        if let Some((_, rows)) = spans
             .iter_mut()
             .find(|(r, _)| r.start < end && end <= r.end)
         {
             rows.push(t - 1);
         }
     }
-    sentences
+    spans
 }
 
 /// Pools the rows' mass over `heads`: support of `s` = its mass over all the mass on
@@ -129,7 +208,7 @@ fn support(
     rows: &[&[f32]],
     prior: &[f64],
     bytes: Range<usize>,
-) -> SentenceSupport {
+) -> SpanSupport {
     let mut mass = vec![0f64; sentences];
     for row in rows {
         for &h in heads {
@@ -143,7 +222,7 @@ fn support(
     }
     let total: f64 = mass.iter().sum();
     if rows.is_empty() || heads.is_empty() || total <= 0.0 {
-        return SentenceSupport {
+        return SpanSupport {
             bytes,
             supports: vec![],
             lift: 0.0,
@@ -153,7 +232,7 @@ fn support(
     let mut supports: Vec<(usize, f64)> = mass.iter().map(|m| m / total).enumerate().collect();
     let lift = |&(s, x): &(usize, f64)| x - prior.get(s).copied().unwrap_or(0.0);
     supports.sort_by(|a, b| lift(b).total_cmp(&lift(a)));
-    SentenceSupport {
+    SpanSupport {
         bytes,
         lift: lift(&supports[0]),
         supports,
@@ -180,6 +259,8 @@ mod tests {
             heads: vec![(0, 0)],
             slots: vec![0..2, 2..6],
             rows,
+            tokens: vec![],
+            peaks: vec![],
         }
     }
 
@@ -217,6 +298,34 @@ mod tests {
         let got = attribute(&attention(rows), &[0], "abc", &ends, &prior);
         assert_eq!(got[0].supports[0].0, 0);
         assert!((got[0].lift - (0.5 - 1.0 / 3.0)).abs() < 1e-9);
+    }
+
+    fn spans(text: &str) -> Vec<&str> {
+        answer_spans(text).into_iter().map(|r| &text[r]).collect()
+    }
+
+    #[test]
+    fn clauses_are_cut_where_both_sides_keep_three_words() {
+        assert_eq!(
+            spans(
+                "Denver beat the Carolina Panthers 24–10, in a game against the New England \
+                 Patriots. It was held at Levi's Stadium in Santa Clara, California."
+            ),
+            [
+                "Denver beat the Carolina Panthers 24–10,",
+                "in a game against the New England Patriots.",
+                "It was held at Levi's Stadium in Santa Clara, California."
+            ]
+        );
+        assert_eq!(
+            spans("In 2016, the Broncos won (their third title) again; fans cheered loudly."),
+            [
+                "In 2016, the Broncos won",
+                "(their third title)",
+                "again; fans cheered loudly."
+            ]
+        );
+        assert_eq!(spans("Yes, 1,000 of them."), ["Yes, 1,000 of them."]);
     }
 
     #[test]

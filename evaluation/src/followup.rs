@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::qa::normalize;
+use super::qa::holds;
 use super::{EvalSet, Passages, RetrievalMetrics, median, parse_jsonl, store};
 use pith_core::model::sampling::SamplingOptions;
 use pith_core::{Answer, AskOptions, Conversation, Engine, Error, Method, Result, grounding};
@@ -104,8 +104,7 @@ impl Sides {
 }
 
 fn holds_gold(a: &Answer, p: &Pair) -> bool {
-    let text = normalize(&a.text);
-    p.answers.iter().any(|g| text.contains(&normalize(g)))
+    p.answers.iter().any(|g| holds(&a.text, g))
 }
 
 /// The pairs in `dir` and the evaluation sets they come from (beside `dir`).

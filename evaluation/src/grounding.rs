@@ -1,14 +1,14 @@
-//! Grounded answers: whether an answer sentence is attributed to the context sentence
+//! Grounded answers: whether an answer span is attributed to the context sentence
 //! that holds the gold answer, and whether a grounding score tells a question asked
 //! with its gold passage from the same question asked without it.
 
 use std::collections::BTreeMap;
 
-use super::qa::normalize;
+use super::qa::{self, normalize};
 use super::{EvalSet, HeadScore, Question, best_heads};
 use pith_core::Result;
 use pith_core::ask::{AskOptions, Reply, answer_from};
-use pith_core::attribution::{self, ATTRIBUTION_HEADS, SentenceSupport};
+use pith_core::attribution::{self, ATTRIBUTION_HEADS, SpanSupport};
 use pith_core::grounding;
 use pith_core::model::bert::Embedder;
 use pith_core::model::generate::{Generation, Generator};
@@ -28,17 +28,17 @@ pub struct Run {
     /// Mean and least log-probability of the answer's tokens under the model.
     pub logprob_mean: f64,
     pub logprob_min: f64,
-    /// The least, the mean and the first answer sentence's best lift (shipped heads).
+    /// The least, the mean and the first answer span's best lift (shipped heads).
     pub lift_min: f64,
     pub lift_mean: f64,
     pub lift_first: f64,
     /// Mean share of the answer's attention (shipped heads) on the context.
     pub context_mass: f64,
-    /// How the answer sentence holding the gold answer was attributed, when one does.
+    /// How the answer span holding the gold answer was attributed, when one does.
     pub attribution: Option<Attributed>,
 }
 
-/// Whether the top context sentence of the answer sentence holding the gold answer
+/// Whether the top context sentence of the answer span holding the gold answer
 /// holds it too, by each method.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Attributed {
@@ -48,6 +48,9 @@ pub struct Attributed {
     pub lenient: bool,
     /// Without the length prior.
     pub strict_no_prior: bool,
+    /// Strict, reading the whole answer sentence that holds the span.
+    #[serde(default)]
+    pub strict_whole_sentence: bool,
     /// Share of the kept sentences that are strictly correct: a random pick's odds.
     pub chance: f64,
     pub lexical: bool,
@@ -58,31 +61,41 @@ pub struct Attributed {
     /// Every kept sentence's score by each method, for weighing them together offline.
     #[serde(default)]
     pub candidates: Vec<Candidate>,
-    /// The answer sentence's decode rows: the token each predicts and the mass each
+    /// The answer span's decode rows: the token each predicts and the mass each
     /// shipped head put on each kept sentence (`[h * kept + j]`).
     #[serde(default)]
     pub rows: Vec<Row>,
+    /// The answer span holding the gold answer.
+    #[serde(default)]
+    pub span: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     pub token: String,
     pub mass: Vec<f32>,
+    /// Per shipped head, its heaviest context slots: (kept sentence, weight, the
+    /// offset from the slot, -2 to 2, of the nearest slot holding the token the row
+    /// predicts: 0 is a copy from that slot).
+    #[serde(default)]
+    pub peaks: Vec<Vec<(usize, f32, Option<i64>)>>,
 }
 
-/// One kept sentence as a candidate source of the answer sentence holding the gold
+/// One kept sentence as a candidate source of the answer span holding the gold
 /// answer.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Candidate {
     /// The shipped heads' support and its lift above the length prior.
     pub support: f64,
     pub lift: f64,
-    /// MiniLM cosine with the answer sentence.
+    /// MiniLM cosine with the answer span.
     pub embedding: f64,
-    /// Answer-sentence words (longer than two letters) the sentence contains.
+    /// Answer-span words (longer than two letters) the sentence contains.
     pub lexical: f64,
     pub strict: bool,
     pub lenient: bool,
+    #[serde(default)]
+    pub text: String,
 }
 
 /// A question asked with its context and, unless a distractor also holds the answer,
@@ -137,12 +150,10 @@ pub fn ask_question(
         ATTRIBUTION_HEADS.to_vec()
     };
     let answerable = run(generator, embedder, &texts, Some(gold), q, &heads)?;
-    let leaky = texts.iter().enumerate().any(|(i, t)| {
-        i != gold
-            && q.answers
-                .iter()
-                .any(|a| normalize(t).contains(&normalize(a)))
-    });
+    let leaky = texts
+        .iter()
+        .enumerate()
+        .any(|(i, t)| i != gold && q.answers.iter().any(|a| qa::holds(t, a)));
     let unanswerable = if leaky {
         None
     } else {
@@ -207,10 +218,7 @@ fn run(
         .map(|s| s.lift)
         .collect();
     let lp: Vec<f64> = g.token_logprobs.iter().map(|&x| f64::from(x)).collect();
-    let contains_gold = q
-        .answers
-        .iter()
-        .any(|a| normalize(&g.text).contains(&normalize(a)));
+    let contains_gold = q.answers.iter().any(|a| qa::holds(&g.text, a));
     let attribution = match gold {
         Some(gold) if contains_gold => {
             attributed(embedder, &reply, &supported, &shipped, heads.len(), gold, q)?
@@ -245,11 +253,11 @@ fn mean(xs: &[f64]) -> f64 {
     }
 }
 
-/// Scores the attribution of the answer sentence holding the gold answer.
+/// Scores the attribution of the answer span holding the gold answer.
 fn attributed(
     embedder: &Embedder,
     reply: &Reply,
-    supported: &[SentenceSupport],
+    supported: &[SpanSupport],
     shipped: &[usize],
     heads: usize,
     gold: usize,
@@ -258,11 +266,7 @@ fn attributed(
     let Some(g) = &reply.generation else {
         return Ok(None);
     };
-    let holds = |text: &str| {
-        q.answers
-            .iter()
-            .any(|a| normalize(text).contains(&normalize(a)))
-    };
+    let holds = |text: &str| q.answers.iter().any(|a| qa::holds(text, a));
     let Some(answer) = supported
         .iter()
         .find(|s| holds(&g.text[s.bytes.clone()]) && !s.supports.is_empty())
@@ -288,8 +292,8 @@ fn attributed(
             .and_then(|s| s.supports.first().map(|&(j, _)| j))
     };
     let zero = vec![0.0; kept.len()];
-    let sentence = &g.text[answer.bytes.clone()];
-    let words: Vec<String> = normalize(sentence)
+    let span = &g.text[answer.bytes.clone()];
+    let words: Vec<String> = normalize(span)
         .split(' ')
         .filter(|w| w.len() > 2)
         .map(str::to_owned)
@@ -301,7 +305,7 @@ fn attributed(
             words.iter().filter(|w| n.contains(w.as_str())).count() as f64
         })
         .collect();
-    let similarities = prune::embedding_similarity(embedder, &kept, sentence)?;
+    let similarities = prune::embedding_similarity(embedder, &kept, span)?;
     let lexical = argmax(overlaps.iter().copied());
     let embedding = argmax(similarities.iter().copied());
     let best = answer.supports[0].0;
@@ -317,13 +321,16 @@ fn attributed(
             lexical: overlaps[j],
             strict: strict(j),
             lenient: holds(&kept[j].text),
+            text: kept[j].text.clone(),
         })
         .collect();
-    let rows = sentence_rows(attention, g, &answer.bytes, shipped);
+    let rows = span_rows(attention, g, &answer.bytes, shipped);
     Ok(Some(Attributed {
         strict: strict(best),
         lenient: holds(&kept[best].text),
         strict_no_prior: top(shipped, &zero).is_some_and(strict),
+        strict_whole_sentence: whole_sentence_top(attention, g, &answer.bytes, shipped, &prior)
+            .is_some_and(strict),
         chance: (0..kept.len()).filter(|&j| strict(j)).count() as f64 / kept.len() as f64,
         lexical: strict(lexical),
         embedding: strict(embedding),
@@ -337,19 +344,41 @@ fn attributed(
         },
         candidates,
         rows,
+        span: span.to_owned(),
     }))
 }
 
-/// The decode rows that attribution reads for the answer sentence at `bytes`
-/// ([`attribution::sentence_rows`]), with the token each predicts, over `heads`.
-fn sentence_rows(
+/// The top context sentence of the answer sentence holding the span at `bytes`, read
+/// from all the rows of its spans: attribution before answers were cut into clauses.
+fn whole_sentence_top(
+    attention: &attribution::DecodeAttention,
+    g: &Generation,
+    bytes: &std::ops::Range<usize>,
+    heads: &[usize],
+    prior: &[f64],
+) -> Option<usize> {
+    let sentence = pith_core::chunk::sentences(&g.text)
+        .into_iter()
+        .find(|s| s.start <= bytes.start && bytes.end <= s.end)?;
+    let rows: Vec<usize> = attribution::span_rows(attention, &g.text, &g.token_ends)
+        .into_iter()
+        .filter(|(r, _)| sentence.start <= r.start && r.end <= sentence.end)
+        .flat_map(|(_, rows)| rows)
+        .collect();
+    let whole = attribution::attribute_rows(attention, heads, &rows, prior, sentence);
+    whole.supports.first().map(|&(j, _)| j)
+}
+
+/// The decode rows that attribution reads for the answer span at `bytes`
+/// ([`attribution::span_rows`]), with the token each predicts, over `heads`.
+fn span_rows(
     attention: &attribution::DecodeAttention,
     g: &Generation,
     bytes: &std::ops::Range<usize>,
     heads: &[usize],
 ) -> Vec<Row> {
     let n = attention.slots.len();
-    attribution::sentence_rows(attention, &g.text, &g.token_ends)
+    attribution::span_rows(attention, &g.text, &g.token_ends)
         .into_iter()
         .find(|(r, _)| r == bytes)
         .map(|(_, rows)| rows)
@@ -364,6 +393,22 @@ fn sentence_rows(
             mass: heads
                 .iter()
                 .flat_map(|&h| attention.rows[r][h * n..(h + 1) * n].iter().copied())
+                .collect(),
+            peaks: heads
+                .iter()
+                .map(|&h| {
+                    attention.peaks[r][h]
+                        .iter()
+                        .map(|&(k, w)| {
+                            let sentence = attention.slots.iter().position(|s| s.contains(&k));
+                            let copy = [0i64, -1, 1, -2, 2].into_iter().find(|&o| {
+                                let at = k as i64 + o;
+                                at >= 0 && attention.tokens.get(at as usize) == g.tokens.get(r + 1)
+                            });
+                            (sentence.unwrap_or(n), w, copy)
+                        })
+                        .collect()
+                })
                 .collect(),
         })
         .collect()
@@ -450,6 +495,10 @@ pub fn summarise(results: &[QuestionRuns], all_heads: &[(usize, usize)]) -> Grou
     let flag = |b: bool| f64::from(u8::from(b));
     let mut baselines = BTreeMap::new();
     baselines.insert("no_prior".into(), share(&|a| flag(a.strict_no_prior)));
+    baselines.insert(
+        "whole_sentence".into(),
+        share(&|a| flag(a.strict_whole_sentence)),
+    );
     baselines.insert("chance".into(), share(&|a| a.chance));
     baselines.insert("lexical_overlap".into(), share(&|a| flag(a.lexical)));
     baselines.insert("embedding".into(), share(&|a| flag(a.embedding)));

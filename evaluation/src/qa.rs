@@ -54,6 +54,13 @@ pub fn normalize(text: &str) -> String {
         .join(" ")
 }
 
+/// Whether `text` holds `answer` as whole words, after normalisation: "12 teams"
+/// does not hold "2", nor "Lombardi" the answer "L".
+pub fn holds(text: &str, answer: &str) -> bool {
+    let answer = normalize(answer);
+    !answer.is_empty() && format!(" {} ", normalize(text)).contains(&format!(" {answer} "))
+}
+
 /// Token F1 of a prediction against one gold answer, after normalisation.
 pub fn f1(prediction: &str, gold: &str) -> f64 {
     let p = normalize(prediction);
@@ -137,9 +144,7 @@ pub fn answer_question(
                 f64::from(u8::from(normalize(&text) == normalize(a)))
             }),
             f1: best(&q.answers, |a| f1(&text, a)),
-            containment: best(&q.answers, |a| {
-                f64::from(u8::from(normalize(&text).contains(&normalize(a))))
-            }),
+            containment: best(&q.answers, |a| f64::from(u8::from(holds(&text, a)))),
             first_token_ms: (reply.prune + generation.first_token).as_secs_f64() * 1e3,
             context_tokens: reply.tokens_after,
             answer: text,
@@ -263,6 +268,15 @@ mod tests {
         assert_eq!(f1("the Denver Broncos", "Denver Broncos"), 1.0);
         assert!((f1("Broncos won", "Denver Broncos") - 0.5).abs() < 1e-9);
         assert_eq!(f1("Panthers", "Denver Broncos"), 0.0);
+    }
+
+    #[test]
+    fn an_answer_is_held_as_whole_words() {
+        assert!(holds("They won the Super Bowl L in 2016.", "Super Bowl L"));
+        assert!(holds("It was 2.", "2"));
+        assert!(!holds("The answer is 12.", "2"));
+        assert!(!holds("Levi's Stadium", "L"));
+        assert!(!holds("anything", "the"));
     }
 
     fn timed(id: &str, times: [f64; 2]) -> QuestionResult {

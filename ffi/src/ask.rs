@@ -88,8 +88,8 @@ pub struct pith_citation {
     pub heading: *const c_char,
 }
 
-/// A document sentence an answer sentence was generated from. Strings belong to the
-/// pith_answer.
+/// A document sentence a clause of the answer was generated from. Strings belong to
+/// the pith_answer.
 #[repr(C)]
 pub struct pith_support {
     /// The citation holding the sentence (an index for pith_answer_citation).
@@ -98,14 +98,15 @@ pub struct pith_support {
     pub start_char: usize,
     pub end_char: usize,
     pub text: *const c_char,
-    /// The share of the answer sentence's attention on the context that went here, 0-1.
+    /// The share of the clause's attention on the context that went here, 0-1.
     pub score: f64,
 }
 
-/// One sentence of the answer and its sources. Pointers belong to the pith_answer.
+/// One clause of the answer (a sentence, or the part of one between commas,
+/// semicolons, colons or brackets) and its sources. Pointers belong to the pith_answer.
 #[repr(C)]
 pub struct pith_attribution {
-    /// Character offsets of the sentence in the answer's text.
+    /// Character offsets of the clause in the answer's text.
     pub start_char: usize,
     pub end_char: usize,
     /// False when no context sentence stands out as its source: the model may have
@@ -340,13 +341,13 @@ pub unsafe extern "C" fn pith_answer_citation(
     })
 }
 
-/// The number of answer sentences with their sources; 0 for NULL.
+/// The number of answer clauses with their sources; 0 for NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pith_answer_attributions_len(answer: *const pith_answer) -> usize {
     guard_value(0, || unsafe { count(answer, |a| &a.attributions) })
 }
 
-/// The answer's sentence at `index` with its sources, in the order of the text, or NULL
+/// The answer's clause at `index` with its sources, in the order of the text, or NULL
 /// when out of range.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pith_answer_attribution(
