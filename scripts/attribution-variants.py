@@ -119,7 +119,9 @@ def embedding(a):
 def copies(a, top=8, fallback=lifts, offsets=(0,)):
     """Each kept sentence's share of the attention on slots that hold the token the row
     predicts, or are `offsets` away from one (among each head's `top` heaviest slots):
-    where the heads copied from; `fallback` where no row copied."""
+    where the heads copied from; `fallback` where no row copied. Only the logs written
+    by commit 6f42f76 keep each row's heaviest slots (`peaks`):
+    docs/eval-grounding/squad-superbowl-320.jsonl."""
     n = len(a["candidates"])
     total = [0.0] * n
     for row in a["rows"]:

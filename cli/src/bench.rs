@@ -608,7 +608,7 @@ fn write_ids(dir: &Path, len: usize, ids: &[u32]) -> Result<()> {
 fn run_once(generator: &Generator, ids: &[u32], decode: usize, attribution: bool) -> Result<Value> {
     // The whole prompt is one sentence.
     let prompt = std::iter::once(0..ids.len()).collect();
-    let mut attention = DecodeAttention::new(ATTRIBUTION_HEADS, prompt, ids.to_vec());
+    let mut attention = DecodeAttention::new(ATTRIBUTION_HEADS, prompt);
     let mut tap = DecodeTap {
         layers: attention.layers(),
         on_row: Box::new(|read| attention.push(read)),

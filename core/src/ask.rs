@@ -26,9 +26,9 @@ pub struct AskOptions {
     pub rerank: bool,
     pub sampling: SamplingOptions,
     /// The heads whose attention while decoding attributes the answer's clauses to
-    /// the context's sentences; none turns attribution off. On the CPU only for now: on the wgpu
-    /// device each token's read-out would wait for the GPU once per tapped layer (on
-    /// lavapipe it doubled an ask's time), until the read-out is deferred to the end.
+    /// the context's sentences; none turns attribution off. On the CPU only for now: on
+    /// the wgpu device each token's read-out would wait for the GPU once per tapped layer
+    /// (on lavapipe it doubled an ask's time), until the read-out is deferred to the end.
     pub attribution_heads: Vec<(usize, usize)>,
     /// Below this grounding score (see [`crate::grounding`]) the answer is
     /// [`crate::grounding::NOTICE`] and nothing is generated; -1 never abstains.
@@ -282,12 +282,7 @@ fn answer_whole(
     let start = Instant::now();
     let (cache, logits, reused) =
         prune::memory::prefill(generator, &full.ids, full.context.clone(), memory)?;
-    let mut tap = Tap::new(
-        generator,
-        &options.attribution_heads,
-        full.sentences,
-        &full.ids,
-    );
+    let mut tap = Tap::new(generator, &options.attribution_heads, full.sentences);
     let generation = generator.continue_from(
         cache,
         full.ids,
@@ -325,10 +320,10 @@ fn answer_pruned(
         generator
             .llama()
             .keep_and_finish(&mut cache, pass.hidden, &positions, pass.depth)?;
-    let history: Vec<u32> = positions.iter().map(|&p| pass.prompt.ids[p]).collect();
+    let history = positions.iter().map(|&p| pass.prompt.ids[p]).collect();
     let slots = compacted_slots(pass.prompt.context.start, &kept, &pass.attention.tokens);
     let reused = pass.reused;
-    let mut tap = Tap::new(generator, &options.attribution_heads, slots, &history);
+    let mut tap = Tap::new(generator, &options.attribution_heads, slots);
     let generation = generator.continue_from(
         cache,
         history,
@@ -370,11 +365,9 @@ impl Tap {
         generator: &Generator,
         heads: &[(usize, usize)],
         slots: Vec<std::ops::Range<usize>>,
-        tokens: &[u32],
     ) -> Self {
         let on_cpu = *generator.llama().device() == burn::tensor::Device::flex();
-        let attention = (on_cpu && !heads.is_empty())
-            .then(|| DecodeAttention::new(heads, slots, tokens.to_vec()));
+        let attention = (on_cpu && !heads.is_empty()).then(|| DecodeAttention::new(heads, slots));
         let layers = attention.as_ref().map_or(vec![], DecodeAttention::layers);
         Self { attention, layers }
     }

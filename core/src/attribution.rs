@@ -21,24 +21,14 @@ pub struct DecodeAttention {
     pub slots: Vec<Range<usize>>,
     /// Per decode row, `[h * sentences + s]`: the mass head `heads[h]` put on sentence `s`.
     pub rows: Vec<Vec<f32>>,
-    /// The token in each cache slot (the prompt the answer decodes after).
-    pub tokens: Vec<u32>,
-    /// Per decode row, per head, the context slots it attended to most, with their
-    /// weights, heaviest first: where a retrieval head copies from.
-    pub peaks: Vec<Vec<Vec<(usize, f32)>>>,
 }
 
-/// How many of a row's heaviest context slots [`DecodeAttention::peaks`] keeps.
-const PEAKS: usize = 8;
-
 impl DecodeAttention {
-    pub fn new(heads: &[(usize, usize)], slots: Vec<Range<usize>>, tokens: Vec<u32>) -> Self {
+    pub fn new(heads: &[(usize, usize)], slots: Vec<Range<usize>>) -> Self {
         Self {
             heads: heads.to_vec(),
             slots,
             rows: vec![],
-            tokens,
-            peaks: vec![],
         }
     }
 
@@ -54,7 +44,6 @@ impl DecodeAttention {
     pub fn push(&mut self, read: &[LayerAttention]) {
         let s = self.slots.len();
         let mut row = vec![0f32; self.heads.len() * s];
-        let mut peaks = vec![vec![]; self.heads.len()];
         for (h, &(layer, head)) in self.heads.iter().enumerate() {
             let Some(a) = read.iter().find(|a| a.layer == layer) else {
                 continue;
@@ -62,18 +51,8 @@ impl DecodeAttention {
             for (i, slots) in self.slots.iter().enumerate() {
                 row[h * s + i] = slots.clone().map(|k| a.at(head, 0, k)).sum();
             }
-            let mut weights: Vec<(usize, f32)> = self
-                .slots
-                .iter()
-                .flat_map(|r| r.clone())
-                .map(|k| (k, a.at(head, 0, k)))
-                .collect();
-            weights.sort_by(|x, y| y.1.total_cmp(&x.1));
-            weights.truncate(PEAKS);
-            peaks[h] = weights;
         }
         self.rows.push(row);
-        self.peaks.push(peaks);
     }
 }
 
@@ -259,8 +238,6 @@ mod tests {
             heads: vec![(0, 0)],
             slots: vec![0..2, 2..6],
             rows,
-            tokens: vec![],
-            peaks: vec![],
         }
     }
 

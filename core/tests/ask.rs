@@ -206,7 +206,7 @@ fn slice(text: &str, start: usize, end: usize) -> String {
     text.chars().skip(start).take(end - start).collect()
 }
 
-/// The attributions cover the answer's sentences in order, and each support is a
+/// The attributions cover the answer's clauses in order, and each support is a
 /// sentence of the document inside the citation it names.
 fn check_attributions(answer: &pith_core::Answer) {
     assert!(!answer.attributions.is_empty());

@@ -74,11 +74,6 @@ pub struct Attributed {
 pub struct Row {
     pub token: String,
     pub mass: Vec<f32>,
-    /// Per shipped head, its heaviest context slots: (kept sentence, weight, the
-    /// offset from the slot, -2 to 2, of the nearest slot holding the token the row
-    /// predicts: 0 is a copy from that slot).
-    #[serde(default)]
-    pub peaks: Vec<Vec<(usize, f32, Option<i64>)>>,
 }
 
 /// One kept sentence as a candidate source of the answer span holding the gold
@@ -393,22 +388,6 @@ fn span_rows(
             mass: heads
                 .iter()
                 .flat_map(|&h| attention.rows[r][h * n..(h + 1) * n].iter().copied())
-                .collect(),
-            peaks: heads
-                .iter()
-                .map(|&h| {
-                    attention.peaks[r][h]
-                        .iter()
-                        .map(|&(k, w)| {
-                            let sentence = attention.slots.iter().position(|s| s.contains(&k));
-                            let copy = [0i64, -1, 1, -2, 2].into_iter().find(|&o| {
-                                let at = k as i64 + o;
-                                at >= 0 && attention.tokens.get(at as usize) == g.tokens.get(r + 1)
-                            });
-                            (sentence.unwrap_or(n), w, copy)
-                        })
-                        .collect()
-                })
                 .collect(),
         })
         .collect()
