@@ -1519,7 +1519,7 @@ class _UniffiFfiConverterFloat64(_UniffiConverterPrimitiveFloat):
 @dataclass
 class Support:
     """
-    A document sentence an answer sentence was generated from.
+    A document sentence a clause of the answer was generated from.
 """
     def __init__(self, *, citation_index:int, start_char:int, end_char:int, text:str, score:float):
         self.citation_index = citation_index
@@ -1599,7 +1599,8 @@ class _UniffiFfiConverterSequenceTypeSupport(_UniffiConverterRustBuffer):
 @dataclass
 class Attribution:
     """
-    One sentence of the answer and its sources.
+    One clause of the answer (a sentence, or the part of one between commas,
+    semicolons, colons or brackets) and its sources.
 """
     def __init__(self, *, start_char:int, end_char:int, supported:bool, supports:typing.List[Support]):
         self.start_char = start_char

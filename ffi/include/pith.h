@@ -137,8 +137,8 @@ typedef struct pith_citation {
   const char *heading;
 } pith_citation;
 
-// A document sentence an answer sentence was generated from. Strings belong to the
-// pith_answer.
+// A document sentence a clause of the answer was generated from. Strings belong to
+// the pith_answer.
 typedef struct pith_support {
   // The citation holding the sentence (an index for pith_answer_citation).
   size_t citation_index;
@@ -146,13 +146,14 @@ typedef struct pith_support {
   size_t start_char;
   size_t end_char;
   const char *text;
-  // The share of the answer sentence's attention on the context that went here, 0-1.
+  // The share of the clause's attention on the context that went here, 0-1.
   double score;
 } pith_support;
 
-// One sentence of the answer and its sources. Pointers belong to the pith_answer.
+// One clause of the answer (a sentence, or the part of one between commas,
+// semicolons, colons or brackets) and its sources. Pointers belong to the pith_answer.
 typedef struct pith_attribution {
-  // Character offsets of the sentence in the answer's text.
+  // Character offsets of the clause in the answer's text.
   size_t start_char;
   size_t end_char;
   // False when no context sentence stands out as its source: the model may have
@@ -348,10 +349,10 @@ size_t pith_answer_citations_len(const struct pith_answer *answer);
 // The citation at `index`, in the order of the context, or NULL when out of range.
 const struct pith_citation *pith_answer_citation(const struct pith_answer *answer, size_t index);
 
-// The number of answer sentences with their sources; 0 for NULL.
+// The number of answer clauses with their sources; 0 for NULL.
 size_t pith_answer_attributions_len(const struct pith_answer *answer);
 
-// The answer's sentence at `index` with its sources, in the order of the text, or NULL
+// The answer's clause at `index` with its sources, in the order of the text, or NULL
 // when out of range.
 const struct pith_attribution *pith_answer_attribution(const struct pith_answer *answer,
                                                        size_t index);

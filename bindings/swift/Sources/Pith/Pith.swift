@@ -2024,7 +2024,7 @@ public struct Answer: Equatable, Hashable {
     public var text: String
     public var citations: [Citation]
     /**
-     * The answer sentence by sentence with its sources.
+     * The answer clause by clause with its sources.
      */
     public var attributions: [Attribution]
     /**
@@ -2043,7 +2043,7 @@ public struct Answer: Equatable, Hashable {
     // declare one manually.
     public init(text: String, citations: [Citation], 
         /**
-         * The answer sentence by sentence with its sources.
+         * The answer clause by clause with its sources.
          */attributions: [Attribution], 
         /**
          * How well the retrieved documents match the question (best cosine similarity of
@@ -2337,11 +2337,12 @@ public func FfiConverterTypeAskConfig_lower(_ value: AskConfig) -> RustBuffer {
 
 
 /**
- * One sentence of the answer and its sources.
+ * One clause of the answer (a sentence, or the part of one between commas,
+ * semicolons, colons or brackets) and its sources.
  */
 public struct Attribution: Equatable, Hashable {
     /**
-     * Character offsets of the sentence in the answer's text.
+     * Character offsets of the clause in the answer's text.
      */
     public var startChar: UInt64
     public var endChar: UInt64
@@ -2358,7 +2359,7 @@ public struct Attribution: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * Character offsets of the sentence in the answer's text.
+         * Character offsets of the clause in the answer's text.
          */startChar: UInt64, endChar: UInt64, 
         /**
          * False when no context sentence stands out as its source.
@@ -3209,7 +3210,7 @@ public func FfiConverterTypeSearchHit_lower(_ value: SearchHit) -> RustBuffer {
 
 
 /**
- * A document sentence an answer sentence was generated from.
+ * A document sentence a clause of the answer was generated from.
  */
 public struct Support: Equatable, Hashable {
     /**
@@ -3223,7 +3224,7 @@ public struct Support: Equatable, Hashable {
     public var endChar: UInt64
     public var text: String
     /**
-     * The share of the answer sentence's attention on the context that went here, 0-1.
+     * The share of the clause's attention on the context that went here, 0-1.
      */
     public var score: Double
 
@@ -3237,7 +3238,7 @@ public struct Support: Equatable, Hashable {
          * Character offsets of the sentence in its document.
          */startChar: UInt64, endChar: UInt64, text: String, 
         /**
-         * The share of the answer sentence's attention on the context that went here, 0-1.
+         * The share of the clause's attention on the context that went here, 0-1.
          */score: Double) {
         self.citationIndex = citationIndex
         self.startChar = startChar

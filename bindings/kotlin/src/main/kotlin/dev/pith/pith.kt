@@ -3768,7 +3768,7 @@ data class Answer (
     var `citations`: List<Citation>
     , 
     /**
-     * The answer sentence by sentence with its sources.
+     * The answer clause by clause with its sources.
      */
     var `attributions`: List<Attribution>
     , 
@@ -4014,11 +4014,12 @@ public object FfiConverterTypeAskConfig: FfiConverterRustBuffer<AskConfig> {
 
 
 /**
- * One sentence of the answer and its sources.
+ * One clause of the answer (a sentence, or the part of one between commas,
+ * semicolons, colons or brackets) and its sources.
  */
 data class Attribution (
     /**
-     * Character offsets of the sentence in the answer's text.
+     * Character offsets of the clause in the answer's text.
      */
     var `startChar`: kotlin.ULong
     , 
@@ -4683,7 +4684,7 @@ public object FfiConverterTypeSearchHit: FfiConverterRustBuffer<SearchHit> {
 
 
 /**
- * A document sentence an answer sentence was generated from.
+ * A document sentence a clause of the answer was generated from.
  */
 data class Support (
     /**
@@ -4701,7 +4702,7 @@ data class Support (
     var `text`: kotlin.String
     , 
     /**
-     * The share of the answer sentence's attention on the context that went here, 0-1.
+     * The share of the clause's attention on the context that went here, 0-1.
      */
     var `score`: kotlin.Double
     
