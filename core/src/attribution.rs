@@ -71,8 +71,8 @@ pub struct SpanSupport {
     pub context_mass: f64,
 }
 
-/// Attributes each span of `text` ([`answer_spans`]), the generated text whose token `t` ends at byte
-/// `token_ends[t]`. `heads` picks which of `attention`'s heads count; `prior` is each
+/// Attributes each span of `text` ([`answer_spans`]), the generated text whose token
+/// `t` ends at byte `token_ends[t]`. `heads` picks which of `attention`'s heads count; `prior` is each
 /// context sentence's expected share (e.g. its share of the context's tokens), which
 /// ranking subtracts so that long sentences do not win by size.
 ///
