@@ -72,9 +72,9 @@ pub struct SpanSupport {
 }
 
 /// Attributes each span of `text` ([`answer_spans`]), the generated text whose token
-/// `t` ends at byte `token_ends[t]`. `heads` picks which of `attention`'s heads count; `prior` is each
-/// context sentence's expected share (e.g. its share of the context's tokens), which
-/// ranking subtracts so that long sentences do not win by size.
+/// `t` ends at byte `token_ends[t]`. `heads` picks which of `attention`'s heads count;
+/// `prior` is each context sentence's expected share (e.g. its share of the context's
+/// tokens), which ranking subtracts so that long sentences do not win by size.
 ///
 /// The row read while token `t` was fed predicts token `t + 1`, so it is attributed
 /// to token `t + 1`; the first token has no row.
