@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use pith_core::ask::AskOptions;
-use pith_core::attribution::{ATTRIBUTION_HEADS, DecodeAttention};
+use pith_core::attribution::{ATTRIBUTION_HEADS, DecodeReader};
 use pith_core::model::bert::Embedder;
 use pith_core::model::generate::{DecodeTap, Generator};
 use pith_core::model::sampling::SamplingOptions;
@@ -81,7 +81,7 @@ pub enum BenchCommand {
         /// Write each prompt's token ids here as ids_<length>.json, for the peers.
         #[arg(long)]
         ids_dir: Option<PathBuf>,
-        /// Read the attribution heads' attention while decoding, as ask does (CPU only).
+        /// Read the attribution heads' attention while decoding, as ask does.
         #[arg(long)]
         attribution: bool,
         #[arg(long)]
@@ -608,10 +608,10 @@ fn write_ids(dir: &Path, len: usize, ids: &[u32]) -> Result<()> {
 fn run_once(generator: &Generator, ids: &[u32], decode: usize, attribution: bool) -> Result<Value> {
     // The whole prompt is one sentence.
     let prompt = std::iter::once(0..ids.len()).collect();
-    let mut attention = DecodeAttention::new(ATTRIBUTION_HEADS, prompt);
+    let mut reader = DecodeReader::new(ATTRIBUTION_HEADS, prompt, generator.llama().device());
     let mut tap = DecodeTap {
-        layers: attention.layers(),
-        on_row: Box::new(|read| attention.push(read)),
+        layers: reader.layers(),
+        on_row: Box::new(|read| reader.push(read)),
     };
     let g = generator.generate_tapped(
         ids,
@@ -620,6 +620,13 @@ fn run_once(generator: &Generator, ids: &[u32], decode: usize, attribution: bool
         &mut |_| true,
         None,
     )?;
+    drop(tap);
+    // Reading the sums back at the end is part of what attribution costs a decode.
+    let read_start = Instant::now();
+    if attribution {
+        reader.finish()?;
+    }
+    let decode = g.decode + read_start.elapsed();
     // The first token is sampled from the prefill's logits; each later one costs a
     // forward pass, and the loop runs one more pass after the last, so `decode`
     // covers as many passes as tokens.
@@ -628,7 +635,7 @@ fn run_once(generator: &Generator, ids: &[u32], decode: usize, attribution: bool
         "prompt_tokens": g.prompt_tokens,
         "decode_tokens": decoded,
         "prefill_tok_s": g.prompt_tokens as f64 / g.prefill.as_secs_f64(),
-        "decode_tok_s": decoded as f64 / g.decode.as_secs_f64().max(1e-9),
+        "decode_tok_s": decoded as f64 / decode.as_secs_f64().max(1e-9),
         "ttft_ms": ms(g.first_token),
         "stop": g.stop,
         "first_tokens": &g.tokens[..g.tokens.len().min(8)],

@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use crate::attribution::{ATTRIBUTION_HEADS, DecodeAttention};
+use crate::attribution::{ATTRIBUTION_HEADS, DecodeAttention, DecodeReader};
 use crate::error::{Error, Result};
 use crate::grounding;
 use crate::model::bert::Embedder;
@@ -26,9 +26,7 @@ pub struct AskOptions {
     pub rerank: bool,
     pub sampling: SamplingOptions,
     /// The heads whose attention while decoding attributes the answer's clauses to
-    /// the context's sentences; none turns attribution off. On the CPU only for now: on
-    /// the wgpu device each token's read-out would wait for the GPU once per tapped layer
-    /// (on lavapipe it doubled an ask's time), until the read-out is deferred to the end.
+    /// the context's sentences; none turns attribution off.
     pub attribution_heads: Vec<(usize, usize)>,
     /// Below this grounding score (see [`crate::grounding`]) the answer is
     /// [`crate::grounding::NOTICE`] and nothing is generated; -1 never abstains.
@@ -296,7 +294,7 @@ fn answer_whole(
     Ok(Answered {
         kept,
         generation,
-        attention: tap.attention,
+        attention: tap.finish()?,
         reused,
     })
 }
@@ -337,7 +335,7 @@ fn answer_pruned(
     Ok(Answered {
         kept,
         generation,
-        attention: tap.attention,
+        attention: tap.finish()?,
         reused,
     })
 }
@@ -356,7 +354,7 @@ fn compacted_slots(start: usize, kept: &[usize], tokens: &[usize]) -> Vec<std::o
 
 /// Collects the decode attention of an answer, when there are heads to read.
 struct Tap {
-    attention: Option<DecodeAttention>,
+    reader: Option<DecodeReader>,
     layers: Vec<usize>,
 }
 
@@ -366,18 +364,23 @@ impl Tap {
         heads: &[(usize, usize)],
         slots: Vec<std::ops::Range<usize>>,
     ) -> Self {
-        let on_cpu = *generator.llama().device() == burn::tensor::Device::flex();
-        let attention = (on_cpu && !heads.is_empty()).then(|| DecodeAttention::new(heads, slots));
-        let layers = attention.as_ref().map_or(vec![], DecodeAttention::layers);
-        Self { attention, layers }
+        let device = generator.llama().device();
+        let reader = (!heads.is_empty()).then(|| DecodeReader::new(heads, slots, device));
+        let layers = reader.as_ref().map_or(vec![], DecodeReader::layers);
+        Self { reader, layers }
     }
 
     fn decode_tap(&mut self) -> Option<DecodeTap<'_>> {
-        let attention = self.attention.as_mut()?;
+        let reader = self.reader.as_mut()?;
         Some(DecodeTap {
             layers: self.layers.clone(),
-            on_row: Box::new(move |read| attention.push(read)),
+            on_row: Box::new(move |read| reader.push(read)),
         })
+    }
+
+    /// The attention read, once the answer is generated.
+    fn finish(self) -> Result<Option<DecodeAttention>> {
+        self.reader.map(DecodeReader::finish).transpose()
     }
 }
 

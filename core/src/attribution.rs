@@ -8,7 +8,10 @@
 
 use std::ops::Range;
 
-use crate::model::llama::LayerAttention;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::Result;
+use crate::model::llama::{Captured, read_vec};
 
 /// Heads whose decode attention attributes answer spans, as (layer, head).
 pub const ATTRIBUTION_HEADS: &[(usize, usize)] = &[(15, 6), (14, 3)];
@@ -23,12 +26,43 @@ pub struct DecodeAttention {
     pub rows: Vec<Vec<f32>>,
 }
 
-impl DecodeAttention {
-    pub fn new(heads: &[(usize, usize)], slots: Vec<Range<usize>>) -> Self {
+/// Sums each decode row of the attribution heads over the context sentences on the
+/// model's device as the answer is generated, and reads the sums back once it is done:
+/// reading each row as it comes would wait for the device once per token (on
+/// lavapipe that doubled an ask's time).
+pub struct DecodeReader {
+    heads: Vec<(usize, usize)>,
+    slots: Vec<Range<usize>>,
+    /// The cache slots from the first sentence's to the last one's end.
+    span: Range<usize>,
+    /// `[span, sentences]`: 1 where a slot belongs to a sentence.
+    membership: Option<Tensor<2>>,
+    /// Per decode row, `[1, heads * sentences]`.
+    rows: Vec<Tensor<2>>,
+    /// Decode rows pushed (the sums are empty when there are no sentences).
+    pushed: usize,
+}
+
+impl DecodeReader {
+    pub fn new(heads: &[(usize, usize)], slots: Vec<Range<usize>>, device: &Device) -> Self {
+        let start = slots.iter().map(|r| r.start).min().unwrap_or(0);
+        let end = slots.iter().map(|r| r.end).max().unwrap_or(0);
+        let (n, s) = (end.saturating_sub(start), slots.len());
+        let mut ones = vec![0f32; n * s];
+        for (i, r) in slots.iter().enumerate() {
+            for k in r.clone() {
+                ones[(k - start) * s + i] = 1.0;
+            }
+        }
+        let membership =
+            (n * s > 0).then(|| Tensor::from_data(TensorData::new(ones, [n, s]), device));
         Self {
             heads: heads.to_vec(),
             slots,
+            span: start..end,
+            membership,
             rows: vec![],
+            pushed: 0,
         }
     }
 
@@ -40,19 +74,49 @@ impl DecodeAttention {
         layers
     }
 
-    /// Adds the row one decode step read out (one query row per layer).
-    pub fn push(&mut self, read: &[LayerAttention]) {
-        let s = self.slots.len();
-        let mut row = vec![0f32; self.heads.len() * s];
-        for (h, &(layer, head)) in self.heads.iter().enumerate() {
-            let Some(a) = read.iter().find(|a| a.layer == layer) else {
-                continue;
-            };
-            for (i, slots) in self.slots.iter().enumerate() {
-                row[h * s + i] = slots.clone().map(|k| a.at(head, 0, k)).sum();
-            }
-        }
-        self.rows.push(row);
+    /// Adds the rows one decode step captured (one query row per layer).
+    pub fn push(&mut self, read: &[Captured]) {
+        self.pushed += 1;
+        let Some(membership) = &self.membership else {
+            return;
+        };
+        let (start, n) = (self.span.start, self.span.len());
+        let sums: Vec<Tensor<2>> = self
+            .heads
+            .iter()
+            .map(|&(layer, head)| {
+                let probs = read
+                    .iter()
+                    .find(|c| c.layer == layer)
+                    .and_then(|c| c.parts.last())
+                    .expect("the tap captures every layer it names");
+                let rows = probs.dims()[1];
+                probs
+                    .clone()
+                    .narrow(0, head, 1)
+                    .narrow(1, rows - 1, 1)
+                    .narrow(2, start, n)
+                    .reshape([1, n])
+                    .matmul(membership.clone())
+            })
+            .collect();
+        self.rows.push(Tensor::cat(sums, 1));
+    }
+
+    /// The sums of every row pushed, read back in one go.
+    pub fn finish(self) -> Result<DecodeAttention> {
+        let width = self.heads.len() * self.slots.len();
+        let rows = if self.rows.is_empty() {
+            vec![vec![]; self.pushed]
+        } else {
+            let data = read_vec(Tensor::cat(self.rows, 0))?;
+            data.chunks(width).map(<[f32]>::to_vec).collect()
+        };
+        Ok(DecodeAttention {
+            heads: self.heads,
+            slots: self.slots,
+            rows,
+        })
     }
 }
 

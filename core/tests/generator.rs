@@ -7,10 +7,11 @@ use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
 
 use pith_core::DeviceChoice;
+use pith_core::attribution::DecodeReader;
 use pith_core::device;
 use pith_core::model::chat::Message;
 use pith_core::model::generate::{DecodeTap, Generator, StopReason};
-use pith_core::model::llama::{Capture, LayerAttention, Precision};
+use pith_core::model::llama::{Capture, Captured, Precision, read_captured};
 use pith_core::model::sampling::{SamplingOptions, argmax};
 
 /// One model load per device and precision, shared by the tests.
@@ -503,7 +504,7 @@ fn decode_tap_reads_what_a_full_pass_reads() {
     let mut rows = vec![];
     let mut tap = DecodeTap {
         layers: layers.clone(),
-        on_row: Box::new(|read: &[LayerAttention]| rows.push(read.to_vec())),
+        on_row: Box::new(|read: &[Captured]| rows.push(read_captured(read.to_vec()).unwrap())),
     };
     let out = g
         .generate_tapped(
@@ -530,7 +531,7 @@ fn decode_tap_reads_what_a_full_pass_reads() {
         .llama()
         .forward(&all, &mut g.new_cache(), Some(&capture), None)
         .unwrap();
-    for (i, want) in pass.attention.iter().enumerate() {
+    for (i, want) in read_captured(pass.captured).unwrap().iter().enumerate() {
         for (r, row) in rows.iter().enumerate() {
             let got = &row[i];
             assert_eq!((got.layer, got.queries), (want.layer, 1));
@@ -549,4 +550,71 @@ fn decode_tap_reads_what_a_full_pass_reads() {
             }
         }
     }
+}
+
+/// The attribution heads' decode rows, summed over sentences on the device and read back
+/// at the end, are the sums of what one pass over the prompt and the generated tokens
+/// reads for the same rows (within the decode kernels' rounding, as above).
+fn decode_reader_sums_what_a_full_pass_reads(choice: DeviceChoice) {
+    let g = generator(choice, Precision::Q);
+    let first = g.encode("The lighthouse stood on the cliff.").unwrap();
+    let prompt = [first.clone(), g.encode(" Paris is the capital of").unwrap()].concat();
+    let sentences = vec![0..first.len(), first.len()..prompt.len()];
+    let heads = [(15, 6), (14, 3), (3, 0)];
+    let mut reader = DecodeReader::new(&heads, sentences.clone(), g.llama().device());
+    let mut tap = DecodeTap {
+        layers: reader.layers(),
+        on_row: Box::new(|read: &[Captured]| reader.push(read)),
+    };
+    let out = g
+        .generate_tapped(
+            &prompt,
+            &SamplingOptions::greedy(4),
+            Some(&mut tap),
+            &mut |_| true,
+            None,
+        )
+        .unwrap();
+    drop(tap);
+    let got = reader.finish().unwrap();
+    let fed = got.rows.len();
+    assert!(fed >= 1 && fed <= out.tokens.len());
+    let all = [prompt.clone(), out.tokens[..fed].to_vec()].concat();
+    let capture = Capture {
+        queries: prompt.len()..all.len(),
+        layers: vec![3, 14, 15],
+    };
+    let pass = g
+        .llama()
+        .forward(&all, &mut g.new_cache(), Some(&capture), None)
+        .unwrap();
+    let read = read_captured(pass.captured).unwrap();
+    for (r, row) in got.rows.iter().enumerate() {
+        assert_eq!(row.len(), heads.len() * sentences.len());
+        for (h, &(layer, head)) in heads.iter().enumerate() {
+            let a = read.iter().find(|a| a.layer == layer).unwrap();
+            for (s, slots) in sentences.iter().enumerate() {
+                let want: f32 = slots.clone().map(|k| a.at(head, r, k)).sum();
+                let have = row[h * sentences.len() + s];
+                assert!(
+                    (have - want).abs() < 0.05,
+                    "{choice:?} head {layer}.{head} row {r} sentence {s}: {have} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn decode_reader_sums_what_a_full_pass_reads_on_cpu() {
+    decode_reader_sums_what_a_full_pass_reads(DeviceChoice::Cpu);
+}
+
+#[test]
+fn decode_reader_sums_what_a_full_pass_reads_on_wgpu() {
+    if device::open(DeviceChoice::Gpu).kind != DeviceChoice::Gpu {
+        eprintln!("skipped: no wgpu adapter");
+        return;
+    }
+    decode_reader_sums_what_a_full_pass_reads(DeviceChoice::Gpu);
 }

@@ -11,7 +11,7 @@ use tokenizers::Tokenizer;
 
 use super::chat::{ChatTemplate, Message};
 use super::gguf::Gguf;
-use super::llama::{Capture, KvCache, LayerAttention, Llama, Precision};
+use super::llama::{Capture, Captured, KvCache, Llama, Precision};
 use super::sampling::{Sampler, SamplingOptions};
 use super::tokenizer;
 use crate::error::{Error, Result};
@@ -49,15 +49,15 @@ pub struct Generation {
 }
 
 /// Attention read out while decoding: each token fed back into the model calls
-/// `on_row` with its row's attention in `layers` (`[heads][1][keys]` each), the row
-/// whose output predicts the next token.
+/// `on_row` with its row's attention in `layers` (`[heads, 1, keys]` each, on the
+/// model's device), the row whose output predicts the next token.
 pub struct DecodeTap<'a> {
     pub layers: Vec<usize>,
     pub on_row: OnRow<'a>,
 }
 
 /// What receives each decode row's attention.
-pub type OnRow<'a> = Box<dyn FnMut(&[LayerAttention]) + 'a>;
+pub type OnRow<'a> = Box<dyn FnMut(&[Captured]) + 'a>;
 
 /// A loaded generator model.
 pub struct Generator {
@@ -263,7 +263,7 @@ impl Generator {
                 .llama
                 .forward(&[next], &mut cache, capture.as_ref(), None)?;
             if let Some(t) = tap.as_mut() {
-                (t.on_row)(&pass.attention);
+                (t.on_row)(&pass.captured);
             }
             logits = pass.logits.expect("a full forward pass returns logits");
         };

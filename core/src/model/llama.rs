@@ -447,12 +447,56 @@ impl LayerAttention {
     }
 }
 
+/// The attention probabilities a capture asked for in one layer, still on the device:
+/// `[heads, rows, keys]` per chunk of the pass (a later chunk's rows see more keys).
+/// Reading them back waits for the device, so a caller that reads one row per decode
+/// step can reduce them there first and read once at the end.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub layer: usize,
+    pub parts: Vec<Tensor<3>>,
+}
+
+impl Captured {
+    /// The probabilities on the CPU, earlier chunks' rows padded with zeros (causal).
+    pub fn read(self) -> Result<LayerAttention> {
+        let keys = self.parts.iter().map(|p| p.dims()[2]).max().unwrap_or(0);
+        let heads = self.parts.first().map_or(0, |p| p.dims()[0]);
+        let mut rows: Vec<Vec<f32>> = vec![vec![]; heads];
+        let mut queries = 0;
+        for part in self.parts {
+            let [_, q, k] = part.dims();
+            let data = read_vec(part)?;
+            for (h, row) in rows.iter_mut().enumerate() {
+                for r in 0..q {
+                    let at = (h * q + r) * k;
+                    row.extend_from_slice(&data[at..at + k]);
+                    row.extend(std::iter::repeat_n(0.0, keys - k));
+                }
+            }
+            queries += q;
+        }
+        Ok(LayerAttention {
+            layer: self.layer,
+            heads,
+            queries,
+            keys,
+            weights: rows.concat(),
+        })
+    }
+}
+
+/// Reads back every layer of a pass's capture.
+pub fn read_captured(captured: Vec<Captured>) -> Result<Vec<LayerAttention>> {
+    captured.into_iter().map(Captured::read).collect()
+}
+
 /// What a forward pass gives back.
 pub struct Pass {
     /// Logits of the last token; `None` when `stop_after` cut the pass short.
     pub logits: Option<Vec<f32>>,
-    /// The attention asked for by the capture.
-    pub attention: Vec<LayerAttention>,
+    /// The attention asked for by the capture, per layer.
+    pub captured: Vec<Captured>,
     /// For a pass cut short, the hidden states `[tokens, dim]` after its last layer,
     /// from which [`Llama::keep_and_finish`] runs the remaining layers.
     pub hidden: Option<Tensor<2>>,
@@ -646,7 +690,7 @@ impl Llama {
         let layers = stop_after
             .unwrap_or(self.config.layers)
             .min(self.config.layers);
-        let mut captured: Vec<(usize, Vec<Tensor<3>>)> = vec![];
+        let mut captured: Vec<Captured> = vec![];
         let mut outputs = vec![];
         for chunk in tokens.chunks(PREFILL_CHUNK) {
             let (start, t) = (cache.len, chunk.len());
@@ -666,22 +710,18 @@ impl Llama {
             cache.len += t;
             outputs.push(x);
         }
-        let attention = captured
-            .into_iter()
-            .map(|(layer, parts)| self.read_attention(layer, parts))
-            .collect::<Result<_>>()?;
         let last = outputs.pop().expect("at least one chunk ran");
         Ok(match stop_after {
             None => Pass {
                 logits: Some(self.logits(last)?),
-                attention,
+                captured,
                 hidden: None,
             },
             Some(_) => {
                 outputs.push(last);
                 Pass {
                     logits: None,
-                    attention,
+                    captured,
                     hidden: Some(Tensor::cat(outputs, 0)),
                 }
             }
@@ -776,7 +816,7 @@ impl Llama {
         cache: &mut KvCache,
         rope: &(Tensor<2>, Tensor<2>),
         read: Option<(&[usize], Range<usize>)>,
-        captured: &mut Vec<(usize, Vec<Tensor<3>>)>,
+        captured: &mut Vec<Captured>,
     ) -> Result<Tensor<2>> {
         let (start, t) = (cache.len, x.dims()[0]);
         let rows = Rows {
@@ -792,9 +832,12 @@ impl Llama {
                 .map(|(_, rows)| rows.clone());
             let (h, probs) = self.attention(block, x.clone(), i, cache, &rows, want)?;
             if let Some(p) = probs {
-                match captured.iter_mut().find(|(l, _)| *l == i) {
-                    Some((_, parts)) => parts.push(p),
-                    None => captured.push((i, vec![p])),
+                match captured.iter_mut().find(|c| c.layer == i) {
+                    Some(c) => c.parts.push(p),
+                    None => captured.push(Captured {
+                        layer: i,
+                        parts: vec![p],
+                    }),
                 }
             }
             x = x + h;
@@ -967,33 +1010,6 @@ impl Llama {
         let last = rms_norm(x.narrow(0, t - 1, 1), &self.norm, self.config.rms_eps);
         self.output.as_ref().unwrap_or(&self.embed).scores(last)
     }
-
-    fn read_attention(&self, layer: usize, parts: Vec<Tensor<3>>) -> Result<LayerAttention> {
-        // Rows read in earlier chunks saw fewer keys; pad them with zeros (causal).
-        let keys = parts.iter().map(|p| p.dims()[2]).max().unwrap_or(0);
-        let heads = self.config.heads;
-        let mut rows: Vec<Vec<f32>> = vec![vec![]; heads];
-        let mut queries = 0;
-        for part in parts {
-            let [_, q, k] = part.dims();
-            let data = read_vec(part)?;
-            for (h, row) in rows.iter_mut().enumerate() {
-                for r in 0..q {
-                    let at = (h * q + r) * k;
-                    row.extend_from_slice(&data[at..at + k]);
-                    row.extend(std::iter::repeat_n(0.0, keys - k));
-                }
-            }
-            queries += q;
-        }
-        Ok(LayerAttention {
-            layer,
-            heads,
-            queries,
-            keys,
-            weights: rows.concat(),
-        })
-    }
 }
 
 /// Fails with a clear error when a stored tensor has another shape than the model's.
@@ -1008,7 +1024,7 @@ fn check_shape(g: &Gguf, name: &str, want: &[usize]) -> Result<()> {
     Ok(())
 }
 
-fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+pub(crate) fn read_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data()
         .try_into_vec::<f32>()
         .map_err(|e| Error::Device(format!("reading back a tensor failed: {e:?}")))

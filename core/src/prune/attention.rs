@@ -8,7 +8,7 @@ use super::memory::{self, ContextMemory};
 use super::prompt::{self, ContextSentence, Prompt};
 use crate::error::Result;
 use crate::model::generate::Generator;
-use crate::model::llama::{Capture, KvCache, LayerAttention, Pass};
+use crate::model::llama::{Capture, KvCache, LayerAttention, Pass, read_captured};
 
 /// Opens the answer so the last rows predict it, as AttentionRAG's focus prompt does.
 pub const FOCUS: &str = "The answer is";
@@ -107,12 +107,12 @@ pub fn scoring_pass(
     // The calibration pass first, so that the cache ends up holding the real question.
     let null = if calibrate {
         let p = prompt::build(generator, sentences, NULL_QUESTION, Some(FOCUS))?;
-        Some(read(&p, &mut cache)?.attention)
+        Some(read_captured(read(&p, &mut cache)?.captured)?)
     } else {
         None
     };
     let pass = read(&real, &mut cache)?;
-    let attn = pass.attention;
+    let attn = read_captured(pass.captured)?;
     let cut_short = "a pass cut short returns its hidden states";
     let hidden = Tensor::cat(vec![context, pass.hidden.expect(cut_short)], 0);
 
