@@ -116,6 +116,13 @@ def embedding(a):
     return [x["embedding"] for x in a["candidates"]]
 
 
+def sentence_embedding(a):
+    """MiniLM similarity of the answer sentence holding the span: logged since session 24;
+    in logs of whole sentences (`sentence`) it is `embedding`."""
+    key = "embedding" if a.get("sentence") else "sentence_embedding"
+    return [x.get(key, 0.0) for x in a["candidates"]]
+
+
 def copies(a, top=8, fallback=lifts, offsets=(0,)):
     """Each kept sentence's share of the attention on slots that hold the token the row
     predicts, or are `offsets` away from one (among each head's `top` heaviest slots):
@@ -159,6 +166,15 @@ VARIANTS = {
     "content-word rows only": lambda a: lifts(a, content),
     "MiniLM similarity to the answer sentence": embedding,
     "z(shipped) + 0.5 z(MiniLM)": lambda a: [p + 0.5 * q for p, q in zip(z(lifts(a)), z(embedding(a)))],
+    "z(clause) + w z(MiniLM of the answer sentence), w = 0.25": lambda a: [
+        p + 0.25 * q for p, q in zip(z(clause_rows(a)), z(sentence_embedding(a)))
+    ],
+    "z(clause) + w z(MiniLM of the answer sentence), w = 0.5": lambda a: [
+        p + 0.5 * q for p, q in zip(z(clause_rows(a)), z(sentence_embedding(a)))
+    ],
+    "z(clause) + w z(MiniLM of the answer sentence), w = 1 (shipped since session 24)": lambda a: [
+        p + 1.0 * q for p, q in zip(z(clause_rows(a)), z(sentence_embedding(a)))
+    ],
     "z(peak-weighted) + 0.5 z(MiniLM)": lambda a: [
         p + 0.5 * q for p, q in zip(z(lifts(a, lambda t, s: max(s))), z(embedding(a)))
     ],

@@ -126,7 +126,9 @@ pub struct Attribution {
     /// Whether some context sentence stands out as its source; an unsupported clause
     /// may be the model's own addition.
     pub supported: bool,
-    /// Up to three supporting sentences, best first.
+    /// Up to three supporting sentences, best first (by attention and meaning:
+    /// [`crate::attribution::attribute_with_meaning`]); after the first, only those
+    /// with a tenth of the clause's attention.
     pub supports: Vec<Support>,
 }
 
@@ -481,7 +483,7 @@ impl Engine {
         let (citations, cited) = cite(&hits, &reply.sentences, &reply.kept);
         Ok(Answer {
             text: g.text.trim().to_string(),
-            attributions: attributions(&hits, &reply, g, &cited),
+            attributions: attributions(&hits, &reply, g, &cited, self.embedder())?,
             citations,
             grounding: reply.grounding,
             abstained: false,
@@ -590,28 +592,43 @@ fn cite(
     (out.into_iter().map(|(_, c)| c).collect(), cited)
 }
 
-/// Supports below this share are not shown.
+/// Supports below this share are not shown, but for the best.
 const SUPPORT_FLOOR: f64 = 0.1;
 /// Support above a sentence's share of the context tokens that marks it a source.
 const SUPPORTED_LIFT: f64 = 0.1;
 
-/// The answer's clauses with their sources, from the decode attention; `cited` is the
-/// citation of each kept sentence.
+/// The answer's clauses with their sources, from the decode attention and the
+/// embedder; `cited` is the citation of each kept sentence.
 fn attributions(
     hits: &[crate::store::Hit],
     reply: &Reply,
     generation: &Generation,
     cited: &[usize],
-) -> Vec<Attribution> {
+    embedder: &Embedder,
+) -> Result<Vec<Attribution>> {
     let Some(attention) = &reply.attention else {
-        return vec![];
+        return Ok(vec![]);
     };
     let text = &generation.text;
     let heads: Vec<usize> = (0..attention.heads.len()).collect();
     let prior = crate::attribution::length_prior(&attention.slots);
+    let kept: Vec<&str> = reply
+        .kept
+        .iter()
+        .map(|&i| reply.sentences[i].text.as_str())
+        .collect();
+    let spans = crate::attribution::attribute_with_meaning(
+        attention,
+        &heads,
+        text,
+        &generation.token_ends,
+        &prior,
+        embedder,
+        &kept,
+    )?;
     let lead = text.len() - text.trim_start().len();
     let shown = text.trim();
-    crate::attribution::attribute(attention, &heads, text, &generation.token_ends, &prior)
+    Ok(spans
         .into_iter()
         .filter(|a| a.bytes.start >= lead && a.bytes.end <= lead + shown.len())
         .map(|a| {
@@ -619,8 +636,10 @@ fn attributions(
             let supports = a
                 .supports
                 .iter()
-                .filter(|&&(_, score)| score >= SUPPORT_FLOOR)
+                .enumerate()
+                .filter(|&(rank, &(_, score))| rank == 0 || score >= SUPPORT_FLOOR)
                 .take(3)
+                .map(|(_, support)| support)
                 .map(|&(j, score)| {
                     let s = &reply.sentences[reply.kept[j]];
                     let p = &hits[s.passage].passage;
@@ -640,5 +659,5 @@ fn attributions(
                 supports,
             }
         })
-        .collect()
+        .collect())
 }

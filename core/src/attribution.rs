@@ -11,7 +11,9 @@ use std::ops::Range;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::error::Result;
+use crate::model::bert::Embedder;
 use crate::model::llama::{Captured, read_vec};
+use crate::prune::zscore;
 
 /// Heads whose decode attention attributes answer spans, as (layer, head).
 pub const ATTRIBUTION_HEADS: &[(usize, usize)] = &[(15, 6), (14, 3)];
@@ -165,6 +167,73 @@ pub fn attribute_rows(
 ) -> SpanSupport {
     let rows: Vec<&[f32]> = rows.iter().map(|&r| attention.rows[r].as_slice()).collect();
     support(attention.slots.len(), heads, &rows, prior, bytes)
+}
+
+/// How much the answer sentence's similarity to a context sentence counts beside the
+/// clause's attention in ordering its supports, both z-scored over the kept sentences.
+/// Superbowl's passages repeat one event's facts in many sentences, among which the
+/// heads' attention alone often picks a neighbour of the source (docs/eval.md,
+/// "Attribution with the embedder").
+pub const SIMILARITY_WEIGHT: f64 = 1.0;
+
+/// [`attribute`], each span's supports then ordered by their lift and the embedder's
+/// similarity of the answer sentence holding the span to each context sentence
+/// (`sentences`, in slot order): z(lift) + [`SIMILARITY_WEIGHT`] z(similarity). The
+/// supports' shares and the span's lift stay the attention's.
+#[allow(clippy::too_many_arguments)]
+pub fn attribute_with_meaning(
+    attention: &DecodeAttention,
+    heads: &[usize],
+    text: &str,
+    token_ends: &[usize],
+    prior: &[f64],
+    embedder: &Embedder,
+    sentences: &[&str],
+) -> Result<Vec<SpanSupport>> {
+    let mut spans = attribute(attention, heads, text, token_ends, prior);
+    if spans.is_empty() || sentences.is_empty() {
+        return Ok(spans);
+    }
+    let answer = crate::chunk::sentences(text);
+    let mut texts: Vec<&str> = answer.iter().map(|r| text[r.clone()].trim()).collect();
+    texts.extend(sentences);
+    let vectors = embedder.embed(&texts)?;
+    let (answer_vectors, context_vectors) = vectors.split_at(answer.len());
+    for span in &mut spans {
+        let Some(a) = answer.iter().position(|r| r.contains(&span.bytes.start)) else {
+            continue;
+        };
+        let similarity: Vec<f64> = context_vectors
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .zip(&answer_vectors[a])
+                    .map(|(x, y)| f64::from(x * y))
+                    .sum()
+            })
+            .collect();
+        order_by_meaning(span, prior, &similarity);
+    }
+    Ok(spans)
+}
+
+/// Orders `span`'s supports by z(lift) + [`SIMILARITY_WEIGHT`] z(similarity).
+fn order_by_meaning(span: &mut SpanSupport, prior: &[f64], similarity: &[f64]) {
+    let n = similarity.len();
+    if span.supports.len() != n {
+        return;
+    }
+    let mut lift = vec![0.0; n];
+    for &(s, share) in &span.supports {
+        lift[s] = share - prior.get(s).copied().unwrap_or(0.0);
+    }
+    let score: Vec<f64> = zscore(&lift)
+        .into_iter()
+        .zip(zscore(similarity))
+        .map(|(l, m)| l + SIMILARITY_WEIGHT * m)
+        .collect();
+    span.supports
+        .sort_by(|a, b| score[b.0].total_cmp(&score[a.0]));
 }
 
 /// Fewest words a clause keeps to itself; a shorter one joins its neighbour, so that
@@ -339,6 +408,25 @@ mod tests {
         let got = attribute(&attention(rows), &[0], "abc", &ends, &prior);
         assert_eq!(got[0].supports[0].0, 0);
         assert!((got[0].lift - (0.5 - 1.0 / 3.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn meaning_reorders_supports_the_attention_nearly_ties() {
+        let span = |supports: Vec<(usize, f64)>| SpanSupport {
+            bytes: 0..3,
+            lift: supports[0].1,
+            supports,
+            context_mass: 1.0,
+        };
+        let prior = [0.0; 3];
+        let mut near = span(vec![(0, 0.5), (1, 0.45), (2, 0.05)]);
+        order_by_meaning(&mut near, &prior, &[0.1, 0.9, 0.2]);
+        let order: Vec<usize> = near.supports.iter().map(|&(s, _)| s).collect();
+        assert_eq!(order, [1, 0, 2]);
+        assert_eq!(near.lift, 0.5, "the lift stays the attention's");
+        let mut flat = span(vec![(0, 0.5), (1, 0.45), (2, 0.05)]);
+        order_by_meaning(&mut flat, &prior, &[0.3, 0.3, 0.3]);
+        assert_eq!(flat.supports[0], (0, 0.5));
     }
 
     fn spans(text: &str) -> Vec<&str> {

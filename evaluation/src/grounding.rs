@@ -46,7 +46,10 @@ pub struct Attributed {
     /// and lenient (any kept sentence containing an answer string).
     pub strict: bool,
     pub lenient: bool,
-    /// Without the length prior.
+    /// The heads' attention alone, without the embedder's similarity.
+    #[serde(default)]
+    pub strict_attention_only: bool,
+    /// Without the length prior (attention alone).
     pub strict_no_prior: bool,
     /// Strict, reading the whole answer sentence that holds the span.
     #[serde(default)]
@@ -83,8 +86,11 @@ pub struct Candidate {
     /// The shipped heads' support and its lift above the length prior.
     pub support: f64,
     pub lift: f64,
-    /// MiniLM cosine with the answer span.
+    /// MiniLM cosine with the answer span, and with the answer sentence holding it
+    /// (what the shipped reading weighs).
     pub embedding: f64,
+    #[serde(default)]
+    pub sentence_embedding: f64,
     /// Answer-span words (longer than two letters) the sentence contains.
     pub lexical: f64,
     pub strict: bool,
@@ -196,17 +202,29 @@ fn run(
         .generation
         .as_ref()
         .expect("an ask that never abstains generates");
-    let attention = reply.attention.as_ref().ok_or_else(|| {
-        pith_core::Error::Unsupported(
-            "attribution runs on the CPU device only (--device cpu)".into(),
-        )
-    })?;
+    let attention = reply
+        .attention
+        .as_ref()
+        .ok_or_else(|| pith_core::Error::Unsupported("the answer read no attention".into()))?;
     let prior = attribution::length_prior(&attention.slots);
     let shipped: Vec<usize> = ATTRIBUTION_HEADS
         .iter()
         .filter_map(|h| heads.iter().position(|x| x == h))
         .collect();
-    let supported = attribution::attribute(attention, &shipped, &g.text, &g.token_ends, &prior);
+    let kept: Vec<&str> = reply
+        .kept
+        .iter()
+        .map(|&i| reply.sentences[i].text.as_str())
+        .collect();
+    let supported = attribution::attribute_with_meaning(
+        attention,
+        &shipped,
+        &g.text,
+        &g.token_ends,
+        &prior,
+        embedder,
+        &kept,
+    )?;
     let lifts: Vec<f64> = supported
         .iter()
         .filter(|s| !s.supports.is_empty())
@@ -301,6 +319,11 @@ fn attributed(
         })
         .collect();
     let similarities = prune::embedding_similarity(embedder, &kept, span)?;
+    let sentence = pith_core::chunk::sentences(&g.text)
+        .into_iter()
+        .find(|r| r.contains(&answer.bytes.start))
+        .map_or(span, |r| g.text[r].trim());
+    let sentence_similarities = prune::embedding_similarity(embedder, &kept, sentence)?;
     let lexical = argmax(overlaps.iter().copied());
     let embedding = argmax(similarities.iter().copied());
     let best = answer.supports[0].0;
@@ -313,6 +336,7 @@ fn attributed(
             support: support[j],
             lift: support[j] - prior[j],
             embedding: similarities[j],
+            sentence_embedding: sentence_similarities[j],
             lexical: overlaps[j],
             strict: strict(j),
             lenient: holds(&kept[j].text),
@@ -323,6 +347,7 @@ fn attributed(
     Ok(Some(Attributed {
         strict: strict(best),
         lenient: holds(&kept[best].text),
+        strict_attention_only: top(shipped, &prior).is_some_and(strict),
         strict_no_prior: top(shipped, &zero).is_some_and(strict),
         strict_whole_sentence: whole_sentence_top(attention, g, &answer.bytes, shipped, &prior)
             .is_some_and(strict),
@@ -473,6 +498,10 @@ pub fn summarise(results: &[QuestionRuns], all_heads: &[(usize, usize)]) -> Grou
     };
     let flag = |b: bool| f64::from(u8::from(b));
     let mut baselines = BTreeMap::new();
+    baselines.insert(
+        "attention_only".into(),
+        share(&|a| flag(a.strict_attention_only)),
+    );
     baselines.insert("no_prior".into(), share(&|a| flag(a.strict_no_prior)));
     baselines.insert(
         "whole_sentence".into(),
