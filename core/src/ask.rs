@@ -166,8 +166,10 @@ pub struct Reply {
     pub generation: Option<Generation>,
     /// The question's grounding score over the whole context.
     pub grounding: f64,
-    /// The context's sentences, and the indices of those kept by pruning.
+    /// The context's sentences, their MiniLM vectors, and the indices of those kept by
+    /// pruning.
     pub sentences: Vec<ContextSentence>,
+    pub vectors: Vec<Vec<f32>>,
     pub kept: Vec<usize>,
     /// Generator tokens of the context before and after pruning.
     pub tokens_before: usize,
@@ -209,7 +211,7 @@ pub fn answer_from(
     let tokens: Vec<usize> = full.sentences.iter().map(|r| r.len()).collect();
     let before: usize = tokens.iter().sum();
     let budget = options.prune.tokens(before)?;
-    let scored = (budget < before)
+    let mut scored = (budget < before)
         .then(|| {
             let prune = &options.prune_options;
             let memory = memory.as_deref_mut();
@@ -218,10 +220,14 @@ pub fn answer_from(
         .transpose()?;
     // Pruning computes the similarity beside its scoring pass (so an abstaining ask
     // has paid for that pass); unpruned, it is computed here before generating.
-    let grounding = match &scored {
-        Some(scored) => grounding::score(&scored.similarity),
-        None => grounding::score(&prune::embedding_similarity(embedder, &all, question)?),
+    let (similarity, vectors) = match scored.as_mut() {
+        Some(s) => (s.similarity.clone(), std::mem::take(&mut s.vectors)),
+        None => {
+            let e = prune::Embedded::new(embedder, &all, question)?;
+            (e.similarity, e.vectors)
+        }
     };
+    let grounding = grounding::score(&similarity);
     // An abstaining ask ran (and so reused) the scoring pass only.
     let scoring_reused = scored.as_ref().map_or(0, |s| s.pass.reused);
     let answered = if grounding::abstains(grounding, options.abstain_below) {
@@ -254,6 +260,7 @@ pub fn answer_from(
         generation,
         grounding,
         sentences,
+        vectors,
         kept,
         prune,
         attention,
@@ -612,10 +619,10 @@ fn attributions(
     let text = &generation.text;
     let heads: Vec<usize> = (0..attention.heads.len()).collect();
     let prior = crate::attribution::length_prior(&attention.slots);
-    let kept: Vec<&str> = reply
+    let kept: Vec<&[f32]> = reply
         .kept
         .iter()
-        .map(|&i| reply.sentences[i].text.as_str())
+        .map(|&i| reply.vectors[i].as_slice())
         .collect();
     let spans = crate::attribution::attribute_with_meaning(
         attention,

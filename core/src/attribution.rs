@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::error::Result;
 use crate::model::bert::Embedder;
 use crate::model::llama::{Captured, read_vec};
-use crate::prune::zscore;
+use crate::prune::{cosine, zscore};
 
 /// Heads whose decode attention attributes answer spans, as (layer, head).
 pub const ATTRIBUTION_HEADS: &[(usize, usize)] = &[(15, 6), (14, 3)];
@@ -178,8 +178,8 @@ pub const SIMILARITY_WEIGHT: f64 = 1.0;
 
 /// [`attribute`], each span's supports then ordered by their lift and the embedder's
 /// similarity of the answer sentence holding the span to each context sentence
-/// (`sentences`, in slot order): z(lift) + [`SIMILARITY_WEIGHT`] z(similarity). The
-/// supports' shares and the span's lift stay the attention's.
+/// (`sentences`: their MiniLM vectors, in slot order): z(lift) + [`SIMILARITY_WEIGHT`]
+/// z(similarity). The supports' shares and the span's lift stay the attention's.
 #[allow(clippy::too_many_arguments)]
 pub fn attribute_with_meaning(
     attention: &DecodeAttention,
@@ -188,29 +188,22 @@ pub fn attribute_with_meaning(
     token_ends: &[usize],
     prior: &[f64],
     embedder: &Embedder,
-    sentences: &[&str],
+    sentences: &[&[f32]],
 ) -> Result<Vec<SpanSupport>> {
     let mut spans = attribute(attention, heads, text, token_ends, prior);
-    if spans.is_empty() || sentences.is_empty() {
+    let answer = crate::chunk::sentences(text);
+    if spans.is_empty() || sentences.is_empty() || answer.is_empty() {
         return Ok(spans);
     }
-    let answer = crate::chunk::sentences(text);
-    let mut texts: Vec<&str> = answer.iter().map(|r| text[r.clone()].trim()).collect();
-    texts.extend(sentences);
-    let vectors = embedder.embed(&texts)?;
-    let (answer_vectors, context_vectors) = vectors.split_at(answer.len());
+    let texts: Vec<&str> = answer.iter().map(|r| text[r.clone()].trim()).collect();
+    let answer_vectors = embedder.embed(&texts)?;
     for span in &mut spans {
         let Some(a) = answer.iter().position(|r| r.contains(&span.bytes.start)) else {
             continue;
         };
-        let similarity: Vec<f64> = context_vectors
+        let similarity: Vec<f64> = sentences
             .iter()
-            .map(|c| {
-                c.iter()
-                    .zip(&answer_vectors[a])
-                    .map(|(x, y)| f64::from(x * y))
-                    .sum()
-            })
+            .map(|c| cosine(c, &answer_vectors[a]))
             .collect();
         order_by_meaning(span, prior, &similarity);
     }

@@ -211,10 +211,10 @@ fn run(
         .iter()
         .filter_map(|h| heads.iter().position(|x| x == h))
         .collect();
-    let kept: Vec<&str> = reply
+    let kept: Vec<&[f32]> = reply
         .kept
         .iter()
-        .map(|&i| reply.sentences[i].text.as_str())
+        .map(|&i| reply.vectors[i].as_slice())
         .collect();
     let supported = attribution::attribute_with_meaning(
         attention,

@@ -92,6 +92,8 @@ pub struct Scored {
     pub scores: Vec<f64>,
     /// Per sentence, its cosine similarity to the question (MiniLM).
     pub similarity: Vec<f64>,
+    /// Per sentence, its MiniLM vector (attribution weighs them too).
+    pub vectors: Vec<Vec<f32>>,
     /// The pass the attention came from (its `attention.tokens` are the generator
     /// tokens each sentence takes).
     pub pass: ScoringPass,
@@ -113,8 +115,8 @@ pub fn score(
     // The embedder runs beside the scoring pass: the two models share nothing, and
     // the similarity (which also grounds the answer) is otherwise a fixed cost on
     // every pruned ask.
-    let (pass, similarity) = std::thread::scope(|scope| {
-        let similarity = scope.spawn(|| embedding_similarity(embedder, sentences, question));
+    let (pass, embedded) = std::thread::scope(|scope| {
+        let embedded = scope.spawn(|| Embedded::new(embedder, sentences, question));
         let pass = scoring_pass(
             generator,
             sentences,
@@ -124,12 +126,18 @@ pub fn score(
             memory,
         );
         // A panic there goes on here, as if the similarity had run on this thread.
-        let similarity = similarity
+        let embedded = embedded
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (pass, similarity)
+        (pass, embedded)
     });
-    let (pass, similarity) = (pass?, similarity?);
+    let (
+        pass,
+        Embedded {
+            similarity,
+            vectors,
+        },
+    ) = (pass?, embedded?);
     let mut scores = head_sum(&pass.attention, &options.heads)?;
     if options.fuse_embedding {
         scores = fuse(&scores, &similarity);
@@ -137,6 +145,7 @@ pub fn score(
     Ok(Scored {
         scores,
         similarity,
+        vectors,
         pass,
     })
 }
@@ -218,13 +227,35 @@ pub fn embedding_similarity(
     sentences: &[&ContextSentence],
     question: &str,
 ) -> Result<Vec<f64>> {
-    let mut texts: Vec<&str> = vec![question];
-    texts.extend(sentences.iter().map(|s| s.text.as_str()));
-    let v = embedder.embed(&texts)?;
-    Ok(v[1..]
-        .iter()
-        .map(|s| s.iter().zip(&v[0]).map(|(a, b)| f64::from(a * b)).sum())
-        .collect())
+    Ok(Embedded::new(embedder, sentences, question)?.similarity)
+}
+
+/// The sentences' MiniLM vectors and their cosine similarity to the question.
+pub struct Embedded {
+    pub similarity: Vec<f64>,
+    pub vectors: Vec<Vec<f32>>,
+}
+
+impl Embedded {
+    pub fn new(
+        embedder: &Embedder,
+        sentences: &[&ContextSentence],
+        question: &str,
+    ) -> Result<Self> {
+        let mut texts: Vec<&str> = vec![question];
+        texts.extend(sentences.iter().map(|s| s.text.as_str()));
+        let mut vectors = embedder.embed(&texts)?;
+        let question = vectors.remove(0);
+        Ok(Self {
+            similarity: vectors.iter().map(|v| cosine(v, &question)).collect(),
+            vectors,
+        })
+    }
+}
+
+/// The cosine of two unit vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum()
 }
 
 pub fn zscore(x: &[f64]) -> Vec<f64> {
