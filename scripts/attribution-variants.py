@@ -157,14 +157,14 @@ def mix(a, w):
 
 
 VARIANTS = {
-    "shipped (pooled heads, length prior)": lifts,
+    "attention: pooled heads, length prior (shipped until session 24)": lifts,
     "the clause holding the gold answer (sentence logs)": clause_rows,
     "no prior": lambda a: lifts(a, prior_weight=0),
     "first head (15, 6) alone": lambda a: lifts(a, heads=[0]),
     "second head (14, 3) alone": lambda a: lifts(a, heads=[1]),
     "rows weighted by their peak share": lambda a: lifts(a, lambda t, s: max(s)),
     "content-word rows only": lambda a: lifts(a, content),
-    "MiniLM similarity to the answer sentence": embedding,
+    "MiniLM similarity to the logged span (sentence or clause)": embedding,
     "z(shipped) + 0.5 z(MiniLM)": lambda a: [p + 0.5 * q for p, q in zip(z(lifts(a)), z(embedding(a)))],
     "z(clause) + w z(MiniLM of the answer sentence), w = 0.25": lambda a: [
         p + 0.25 * q for p, q in zip(z(clause_rows(a)), z(sentence_embedding(a)))
