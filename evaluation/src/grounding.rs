@@ -318,12 +318,21 @@ fn attributed(
             words.iter().filter(|w| n.contains(w.as_str())).count() as f64
         })
         .collect();
-    let similarities = prune::embedding_similarity(embedder, &kept, span)?;
     let sentence = pith_core::chunk::sentences(&g.text)
         .into_iter()
         .find(|r| r.contains(&answer.bytes.start))
         .map_or(span, |r| g.text[r].trim());
-    let sentence_similarities = prune::embedding_similarity(embedder, &kept, sentence)?;
+    // The kept sentences' vectors are the pruner's; only the span and its sentence
+    // are embedded here.
+    let asked = embedder.embed(&[span, sentence])?;
+    let to = |v: &[f32]| -> Vec<f64> {
+        reply
+            .kept
+            .iter()
+            .map(|&i| prune::cosine(&reply.vectors[i], v))
+            .collect()
+    };
+    let (similarities, sentence_similarities) = (to(&asked[0]), to(&asked[1]));
     let lexical = argmax(overlaps.iter().copied());
     let embedding = argmax(similarities.iter().copied());
     let best = answer.supports[0].0;
